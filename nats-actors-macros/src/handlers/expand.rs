@@ -1,0 +1,113 @@
+//! Expansion of checked handlers into `impl nats_actors::__private::Handlers`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::model::{Arg, Handler, Kind, Ret};
+
+/// The `Handlers` implementation for the impl block's type, listing `handlers`.
+pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream {
+    let (impl_g, _, where_c) = item.generics.split_for_impl();
+    let self_ty = &item.self_ty;
+    let specs = handlers.iter().map(spec);
+    quote! {
+        const _: () = {
+            impl #impl_g ::nats_actors::__private::Handlers for #self_ty #where_c {
+                fn handlers() -> ::std::vec::Vec<::nats_actors::__private::HandlerSpec<Self>> {
+                    ::std::vec![#(#specs),*]
+                }
+            }
+        };
+    }
+}
+
+fn spec(h: &Handler) -> TokenStream {
+    let p = quote!(::nats_actors::__private);
+    let method = &h.method;
+    let method_name = method.to_string();
+    let template = &h.template;
+    let subject = &h.subject.subscribe;
+    let kind = match h.kind {
+        Kind::Subscribe => quote!(#p::HandlerKind::Subscribe),
+        Kind::Request => quote!(#p::HandlerKind::Request),
+    };
+    let queue = option(h.queue.as_ref().map(|q| quote!(#q)));
+    let codec = option(h.codec.map(|c| quote!(#c)));
+    let concurrency = option(h.concurrency.map(|c| quote!(#c)));
+    let exclusive = h.mutable;
+    let ctx = format_ident!("__nats_actors_ctx");
+    let mut bindings = Vec::new();
+    let mut call_args = Vec::new();
+    for (i, arg) in h.args.iter().enumerate() {
+        let var = format_ident!("__nats_actors_arg{}", i);
+        let extract = match arg {
+            Arg::Context => {
+                call_args.push(quote!(&#ctx));
+                continue;
+            }
+            Arg::Payload(ty) => quote_spanned! {ty.span()=> #p::decode::<#ty>(&#ctx) },
+            Arg::Param { ty, name, index } => {
+                quote_spanned! {ty.span()=> #p::param::<#ty>(&#ctx, #index, #name) }
+            }
+            Arg::Extract(ty) => {
+                quote_spanned! {ty.span()=> <#ty as ::nats_actors::FromContext>::from_context(&#ctx) }
+            }
+        };
+        bindings.push(quote! {
+            let #var = match #extract {
+                ::core::result::Result::Ok(v) => v,
+                ::core::result::Result::Err(e) => return #p::Outcome::Rejected(e),
+            };
+        });
+        call_args.push(quote!(#var));
+    }
+    let guard = if h.mutable {
+        quote!(let mut __nats_actors_guard = __nats_actors_cell.write().await;)
+    } else {
+        quote!(let __nats_actors_guard = __nats_actors_cell.read().await;)
+    };
+    let finish = match (&h.ret, h.kind) {
+        (Ret::Unit, _) => quote!(#p::outcome(__nats_actors_ret)),
+        (Ret::Result(ty) | Ret::Value(ty), Kind::Subscribe) => {
+            quote_spanned! {ty.span()=> #p::outcome(__nats_actors_ret) }
+        }
+        (Ret::Result(ty), Kind::Request) => {
+            quote_spanned! {ty.span()=> #p::reply_result(__nats_actors_ret, &#ctx) }
+        }
+        (Ret::Value(ty), Kind::Request) => {
+            quote_spanned! {ty.span()=> #p::reply_value(__nats_actors_ret, &#ctx) }
+        }
+    };
+    quote! {
+        #p::HandlerSpec {
+            method: #method_name,
+            kind: #kind,
+            template: #template,
+            subject: #subject,
+            queue: #queue,
+            codec: #codec,
+            concurrency: #concurrency,
+            exclusive: #exclusive,
+            invoke: |__nats_actors_cell: ::std::sync::Arc<#p::RwLock<Self>>,
+                     #ctx: ::nats_actors::Context|
+                     -> #p::BoxFuture<'static, #p::Outcome> {
+                ::std::boxed::Box::pin(async move {
+                    #(#bindings)*
+                    let __nats_actors_ret = {
+                        #guard
+                        __nats_actors_guard.#method(#(#call_args),*).await
+                    };
+                    #finish
+                })
+            },
+        }
+    }
+}
+
+fn option(t: Option<TokenStream>) -> TokenStream {
+    match t {
+        Some(t) => quote!(::core::option::Option::Some(#t)),
+        None => quote!(::core::option::Option::None),
+    }
+}

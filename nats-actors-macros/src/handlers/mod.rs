@@ -1,0 +1,41 @@
+//! `#[handlers]` on an `impl` block: parse the handler methods into a model, check them, and
+//! expand to the `Handlers` implementation the runtime calls.
+
+mod expand;
+mod model;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// Expands `#[handlers]`.
+pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    if !args.is_empty() {
+        let err = syn::Error::new_spanned(&args, "#[handlers] takes no arguments").to_compile_error();
+        return quote! { #err #input };
+    }
+    let mut item: syn::ItemImpl = match syn::parse2(input.clone()) {
+        Ok(i) => i,
+        Err(_) => {
+            let err = syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "#[handlers] goes on an inherent `impl` block, e.g. `#[handlers] impl MyActor { ... }`",
+            )
+            .to_compile_error();
+            return quote! { #err #input };
+        }
+    };
+    let (handlers, errors) = model::collect(&mut item);
+    match errors {
+        // Emit the user's impl (handler attributes removed) beside the error, and an empty
+        // handler list, so that one mistake gives one error.
+        Some(err) => {
+            let err = err.to_compile_error();
+            let empty = expand::handlers_impl(&item, &[]);
+            quote! { #item #err #empty }
+        }
+        None => {
+            let generated = expand::handlers_impl(&item, &handlers);
+            quote! { #item #generated }
+        }
+    }
+}

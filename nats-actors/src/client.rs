@@ -1,0 +1,194 @@
+//! [`Client`]: typed publish and request for code outside handlers (and under [`Context`]).
+//!
+//! [`Context`]: crate::Context
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{HeaderMap, Message};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::{self, Codec};
+use crate::error::{PublishError, RequestError};
+use crate::headers;
+
+/// Default timeout of [`Client::request`].
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A typed handle on a NATS connection; cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), nats_actors::Error> {
+/// use nats_actors::{Client, Codec};
+/// let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
+/// let client = Client::new(nats).with_codec(Codec::MsgPack);
+/// client.publish("orders.created", &("o-1", 250)).await?;
+/// let total: u64 = client.request("orders.total", &"o-1").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    nats: async_nats::Client,
+    codec: Codec,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Wraps an async-nats client; JSON and a 5 s request timeout by default.
+    pub fn new(nats: async_nats::Client) -> Self {
+        Self { inner: Arc::new(Inner { nats, codec: Codec::Json, timeout: DEFAULT_REQUEST_TIMEOUT }) }
+    }
+
+    /// The same connection, encoding with `codec`.
+    pub fn with_codec(&self, codec: Codec) -> Self {
+        let i = &self.inner;
+        Self { inner: Arc::new(Inner { nats: i.nats.clone(), codec, timeout: i.timeout }) }
+    }
+
+    /// The same connection, with another request timeout.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        let i = &self.inner;
+        Self { inner: Arc::new(Inner { nats: i.nats.clone(), codec: i.codec, timeout }) }
+    }
+
+    /// The underlying async-nats client.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.inner.nats
+    }
+
+    /// The codec used to encode.
+    pub fn codec(&self) -> Codec {
+        self.inner.codec
+    }
+
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// Publishes `value`, encoded with the client's codec and a `Content-Type` header.
+    ///
+    /// Fails with [`PublishError::MaxPayload`] before sending anything when the message is over
+    /// the server's `max_payload`.
+    pub async fn publish<T: Serialize + ?Sized>(&self, subject: &str, value: &T) -> Result<(), PublishError> {
+        let codec = self.inner.codec;
+        let payload = codec
+            .encode(value)
+            .map_err(|source| PublishError::Encode { subject: subject.into(), source })?;
+        self.send(subject, content_type(codec), payload).await
+    }
+
+    /// Publishes raw bytes with the given headers, untouched.
+    pub async fn publish_bytes(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<(), PublishError> {
+        self.send(subject, headers, payload).await
+    }
+
+    /// Sends a request and decodes the reply.
+    ///
+    /// Errors are distinct: [`RequestError::NoResponders`], [`RequestError::Timeout`],
+    /// [`RequestError::Service`] (the responder's error code and description) and
+    /// [`RequestError::Decode`].
+    pub async fn request<Resp, Req>(&self, subject: &str, request: &Req) -> Result<Resp, RequestError>
+    where
+        Resp: DeserializeOwned,
+        Req: Serialize + ?Sized,
+    {
+        let codec = self.inner.codec;
+        let payload = codec
+            .encode(request)
+            .map_err(|source| PublishError::Encode { subject: subject.into(), source })?;
+        self.request_encoded(subject, content_type(codec), payload, codec, self.inner.timeout).await
+    }
+
+    /// Sends raw bytes as a request and returns the reply message, mapping error headers,
+    /// no responders and timeouts to [`RequestError`].
+    pub async fn request_bytes(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<Message, RequestError> {
+        self.request_message(subject, headers, payload, self.inner.timeout).await
+    }
+
+    pub(crate) async fn send(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<(), PublishError> {
+        self.check_size(subject, &headers, &payload)?;
+        self.inner
+            .nats
+            .publish_with_headers(subject.to_owned(), headers, payload)
+            .await
+            .map_err(|source| PublishError::Nats { subject: subject.into(), source })
+    }
+
+    pub(crate) async fn request_encoded<Resp: DeserializeOwned>(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+        codec: Codec,
+        timeout: Duration,
+    ) -> Result<Resp, RequestError> {
+        let reply = self.request_message(subject, headers, payload, timeout).await?;
+        let reply_codec = codec::of_headers(reply.headers.as_ref())?.unwrap_or(codec);
+        Ok(reply_codec.decode(&reply.payload)?)
+    }
+
+    async fn request_message(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Message, RequestError> {
+        self.check_size(subject, &headers, &payload)?;
+        let request = async_nats::Request::new().payload(payload).headers(headers).timeout(Some(timeout));
+        let reply = self
+            .inner
+            .nats
+            .send_request(subject.to_owned(), request)
+            .await
+            .map_err(|source| match source.kind() {
+                async_nats::RequestErrorKind::NoResponders => RequestError::NoResponders { subject: subject.into() },
+                async_nats::RequestErrorKind::TimedOut => RequestError::Timeout { subject: subject.into(), timeout },
+                _ => RequestError::Nats { subject: subject.into(), source },
+            })?;
+        if let Some(err) = service_error(reply.headers.as_ref()) {
+            return Err(err);
+        }
+        Ok(reply)
+    }
+
+    fn check_size(&self, subject: &str, headers: &HeaderMap, payload: &Bytes) -> Result<(), PublishError> {
+        let max = self.inner.nats.max_payload();
+        let size = payload.len() + headers::wire_size(headers);
+        if max > 0 && size > max {
+            return Err(PublishError::MaxPayload { subject: subject.into(), size, max });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("codec", &self.inner.codec)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn content_type(codec: Codec) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(codec::CONTENT_TYPE, codec.content_type());
+    h
+}
+
+/// The service error a reply carries in its headers, if any.
+fn service_error(headers: Option<&HeaderMap>) -> Option<RequestError> {
+    let headers = headers?;
+    let code = headers::get(headers, headers::SERVICE_ERROR_CODE)?;
+    let description = headers::get(headers, headers::SERVICE_ERROR).unwrap_or_default().to_string();
+    let code = code.trim().parse::<u16>().unwrap_or(500);
+    Some(RequestError::Service { code, description })
+}

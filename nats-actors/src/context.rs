@@ -1,0 +1,258 @@
+//! The per-message [`Context`] and the extractors a handler can take by type.
+
+use std::fmt;
+use std::ops::Deref;
+use std::str::FromStr;
+
+use async_nats::{HeaderMap, Message, Subject};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::codec::{self, Codec};
+use crate::error::{HandlerError, PublishError, RequestError};
+use crate::headers;
+
+/// What a handler knows about the message it is handling, and how it sends more.
+///
+/// Take it as `ctx: &Context`. Publishes and requests made through it carry the incoming trace
+/// context (`traceparent`, `tracestate`, `baggage`), so the trace continues across the hop.
+///
+/// ```no_run
+/// use nats_actors::prelude::*;
+///
+/// #[derive(Actor)]
+/// struct Audit;
+///
+/// #[handlers]
+/// impl Audit {
+///     #[subscribe("orders.{region}.updated")]
+///     async fn on_updated(&self, region: Param<String>, ctx: &Context) -> Result<(), HandlerError> {
+///         println!("{} via {}", ctx.subject(), ctx.template());
+///         ctx.publish("audit.order", &format!("updated in {}", *region)).await?;
+///         Ok(())
+///     }
+/// }
+/// ```
+pub struct Context {
+    message: Message,
+    client: Client,
+    default_codec: Codec,
+    template: &'static str,
+}
+
+impl Context {
+    pub(crate) fn new(message: Message, client: Client, default_codec: Codec, template: &'static str) -> Self {
+        Self { message, client, default_codec, template }
+    }
+
+    /// The subject the message arrived on.
+    pub fn subject(&self) -> &str {
+        self.message.subject.as_str()
+    }
+
+    /// The subject template of the handler, e.g. `orders.{region}.updated`.
+    pub fn template(&self) -> &'static str {
+        self.template
+    }
+
+    /// The reply subject, for a request.
+    pub fn reply(&self) -> Option<&str> {
+        self.message.reply.as_ref().map(|s| s.as_str())
+    }
+
+    /// The message headers, if any.
+    pub fn headers(&self) -> Option<&HeaderMap> {
+        self.message.headers.as_ref()
+    }
+
+    /// The value of one header (exact name first, then ignoring ASCII case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers().and_then(|h| headers::get(h, name))
+    }
+
+    /// The raw payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.message.payload
+    }
+
+    /// The whole message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The codec of this message: its `Content-Type` if known, else the handler's default.
+    pub fn codec(&self) -> Codec {
+        codec::of_headers(self.headers()).ok().flatten().unwrap_or(self.default_codec)
+    }
+
+    /// The runtime's client, for what a handler sends without continuing this trace.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Publishes `value` with the handler's codec, continuing this message's trace.
+    pub async fn publish<T: Serialize + ?Sized>(&self, subject: &str, value: &T) -> Result<(), PublishError> {
+        let payload = self
+            .default_codec
+            .encode(value)
+            .map_err(|source| PublishError::Encode { subject: subject.into(), source })?;
+        self.client.send(subject, self.outgoing_headers(self.default_codec), payload).await
+    }
+
+    /// Sends a request and decodes the typed reply, continuing this message's trace.
+    /// Uses the client's timeout; see [`Client::request`] for the errors.
+    pub async fn request<Resp, Req>(&self, subject: &str, request: &Req) -> Result<Resp, RequestError>
+    where
+        Resp: DeserializeOwned,
+        Req: Serialize + ?Sized,
+    {
+        let codec = self.default_codec;
+        let payload = codec
+            .encode(request)
+            .map_err(|source| PublishError::Encode { subject: subject.into(), source })?;
+        self.client
+            .request_encoded(subject, self.outgoing_headers(codec), payload, codec, self.client.timeout())
+            .await
+    }
+
+    fn outgoing_headers(&self, codec: Codec) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        out.insert(codec::CONTENT_TYPE, codec.content_type());
+        if let Some(incoming) = self.headers() {
+            for name in headers::TRACE_HEADERS {
+                if let Some(v) = headers::get(incoming, name) {
+                    out.insert(name, headers::safe_value(v, 8192).as_str());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("subject", &self.subject())
+            .field("template", &self.template)
+            .field("reply", &self.reply())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A value a handler can take as an argument, extracted from the message.
+///
+/// Implemented for [`HeaderMap`] (empty when the message has none), [`Message`], [`Bytes`] (the
+/// raw payload, untouched) and [`Subject`].
+///
+/// ```no_run
+/// use nats_actors::prelude::*;
+/// use nats_actors::{Bytes, HeaderMap};
+///
+/// #[derive(Actor)]
+/// struct Raw;
+///
+/// #[handlers]
+/// impl Raw {
+///     #[subscribe("raw.>")]
+///     async fn on_raw(&self, payload: Bytes, headers: HeaderMap) {
+///         println!("{} bytes, {} headers", payload.len(), headers.len());
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be extracted from a NATS message",
+    note = "extractors are &Context, Param<T>, HeaderMap, Message, Bytes and Subject; any other argument is the payload"
+)]
+pub trait FromContext: Sized {
+    /// Extracts the value, or rejects the message with a 400 error.
+    fn from_context(ctx: &Context) -> Result<Self, HandlerError>;
+}
+
+impl FromContext for HeaderMap {
+    fn from_context(ctx: &Context) -> Result<Self, HandlerError> {
+        Ok(ctx.headers().cloned().unwrap_or_default())
+    }
+}
+
+impl FromContext for Message {
+    fn from_context(ctx: &Context) -> Result<Self, HandlerError> {
+        Ok(ctx.message.clone())
+    }
+}
+
+impl FromContext for Bytes {
+    fn from_context(ctx: &Context) -> Result<Self, HandlerError> {
+        Ok(ctx.message.payload.clone())
+    }
+}
+
+impl FromContext for Subject {
+    fn from_context(ctx: &Context) -> Result<Self, HandlerError> {
+        Ok(ctx.message.subject.clone())
+    }
+}
+
+/// A named subject parameter: `region: Param<String>` takes the token matched by `{region}`.
+///
+/// The token is parsed with [`FromStr`]; a token that does not parse rejects the message (an error
+/// reply with code 400 for a request, a counted warning for a subscription).
+///
+/// ```no_run
+/// use nats_actors::prelude::*;
+///
+/// #[derive(Actor)]
+/// struct Shelves;
+///
+/// #[handlers]
+/// impl Shelves {
+///     #[request("shelves.{id}.count")]
+///     async fn count(&self, id: Param<u32>) -> Result<u32, HandlerError> {
+///         Ok(*id * 10)
+///     }
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Param<T>(pub T);
+
+impl<T> Param<T> {
+    /// The parsed value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Param<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Param<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+pub(crate) fn param<T>(ctx: &Context, index: usize, name: &str) -> Result<Param<T>, HandlerError>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let token = ctx.subject().split('.').nth(index).ok_or_else(|| {
+        HandlerError::bad_request(format!("subject `{}` has no token for parameter `{name}`", ctx.subject()))
+    })?;
+    token.parse::<T>().map(Param).map_err(|e| {
+        HandlerError::bad_request(format!("subject parameter `{name}`: invalid value `{token}`: {e}"))
+    })
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(ctx: &Context) -> Result<T, HandlerError> {
+    let codec = match codec::of_headers(ctx.headers()) {
+        Ok(c) => c.unwrap_or(ctx.default_codec),
+        Err(e) => return Err(HandlerError::bad_request(e.to_string())),
+    };
+    codec.decode(&ctx.message.payload).map_err(|e| HandlerError::bad_request(e.to_string()))
+}

@@ -1,0 +1,260 @@
+//! Error types: one per operation, each with variants a caller can match on.
+
+use std::time::Duration;
+
+/// Errors of the runtime: connecting, subscribing, configuration.
+///
+/// ```
+/// let err = nats_actors::Error::Config("NATS_URL is empty".into());
+/// assert_eq!(err.to_string(), "invalid configuration: NATS_URL is empty");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection to NATS could not be made.
+    #[error("cannot connect to NATS: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    /// A setting is missing or invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A handler's subscription could not be made.
+    #[error("cannot subscribe {handler} to `{subject}`: {source}")]
+    Subscribe {
+        /// `Actor::method` of the handler.
+        handler: String,
+        /// The subject subscribed to.
+        subject: String,
+        /// The cause.
+        #[source]
+        source: async_nats::SubscribeError,
+    },
+    /// Reading a credentials or key file failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A publish failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A request failed.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
+
+/// A payload could not be encoded.
+///
+/// ```
+/// use nats_actors::Codec;
+/// // JSON cannot encode a map with non-string keys:
+/// let mut map = std::collections::HashMap::new();
+/// map.insert((1, 2), 3);
+/// assert!(Codec::Json.encode(&map).is_err());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// JSON encoding failed.
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// MessagePack encoding failed.
+    #[error("cannot encode MessagePack: {0}")]
+    MsgPack(#[from] rmp_serde::encode::Error),
+}
+
+/// A payload could not be decoded; for a request this becomes an error reply with code 400.
+///
+/// ```
+/// use nats_actors::{Codec, DecodeError};
+/// let err = Codec::Json.decode::<u32>(b"").unwrap_err();
+/// assert!(matches!(err, DecodeError::EmptyPayload));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The payload was empty where a value was expected.
+    #[error("empty payload where a value was expected")]
+    EmptyPayload,
+    /// The `Content-Type` header names a codec nats-actors does not know.
+    #[error("unknown Content-Type `{0}`; expected application/json or application/msgpack")]
+    UnknownContentType(String),
+    /// The payload is not valid JSON for the expected type.
+    #[error("invalid JSON payload: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The payload is not valid MessagePack for the expected type.
+    #[error("invalid MessagePack payload: {0}")]
+    MsgPack(#[from] rmp_serde::decode::Error),
+}
+
+/// A publish failed; nothing was sent.
+///
+/// ```
+/// let err = nats_actors::PublishError::MaxPayload { subject: "a".into(), size: 2, max: 1 };
+/// assert!(err.to_string().contains("max_payload"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The value could not be encoded.
+    #[error("cannot publish to `{subject}`: {source}")]
+    Encode {
+        /// The subject.
+        subject: String,
+        /// The cause.
+        #[source]
+        source: EncodeError,
+    },
+    /// The message is larger than the server's `max_payload`.
+    #[error("cannot publish {size} bytes to `{subject}`: over the server's max_payload of {max} bytes")]
+    MaxPayload {
+        /// The subject.
+        subject: String,
+        /// Size of payload and headers.
+        size: usize,
+        /// The server's limit.
+        max: usize,
+    },
+    /// The client could not send it (connection closed, invalid subject).
+    #[error("cannot publish to `{subject}`: {source}")]
+    Nats {
+        /// The subject.
+        subject: String,
+        /// The cause.
+        #[source]
+        source: async_nats::PublishError,
+    },
+}
+
+/// A request failed. Match on the variant: each failure mode is distinct.
+///
+/// ```
+/// use nats_actors::RequestError;
+/// let err = RequestError::Service { code: 404, description: "no such user".into() };
+/// assert_eq!(err.code(), Some(404));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request could not be sent.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// No responder is subscribed to the subject.
+    #[error("no responders on `{subject}`")]
+    NoResponders {
+        /// The subject.
+        subject: String,
+    },
+    /// No reply arrived within the timeout.
+    #[error("request to `{subject}` timed out after {timeout:?}")]
+    Timeout {
+        /// The subject.
+        subject: String,
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// The responder replied with an error (`Nats-Service-Error` headers).
+    #[error("service error {code}: {description}")]
+    Service {
+        /// The error code (400 for bad input, 500 for a handler failure or panic).
+        code: u16,
+        /// The description the responder gave.
+        description: String,
+    },
+    /// The reply could not be decoded into the expected type.
+    #[error("cannot decode the reply: {0}")]
+    Decode(#[from] DecodeError),
+    /// Another client failure (connection closed).
+    #[error("request to `{subject}` failed: {source}")]
+    Nats {
+        /// The subject.
+        subject: String,
+        /// The cause.
+        #[source]
+        source: async_nats::RequestError,
+    },
+}
+
+impl RequestError {
+    /// The service error code, when the responder replied with an error.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            RequestError::Service { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// The error a handler returns; for a request it becomes an error reply with the
+/// `Nats-Service-Error` and `Nats-Service-Error-Code` headers.
+///
+/// Any `std::error::Error` converts into it with `?` (code 500); give a code for a typed reply:
+///
+/// ```
+/// use nats_actors::HandlerError;
+/// let err = HandlerError::with_code(404, "no such order");
+/// assert_eq!((err.code(), err.description()), (404, "no such order"));
+/// let err: HandlerError = "x".parse::<u32>().unwrap_err().into();
+/// assert_eq!(err.code(), 500);
+/// ```
+pub struct HandlerError {
+    code: u16,
+    description: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl HandlerError {
+    /// A failure with code 500.
+    pub fn new(description: impl Into<String>) -> Self {
+        Self::with_code(500, description)
+    }
+
+    /// A failure with the given code (use HTTP-like codes: 400 bad input, 404 missing, 500 failure).
+    pub fn with_code(code: u16, description: impl Into<String>) -> Self {
+        Self { code, description: description.into(), source: None }
+    }
+
+    /// Bad input from the caller: code 400.
+    pub fn bad_request(description: impl Into<String>) -> Self {
+        Self::with_code(400, description)
+    }
+
+    /// The code sent in `Nats-Service-Error-Code`.
+    pub fn code(&self) -> u16 {
+        self.code
+    }
+
+    /// The description sent in `Nats-Service-Error`.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The underlying error, when it was converted from one.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(err: E) -> Self {
+        Self { code: 500, description: err.to_string(), source: Some(Box::new(err)) }
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (code {})", self.description, self.code)
+    }
+}
+
+impl std::fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("code", &self.code)
+            .field("description", &self.description)
+            .field("source", &self.source)
+            .finish()
+    }
+}

@@ -1,0 +1,103 @@
+//! # nats-actors
+//!
+//! Build NATS services by annotating plain Rust types. `#[derive(Actor)]` on a struct and
+//! `#[handlers]` on its `impl` block turn `#[subscribe("subject")]` and `#[request("subject")]`
+//! methods into subscriptions with typed payloads, subject parameters, queue groups and replies;
+//! the [`Runtime`] starts them, supervises them and shuts down without losing in-flight work.
+//!
+//! ```no_run
+//! use nats_actors::prelude::*;
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct OrderCreated { order_id: String, amount_cents: u64 }
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct StockLevel { sku: String, available: u32 }
+//!
+//! #[derive(Actor, Default)]
+//! #[actor(queue = "inventory")]                  // default queue group of its handlers
+//! struct Inventory { stock: DashMap<String, u32> }
+//!
+//! #[handlers]
+//! impl Inventory {
+//!     #[subscribe("orders.created")]              // typed payload, JSON unless Content-Type says
+//!     async fn on_created(&self, order: OrderCreated) -> Result<(), HandlerError> {
+//!         println!("order {} for {} cents", order.order_id, order.amount_cents);
+//!         Ok(())
+//!     }
+//!
+//!     #[subscribe("orders.{region}.updated")]     // subscribes orders.*.updated
+//!     async fn on_updated(&self, region: Param<String>, ctx: &Context) -> Result<(), HandlerError> {
+//!         ctx.publish("audit.order", &format!("updated in {}", *region)).await?;
+//!         Ok(())
+//!     }
+//!
+//!     #[request("inventory.{sku}.level")]         // the return value is the reply
+//!     async fn level(&self, sku: Param<String>) -> Result<StockLevel, HandlerError> {
+//!         let available = *self.stock.get(sku.as_str()).ok_or_else(|| HandlerError::with_code(404, "unknown sku"))?;
+//!         Ok(StockLevel { sku: sku.into_inner(), available })
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), nats_actors::Error> {
+//!     Runtime::builder()
+//!         .connect_from_env()                     // NATS_URL, credentials, TLS
+//!         .actor(Inventory::default())
+//!         .run_until_shutdown_signal()            // SIGINT/SIGTERM: drain, finish, flush
+//!         .await
+//! }
+//! ```
+//!
+//! ## Semantics
+//! - A handler takes one message at a time, in arrival order, unless it says
+//!   `concurrency = N`. `&mut self` handlers of an actor run one at a time against each other;
+//!   `&self` handlers may run side by side.
+//! - Arguments are extracted by type: the payload (any `serde::Deserialize` type), [`Param<T>`]
+//!   for a `{name}` of the subject, `&`[`Context`], [`HeaderMap`], [`Message`], [`Bytes`],
+//!   [`Subject`].
+//! - A payload that cannot be decoded, or a parameter that does not parse, never reaches the
+//!   handler: a request gets an error reply with code 400, a subscription logs and counts it.
+//! - A handler error on a request becomes an error reply (`Nats-Service-Error`,
+//!   `Nats-Service-Error-Code`); a panic is caught, counted, and answered with code 500.
+//! - Messages async-nats drops because a subscription's buffer is full are counted
+//!   ([`Stats::dropped`]) and logged: never silent.
+
+pub use async_nats::{HeaderMap, Message, Subject};
+pub use bytes::Bytes;
+pub use nats_actors_macros::{handlers, Actor};
+
+mod actor;
+mod client;
+mod codec;
+mod context;
+mod error;
+mod headers;
+mod runtime;
+mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use actor::Actor;
+pub use client::{Client, DEFAULT_REQUEST_TIMEOUT};
+pub use codec::{Codec, CONTENT_TYPE};
+pub use context::{Context, FromContext, Param};
+pub use error::{DecodeError, EncodeError, Error, HandlerError, PublishError, RequestError};
+pub use runtime::connect::{ConnectOptions, DEFAULT_URL};
+pub use runtime::{Runtime, RuntimeBuilder, ShutdownHandle, ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use stats::{HandlerStats, Stats};
+
+/// The names a handler module needs: `use nats_actors::prelude::*;`.
+///
+/// ```
+/// use nats_actors::prelude::*;
+/// let _ = HandlerError::bad_request("missing field");
+/// ```
+pub mod prelude {
+    pub use crate::{handlers, Actor, Client, Codec, Context, HandlerError, Param, Runtime};
+    pub use dashmap::DashMap;
+    pub use serde::{Deserialize, Serialize};
+}
+
+#[doc(hidden)]
+pub use actor::private as __private;

@@ -1,0 +1,261 @@
+//! [`ConnectOptions`]: where and how the runtime connects, from code or the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The server used when `NATS_URL` is not set.
+pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
+
+/// How to connect: servers, name, credentials, TLS, retries.
+///
+/// ```
+/// use std::time::Duration;
+/// use nats_actors::ConnectOptions;
+/// let opts = ConnectOptions::new(["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"])
+///     .name("inventory")
+///     .user_and_password("svc", "secret")
+///     .retry_on_initial_connect(true)
+///     .max_reconnect_delay(Duration::from_secs(2));
+/// assert_eq!(opts.servers().len(), 2);
+/// assert!(!format!("{opts:?}").contains("secret"));
+/// ```
+#[derive(Clone)]
+pub struct ConnectOptions {
+    servers: Vec<String>,
+    name: Option<String>,
+    auth: Auth,
+    tls_required: bool,
+    root_certificates: Vec<PathBuf>,
+    client_certificate: Option<(PathBuf, PathBuf)>,
+    retry_on_initial_connect: bool,
+    max_reconnect_delay: Duration,
+    connection_timeout: Duration,
+    subscription_capacity: usize,
+}
+
+#[derive(Clone)]
+enum Auth {
+    None,
+    Token(String),
+    UserPassword(String, String),
+    NkeySeed(String),
+    CredentialsFile(PathBuf),
+}
+
+impl ConnectOptions {
+    /// Connect to these servers (`nats://host:port`, several for failover).
+    pub fn new<I, S>(servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            servers: servers.into_iter().map(Into::into).collect(),
+            name: None,
+            auth: Auth::None,
+            tls_required: false,
+            root_certificates: Vec::new(),
+            client_certificate: None,
+            retry_on_initial_connect: false,
+            max_reconnect_delay: Duration::from_secs(4),
+            connection_timeout: Duration::from_secs(5),
+            subscription_capacity: 64 * 1024,
+        }
+    }
+
+    /// Reads the environment, as the `nats` CLI does:
+    /// `NATS_URL` (comma-separated; default `nats://127.0.0.1:4222`), `NATS_USER` and
+    /// `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS` (credentials file), `NATS_NKEY` (seed file),
+    /// `NATS_CA`, `NATS_CERT` and `NATS_KEY` (TLS).
+    ///
+    /// ```
+    /// let opts = nats_actors::ConnectOptions::from_env().unwrap();
+    /// assert!(!opts.servers().is_empty());
+    /// ```
+    pub fn from_env() -> Result<Self, Error> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let url = var("NATS_URL").unwrap_or_else(|| DEFAULT_URL.to_string());
+        let servers: Vec<String> =
+            url.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        if servers.is_empty() {
+            return Err(Error::Config("NATS_URL names no server".into()));
+        }
+        let mut opts = Self::new(servers);
+        if let Some(creds) = var("NATS_CREDS") {
+            opts = opts.credentials_file(creds);
+        } else if let Some(path) = var("NATS_NKEY") {
+            let seed = std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })?;
+            opts = opts.nkey_seed(seed.trim());
+        } else if let Some(token) = var("NATS_TOKEN") {
+            opts = opts.token(token);
+        } else if let Some(user) = var("NATS_USER") {
+            opts = opts.user_and_password(user, var("NATS_PASSWORD").unwrap_or_default());
+        }
+        if let Some(ca) = var("NATS_CA") {
+            opts = opts.root_certificate(ca);
+        }
+        match (var("NATS_CERT"), var("NATS_KEY")) {
+            (Some(cert), Some(key)) => opts = opts.client_certificate(cert, key),
+            (None, None) => {}
+            _ => return Err(Error::Config("set both NATS_CERT and NATS_KEY, or neither".into())),
+        }
+        Ok(opts)
+    }
+
+    /// The servers to connect to.
+    pub fn servers(&self) -> &[String] {
+        &self.servers
+    }
+
+    /// The client name shown by the server's monitoring.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Authenticate with a token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Auth::Token(token.into());
+        self
+    }
+
+    /// Authenticate with user and password.
+    pub fn user_and_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Auth::UserPassword(user.into(), password.into());
+        self
+    }
+
+    /// Authenticate with an nkey seed (`SU...`).
+    pub fn nkey_seed(mut self, seed: impl Into<String>) -> Self {
+        self.auth = Auth::NkeySeed(seed.into());
+        self
+    }
+
+    /// Authenticate with a `.creds` file (JWT and seed).
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.auth = Auth::CredentialsFile(path.into());
+        self
+    }
+
+    /// Require TLS.
+    pub fn require_tls(mut self, required: bool) -> Self {
+        self.tls_required = required;
+        self
+    }
+
+    /// Trust this CA certificate (PEM file); implies TLS.
+    pub fn root_certificate(mut self, path: impl Into<PathBuf>) -> Self {
+        self.root_certificates.push(path.into());
+        self.tls_required = true;
+        self
+    }
+
+    /// Present this client certificate and key (PEM files); implies TLS.
+    pub fn client_certificate(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_certificate = Some((cert.into(), key.into()));
+        self.tls_required = true;
+        self
+    }
+
+    /// Keep trying when no server answers at start (default: fail at once).
+    pub fn retry_on_initial_connect(mut self, retry: bool) -> Self {
+        self.retry_on_initial_connect = retry;
+        self
+    }
+
+    /// The longest pause between reconnect attempts; attempts back off exponentially from 10 ms.
+    pub fn max_reconnect_delay(mut self, delay: Duration) -> Self {
+        self.max_reconnect_delay = delay;
+        self
+    }
+
+    /// How long one connection attempt may take.
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Messages buffered per subscription before async-nats drops (and the runtime counts) them.
+    pub fn subscription_capacity(mut self, capacity: usize) -> Self {
+        self.subscription_capacity = capacity.max(1);
+        self
+    }
+
+    pub(crate) async fn into_async_nats(self) -> Result<async_nats::ConnectOptions, Error> {
+        let mut o = async_nats::ConnectOptions::new();
+        o = match self.auth {
+            Auth::None => o,
+            Auth::Token(t) => o.token(t),
+            Auth::UserPassword(u, p) => o.user_and_password(u, p),
+            Auth::NkeySeed(s) => o.nkey(s),
+            Auth::CredentialsFile(path) => {
+                let shown = path.display().to_string();
+                o.credentials_file(path).await.map_err(|source| Error::Io { path: shown, source })?
+            }
+        };
+        if let Some(name) = self.name {
+            o = o.name(name);
+        }
+        o = o.require_tls(self.tls_required);
+        for ca in self.root_certificates {
+            o = o.add_root_certificates(ca);
+        }
+        if let Some((cert, key)) = self.client_certificate {
+            o = o.add_client_certificate(cert, key);
+        }
+        if self.retry_on_initial_connect {
+            o = o.retry_on_initial_connect();
+        }
+        let max = self.max_reconnect_delay;
+        o = o
+            .reconnect_delay_callback(move |attempts| backoff(attempts, max))
+            .connection_timeout(self.connection_timeout)
+            .subscription_capacity(self.subscription_capacity);
+        Ok(o)
+    }
+}
+
+/// Exponential backoff from 10 ms, capped at `max`.
+pub(crate) fn backoff(attempts: usize, max: Duration) -> Duration {
+    if attempts == 0 {
+        return Duration::ZERO;
+    }
+    let exp = attempts.min(16) as u32 - 1;
+    Duration::from_millis(10u64.saturating_mul(1 << exp)).min(max)
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match &self.auth {
+            Auth::None => "none",
+            Auth::Token(_) => "token",
+            Auth::UserPassword(..) => "user/password",
+            Auth::NkeySeed(_) => "nkey",
+            Auth::CredentialsFile(_) => "credentials file",
+        };
+        f.debug_struct("ConnectOptions")
+            .field("servers", &self.servers)
+            .field("name", &self.name)
+            .field("auth", &auth)
+            .field("tls_required", &self.tls_required)
+            .field("retry_on_initial_connect", &self.retry_on_initial_connect)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let max = Duration::from_secs(1);
+        assert_eq!(backoff(0, max), Duration::ZERO);
+        assert_eq!(backoff(1, max), Duration::from_millis(10));
+        assert_eq!(backoff(3, max), Duration::from_millis(40));
+        assert_eq!(backoff(100, max), max);
+    }
+}

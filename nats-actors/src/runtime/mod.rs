@@ -1,0 +1,388 @@
+//! The [`Runtime`]: connects, starts the actors' subscriptions, supervises them, and shuts down
+//! gracefully.
+
+pub(crate) mod connect;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{watch, Notify, RwLock};
+use tokio::task::JoinHandle;
+
+use crate::actor::Actor;
+use crate::client::Client;
+use crate::error::Error;
+use crate::stats::{Counters, HandlerCounters, Stats};
+use connect::ConnectOptions;
+use worker::Worker;
+
+/// Default time in-flight handlers get to finish at shutdown.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Connection {
+    Options(Result<ConnectOptions, Error>),
+    Client(async_nats::Client),
+}
+
+/// Builds a [`Runtime`]: where to connect, which actors to run.
+///
+/// ```no_run
+/// use nats_actors::prelude::*;
+///
+/// #[derive(Actor)]
+/// struct Greeter;
+///
+/// #[handlers]
+/// impl Greeter {
+///     #[request("greet")]
+///     async fn greet(&self, name: String) -> String {
+///         format!("hello, {name}")
+///     }
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), nats_actors::Error> {
+///     Runtime::builder()
+///         .connect_from_env()
+///         .actor(Greeter)
+///         .run_until_shutdown_signal()
+///         .await
+/// }
+/// ```
+pub struct RuntimeBuilder {
+    connection: Connection,
+    actors: Vec<Box<dyn Starter>>,
+    shutdown_timeout: Duration,
+}
+
+/// Running actors on one NATS connection.
+///
+/// ```no_run
+/// # use nats_actors::prelude::*;
+/// # #[derive(Actor)] struct Greeter;
+/// # #[handlers] impl Greeter { #[subscribe("x")] async fn x(&self, b: nats_actors::Bytes) {} }
+/// # async fn demo() -> Result<(), nats_actors::Error> {
+/// let runtime = Runtime::builder().connect_from_env().actor(Greeter).start().await?;
+/// // subscriptions are registered at the server once `start` returns
+/// runtime.client().publish("x", &"hi").await?;
+/// let report = runtime.shutdown().await;
+/// assert_eq!(report.aborted, 0);
+/// # Ok(()) }
+/// ```
+pub struct Runtime {
+    client: Client,
+    owns_connection: bool,
+    tasks: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    counters: Arc<Counters>,
+    shutdown_timeout: Duration,
+    closed: Arc<Notify>,
+    handle: ShutdownHandle,
+}
+
+/// Asks a running [`Runtime`] to shut down; cheap to clone, usable from any task.
+///
+/// ```no_run
+/// # async fn demo(runtime: nats_actors::Runtime) -> Result<(), nats_actors::Error> {
+/// let handle = runtime.shutdown_handle();
+/// tokio::spawn(async move {
+///     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+///     handle.shutdown();
+/// });
+/// runtime.run_until_shutdown_signal().await
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ShutdownHandle {
+    inner: Arc<(AtomicBool, Notify)>,
+}
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown of the runtime.
+    pub fn shutdown(&self) {
+        self.inner.0.store(true, Relaxed);
+        self.inner.1.notify_one();
+    }
+
+    async fn requested(&self) {
+        while !self.inner.0.load(Relaxed) {
+            self.inner.1.notified().await;
+        }
+    }
+}
+
+/// What a shutdown came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Subscription tasks still running at the deadline, aborted with their in-flight handlers.
+    pub aborted: usize,
+}
+
+impl Runtime {
+    /// A builder; connect it with [`RuntimeBuilder::connect_from_env`],
+    /// [`RuntimeBuilder::connect`] or [`RuntimeBuilder::client`].
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            connection: Connection::Options(ConnectOptions::from_env()),
+            actors: Vec::new(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        }
+    }
+
+    /// A typed client on the runtime's connection.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A snapshot of the health counters.
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// A handle that starts the shutdown from elsewhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.handle.clone()
+    }
+
+    /// Runs until SIGINT, SIGTERM or [`ShutdownHandle::shutdown`], then shuts down gracefully.
+    pub async fn run_until_shutdown_signal(self) -> Result<(), Error> {
+        let handle = self.handle.clone();
+        tokio::select! {
+            _ = handle.requested() => tracing::info!("shutdown requested"),
+            _ = signal() => tracing::info!("shutdown signal received"),
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Shuts down gracefully: no new deliveries (each subscription is drained), in-flight
+    /// handlers finish within the shutdown timeout, replies and publishes are flushed, and a
+    /// connection the runtime opened is closed.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let mut aborted = 0;
+        for mut task in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                aborted += 1;
+            }
+        }
+        if aborted > 0 {
+            tracing::warn!(aborted, timeout = ?self.shutdown_timeout, "handlers still running at the shutdown deadline were aborted");
+        }
+        let nats = self.client.nats();
+        if let Err(e) = nats.flush().await {
+            tracing::warn!(error = %e, "cannot flush the connection at shutdown");
+        }
+        if self.owns_connection {
+            let closed = self.closed.notified();
+            if nats.drain().await.is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
+            }
+        }
+        ShutdownReport { aborted }
+    }
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+impl RuntimeBuilder {
+    /// Connect as the environment says (`NATS_URL`, credentials, TLS): see
+    /// [`ConnectOptions::from_env`]. This is the default.
+    pub fn connect_from_env(mut self) -> Self {
+        self.connection = Connection::Options(ConnectOptions::from_env());
+        self
+    }
+
+    /// Connect with explicit options.
+    pub fn connect(mut self, options: ConnectOptions) -> Self {
+        self.connection = Connection::Options(Ok(options));
+        self
+    }
+
+    /// Use a connection made elsewhere. The runtime does not close it at shutdown, and connection
+    /// events (slow consumers, reconnects) are not counted: prefer [`RuntimeBuilder::connect`].
+    pub fn client(mut self, client: async_nats::Client) -> Self {
+        self.connection = Connection::Client(client);
+        self
+    }
+
+    /// Adds an actor (all its instances: `#[actor(instances = N)]`).
+    pub fn actor<A: Actor>(mut self, actor: A) -> Self {
+        self.actors.push(Box::new(Some(actor)));
+        self
+    }
+
+    /// How long in-flight handlers may run after shutdown starts (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Connects and starts every subscription; when it returns, the server knows them all.
+    pub async fn start(self) -> Result<Runtime, Error> {
+        let counters = Arc::new(Counters::default());
+        let closed = Arc::new(Notify::new());
+        let (nats, owns_connection) = match self.connection {
+            Connection::Client(c) => (c, false),
+            Connection::Options(opts) => {
+                let opts = opts?;
+                let servers = opts.servers().to_vec();
+                let options = opts.into_async_nats().await?;
+                let options = options.event_callback(events(counters.clone(), closed.clone()));
+                (options.connect(servers).await?, true)
+            }
+        };
+        let client = Client::new(nats);
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut env = StartEnv { client: client.clone(), counters: counters.clone(), stop: stop_rx, tasks: &mut tasks };
+        for mut actor in self.actors {
+            if let Err(e) = actor.start(&mut env).await {
+                let _ = stop.send(true);
+                for t in tasks {
+                    t.abort();
+                }
+                return Err(e);
+            }
+        }
+        // A round trip to the server: every SUB above is registered once it returns.
+        client.nats().flush().await.map_err(|e| Error::Config(format!("cannot flush after subscribing: {e}")))?;
+        Ok(Runtime {
+            client,
+            owns_connection,
+            tasks,
+            stop,
+            counters,
+            shutdown_timeout: self.shutdown_timeout,
+            closed,
+            handle: ShutdownHandle::default(),
+        })
+    }
+
+    /// Starts, then runs until SIGINT, SIGTERM or a shutdown handle; see
+    /// [`Runtime::run_until_shutdown_signal`].
+    pub async fn run_until_shutdown_signal(self) -> Result<(), Error> {
+        self.start().await?.run_until_shutdown_signal().await
+    }
+}
+
+fn events(
+    counters: Arc<Counters>,
+    closed: Arc<Notify>,
+) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
+    use async_nats::Event;
+    move |event| {
+        match &event {
+            Event::Connected => {
+                let n = counters.connects.fetch_add(1, Relaxed);
+                if n > 0 {
+                    tracing::info!("reconnected to NATS");
+                }
+            }
+            Event::Disconnected => {
+                counters.disconnects.fetch_add(1, Relaxed);
+                tracing::warn!("disconnected from NATS; reconnecting");
+            }
+            Event::SlowConsumer(sid) => {
+                let n = counters.dropped.fetch_add(1, Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(sid, dropped = n, "slow consumer: a subscription buffer was full and NATS messages were dropped");
+                }
+            }
+            Event::LameDuckMode => {
+                counters.lame_duck.fetch_add(1, Relaxed);
+                tracing::warn!("the server entered lame duck mode");
+            }
+            Event::ServerError(e) => {
+                counters.server_errors.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, "server error");
+            }
+            Event::ClientError(e) => tracing::warn!(error = %e, "client error"),
+            Event::Closed => closed.notify_waiters(),
+            Event::Draining => {}
+        }
+        std::future::ready(())
+    }
+}
+
+/// What starting an actor needs from the runtime.
+struct StartEnv<'a> {
+    client: Client,
+    counters: Arc<Counters>,
+    stop: watch::Receiver<bool>,
+    tasks: &'a mut Vec<JoinHandle<()>>,
+}
+
+/// An actor waiting to start, with its type erased.
+trait Starter: Send {
+    fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+impl<A: Actor> Starter for Option<A> {
+    fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let Some(actor) = self.take() else { return Ok(()) };
+            let opts = A::options();
+            let specs = A::handlers();
+            if specs.is_empty() {
+                tracing::warn!(actor = opts.name, "actor has no #[subscribe] or #[request] handlers");
+            }
+            for (instance, state) in actor.instances().into_iter().enumerate() {
+                let cell = Arc::new(RwLock::new(state));
+                for spec in &specs {
+                    let queue = spec
+                        .queue
+                        .or(opts.queue)
+                        .or(if opts.instances > 1 { Some(opts.name) } else { None });
+                    let worker = Worker {
+                        spec: *spec,
+                        cell: cell.clone(),
+                        client: env.client.clone(),
+                        codec: spec.codec.or(opts.codec).unwrap_or_default(),
+                        queue,
+                        limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
+                        counters: env.counters.register(HandlerCounters::new(
+                            opts.name,
+                            spec.method,
+                            spec.template,
+                            instance,
+                        )),
+                        runtime: env.counters.clone(),
+                    };
+                    let sub = worker.subscribe().await.map_err(|source| Error::Subscribe {
+                        handler: format!("{}::{}", opts.name, spec.method),
+                        subject: spec.subject.to_string(),
+                        source,
+                    })?;
+                    tracing::debug!(actor = opts.name, handler = spec.method, subject = spec.subject, queue, instance, "subscribed");
+                    env.tasks.push(tokio::spawn(worker.run(sub, env.stop.clone())));
+                }
+            }
+            Ok(())
+        })
+    }
+}

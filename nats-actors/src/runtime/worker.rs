@@ -1,0 +1,185 @@
+//! One subscription of one handler on one actor instance: take messages in arrival order, run up
+//! to `concurrency` at once, act on the outcome, drain on shutdown, resubscribe if it ends.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{HeaderMap, Message, Subscriber};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{watch, RwLock};
+use tracing::Instrument;
+
+use crate::actor::{HandlerKind, HandlerSpec, Outcome};
+use crate::client::Client;
+use crate::codec::{self, Codec};
+use crate::context::Context;
+use crate::error::HandlerError;
+use crate::headers;
+use crate::stats::{Counters, HandlerCounters};
+
+/// Everything a subscription task needs.
+pub(crate) struct Worker<A> {
+    pub spec: HandlerSpec<A>,
+    pub cell: Arc<RwLock<A>>,
+    pub client: Client,
+    pub codec: Codec,
+    pub queue: Option<&'static str>,
+    pub limit: usize,
+    pub counters: Arc<HandlerCounters>,
+    pub runtime: Arc<Counters>,
+}
+
+impl<A: Send + Sync + 'static> Worker<A> {
+    pub async fn subscribe(&self) -> Result<Subscriber, async_nats::SubscribeError> {
+        let nats = self.client.nats();
+        match self.queue {
+            Some(q) => nats.queue_subscribe(self.spec.subject, q.to_string()).await,
+            None => nats.subscribe(self.spec.subject).await,
+        }
+    }
+
+    /// Runs until shutdown: then drains the subscription and finishes what is in flight.
+    pub async fn run(self, mut sub: Subscriber, mut shutdown: watch::Receiver<bool>) {
+        let mut in_flight = FuturesUnordered::new();
+        let mut draining = *shutdown.borrow();
+        if draining {
+            let _ = sub.drain().await;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed(), if !draining => {
+                    draining = true;
+                    if let Err(e) = sub.drain().await {
+                        tracing::warn!(handler = self.name(), error = %e, "cannot drain subscription");
+                        break;
+                    }
+                }
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                next = sub.next(), if in_flight.len() < self.limit => match next {
+                    Some(msg) if self.limit == 1 => self.process(msg).await,
+                    Some(msg) => in_flight.push(self.process(msg)),
+                    None if draining => break,
+                    None => match self.resubscribe(&mut shutdown).await {
+                        Some(s) => sub = s,
+                        None => break,
+                    },
+                }
+            }
+        }
+        while in_flight.next().await.is_some() {}
+    }
+
+    fn name(&self) -> String {
+        format!("{}::{}", self.counters.actor, self.spec.method)
+    }
+
+    /// The subscription ended without a shutdown (the connection was closed under it): make it
+    /// again with backoff, up to 10 attempts.
+    async fn resubscribe(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Subscriber> {
+        for attempt in 1..=10usize {
+            if *shutdown.borrow() {
+                return None;
+            }
+            tokio::time::sleep(super::connect::backoff(attempt, Duration::from_secs(2))).await;
+            match self.subscribe().await {
+                Ok(sub) => {
+                    self.runtime.subscription_restarts.fetch_add(1, Relaxed);
+                    tracing::warn!(handler = %self.name(), subject = self.spec.subject, "subscription ended; subscribed again");
+                    return Some(sub);
+                }
+                Err(e) => tracing::warn!(handler = %self.name(), attempt, error = %e, "cannot subscribe again"),
+            }
+        }
+        tracing::error!(handler = %self.name(), subject = self.spec.subject, "subscription ended and could not be made again; handler stopped");
+        None
+    }
+
+    async fn process(&self, msg: Message) {
+        self.counters.received.fetch_add(1, Relaxed);
+        let reply_to = match self.spec.kind {
+            HandlerKind::Request => msg.reply.clone(),
+            HandlerKind::Subscribe => None,
+        };
+        let span = tracing::debug_span!("process", handler = self.spec.method, subject = %msg.subject);
+        let ctx = Context::new(msg, self.client.clone(), self.codec, self.spec.template);
+        let fut = (self.spec.invoke)(self.cell.clone(), ctx);
+        let outcome = AssertUnwindSafe(fut).catch_unwind().instrument(span).await;
+        let c = &self.counters;
+        let error = match outcome {
+            Ok(Outcome::Done) => {
+                c.handled.fetch_add(1, Relaxed);
+                return;
+            }
+            Ok(Outcome::Reply(payload, codec)) => {
+                let Some(reply) = reply_to else {
+                    c.handled.fetch_add(1, Relaxed);
+                    return self.no_reply_subject();
+                };
+                let mut h = HeaderMap::new();
+                h.insert(codec::CONTENT_TYPE, codec.content_type());
+                match self.client.send(reply.as_str(), h, payload).await {
+                    Ok(()) => {
+                        c.handled.fetch_add(1, Relaxed);
+                        return;
+                    }
+                    Err(e) => {
+                        c.failed.fetch_add(1, Relaxed);
+                        tracing::warn!(handler = %self.name(), error = %e, "cannot send the reply");
+                        let err = HandlerError::new(format!("cannot send the reply: {e}"));
+                        return self.error_reply(Some(reply), &err).await;
+                    }
+                }
+            }
+            Ok(Outcome::Failed(err)) => {
+                c.failed.fetch_add(1, Relaxed);
+                tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed");
+                err
+            }
+            Ok(Outcome::Rejected(err)) => {
+                c.rejected.fetch_add(1, Relaxed);
+                tracing::warn!(handler = %self.name(), reason = %err.description(), "message rejected; handler not called");
+                err
+            }
+            Err(panic) => {
+                c.panics.fetch_add(1, Relaxed);
+                let what = panic_message(&*panic);
+                tracing::error!(handler = %self.name(), panic = %what, "handler panicked; the actor goes on");
+                HandlerError::new(format!("handler panicked: {what}"))
+            }
+        };
+        if self.spec.kind == HandlerKind::Request {
+            if reply_to.is_none() {
+                return self.no_reply_subject();
+            }
+            self.error_reply(reply_to, &error).await;
+        }
+    }
+
+    async fn error_reply(&self, reply: Option<async_nats::Subject>, err: &HandlerError) {
+        let Some(reply) = reply else { return };
+        let mut h = HeaderMap::new();
+        h.insert(headers::SERVICE_ERROR, headers::safe_value(err.description(), 1024).as_str());
+        h.insert(headers::SERVICE_ERROR_CODE, err.code().to_string().as_str());
+        if let Err(e) = self.client.send(reply.as_str(), h, bytes::Bytes::new()).await {
+            tracing::warn!(handler = %self.name(), error = %e, "cannot send the error reply");
+        }
+    }
+
+    fn no_reply_subject(&self) {
+        tracing::warn!(handler = %self.name(), "request arrived without a reply subject; nothing to reply to");
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}

