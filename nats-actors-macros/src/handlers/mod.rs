@@ -9,10 +9,8 @@ use quote::quote;
 
 /// Expands `#[handlers]`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
-    if !args.is_empty() {
-        let err = syn::Error::new_spanned(&args, "#[handlers] takes no arguments").to_compile_error();
-        return quote! { #err #input };
-    }
+    let args_error = (!args.is_empty())
+        .then(|| syn::Error::new_spanned(&args, "#[handlers] takes no arguments").to_compile_error());
     let mut item: syn::ItemImpl = match syn::parse2(input.clone()) {
         Ok(i) => i,
         Err(_) => {
@@ -31,11 +29,11 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         Some(err) => {
             let err = err.to_compile_error();
             let empty = expand::handlers_impl(&item, &[]);
-            quote! { #item #err #empty }
+            quote! { #item #args_error #err #empty }
         }
         None => {
             let generated = expand::handlers_impl(&item, &handlers);
-            quote! { #item #generated }
+            quote! { #item #args_error #generated }
         }
     }
 }

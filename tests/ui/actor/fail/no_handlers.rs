@@ -1,0 +1,7 @@
+#![allow(unused_variables)]
+use nats_actors::prelude::*;
+
+#[derive(Actor)]
+struct A;
+
+fn main() {}

@@ -1,0 +1,32 @@
+use nats_actors::prelude::*;
+
+#[derive(Actor, Clone)]
+#[actor(name = "inventory", queue = "inv", codec = "msgpack", instances = 3, concurrency = 2)]
+struct A {
+    n: u32,
+}
+
+#[handlers]
+impl A {
+    #[subscribe("orders")]
+    async fn h(&self) {
+        let _ = self.n;
+    }
+}
+
+#[derive(Actor)]
+struct Generic<T: Send + Sync + 'static> {
+    t: T,
+}
+
+#[handlers]
+impl<T: Send + Sync + 'static> Generic<T> {
+    #[subscribe("generic")]
+    async fn h(&mut self) {
+        let _ = &self.t;
+    }
+}
+
+fn main() {
+    let _ = Runtime::builder().actor(A { n: 1 }).actor(Generic { t: 1u8 });
+}

@@ -1,0 +1,7 @@
+#![allow(unused_variables)]
+use nats_actors::prelude::*;
+
+#[handlers]
+fn not_an_impl() {}
+
+fn main() {}

@@ -1,0 +1,13 @@
+#![allow(unused_variables)]
+use nats_actors::prelude::*;
+
+#[derive(Actor)]
+struct A;
+
+#[handlers]
+impl A {
+    #[subscribe("orders.>.created")]
+    async fn h(&self) {}
+}
+
+fn main() {}
