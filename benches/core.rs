@@ -1,1 +1,338 @@
-fn main(){}
+//! Core NATS, side by side with raw async-nats in the same run, against one real nats-server:
+//!
+//! 1. pub/sub, 128-byte MessagePack messages: a typed `#[subscribe]` handler vs a raw
+//!    async-nats subscriber (without and with the same MessagePack decode);
+//! 2. sequential request/reply p50, and throughput with 64 requests in flight: a typed
+//!    `#[request]` handler vs a raw async-nats responder.
+//!
+//! Run: `make bench` (or `cargo bench --bench core`). Rounds alternate raw and framework and the
+//! median is reported; compare only within one run. Every case prints what it received: a fast
+//! run that lost messages is a failed run.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use nats_actors::prelude::*;
+use nats_actors::testing::NatsServer;
+use nats_actors::ConnectOptions;
+use tokio::sync::Notify;
+
+const PUBSUB_MESSAGES: u64 = 300_000;
+const ROUNDS: usize = 3;
+const SEQUENTIAL_REQUESTS: usize = 5_000;
+const PARALLEL_REQUESTS: usize = 50_000;
+const IN_FLIGHT: usize = 64;
+const CAPACITY: usize = 1 << 19;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Event {
+    seq: u64,
+    kind: String,
+    body: String,
+}
+
+fn event_128() -> Bytes {
+    let bytes = (0..128)
+        .map(|n| Event {
+            seq: 1,
+            kind: "order.created".into(),
+            body: "x".repeat(n),
+        })
+        .map(|e| rmp_serde::to_vec_named(&e).unwrap())
+        .find(|b| b.len() == 128)
+        .expect("a body length that gives 128 bytes");
+    Bytes::from(bytes)
+}
+
+/// Counts typed messages; notifies when the expected number arrived.
+#[derive(Actor, Clone)]
+#[actor(codec = "msgpack")]
+struct Counter {
+    got: Arc<AtomicU64>,
+    expect: Arc<AtomicU64>,
+    done: Arc<Notify>,
+}
+
+#[handlers]
+impl Counter {
+    #[subscribe("bench.fw")]
+    async fn on_event(&self, event: Event) {
+        std::hint::black_box(&event);
+        if self.got.fetch_add(1, Ordering::Relaxed) + 1 == self.expect.load(Ordering::Relaxed) {
+            self.done.notify_one();
+        }
+    }
+
+    #[request("bench.fw.echo")]
+    async fn echo(&self, event: Event) -> Event {
+        event
+    }
+}
+
+/// CPU time (user + sys) of this process.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields 14 and 15 of the stat line (utime, stime), counted after the `)`; 100 ticks per second.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+struct Run {
+    rate: f64,
+    received: u64,
+    cpu_per_msg_us: f64,
+}
+
+async fn publish_all(publisher: &async_nats::Client, subject: &str, payload: &Bytes, n: u64) {
+    for _ in 0..n {
+        publisher
+            .publish(subject.to_string(), payload.clone())
+            .await
+            .unwrap();
+    }
+    publisher.flush().await.unwrap();
+}
+
+async fn raw_pubsub(url: &str, payload: &Bytes, decode: bool) -> Run {
+    let sub_client = async_nats::ConnectOptions::new()
+        .subscription_capacity(CAPACITY)
+        .connect(url)
+        .await
+        .unwrap();
+    let publisher = async_nats::connect(url).await.unwrap();
+    let mut sub = sub_client.subscribe("bench.raw").await.unwrap();
+    sub_client.flush().await.unwrap();
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let consumer = tokio::spawn(async move {
+        let mut got = 0u64;
+        let deadline = tokio::time::sleep(Duration::from_secs(60));
+        tokio::pin!(deadline);
+        while got < PUBSUB_MESSAGES {
+            tokio::select! {
+                m = sub.next() => match m {
+                    Some(m) => {
+                        if decode {
+                            let e: Event = rmp_serde::from_slice(&m.payload).unwrap();
+                            std::hint::black_box(&e);
+                        }
+                        got += 1;
+                    }
+                    None => break,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        got
+    });
+    publish_all(&publisher, "bench.raw", payload, PUBSUB_MESSAGES).await;
+    let received = consumer.await.unwrap();
+    let (elapsed, cpu) = (t0.elapsed(), cpu_time() - cpu0);
+    Run {
+        rate: received as f64 / elapsed.as_secs_f64(),
+        received,
+        cpu_per_msg_us: cpu.as_secs_f64() * 1e6 / received.max(1) as f64,
+    }
+}
+
+async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
+    let counter = Counter {
+        got: Arc::default(),
+        expect: Arc::new(AtomicU64::new(PUBSUB_MESSAGES)),
+        done: Arc::default(),
+    };
+    let runtime = Runtime::builder()
+        .connect(ConnectOptions::new([url]).subscription_capacity(CAPACITY))
+        .actor(counter.clone())
+        .start()
+        .await
+        .unwrap();
+    let publisher = async_nats::connect(url).await.unwrap();
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let done = counter.done.clone();
+    let waiter = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(60), done.notified())
+            .await
+            .is_ok()
+    });
+    publish_all(&publisher, "bench.fw", payload, PUBSUB_MESSAGES).await;
+    let _ = waiter.await;
+    let (elapsed, cpu) = (t0.elapsed(), cpu_time() - cpu0);
+    let received = counter.got.load(Ordering::Relaxed);
+    let dropped = runtime.stats().dropped;
+    runtime.shutdown().await;
+    let run = Run {
+        rate: received as f64 / elapsed.as_secs_f64(),
+        received,
+        cpu_per_msg_us: cpu.as_secs_f64() * 1e6 / received.max(1) as f64,
+    };
+    (run, dropped)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+async fn sequential_p50(
+    requester: &async_nats::Client,
+    subject: &str,
+    payload: &Bytes,
+) -> Duration {
+    let mut lat = Vec::with_capacity(SEQUENTIAL_REQUESTS);
+    for _ in 0..SEQUENTIAL_REQUESTS {
+        let t = Instant::now();
+        let reply = requester
+            .request(subject.to_string(), payload.clone())
+            .await
+            .unwrap();
+        lat.push(t.elapsed());
+        assert!(!reply.payload.is_empty());
+    }
+    lat.sort();
+    lat[lat.len() / 2]
+}
+
+async fn parallel_rate(
+    requester: &async_nats::Client,
+    subject: &str,
+    payload: &Bytes,
+) -> (f64, usize) {
+    let t0 = Instant::now();
+    let per_task = PARALLEL_REQUESTS / IN_FLIGHT;
+    let tasks: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (c, s, p) = (requester.clone(), subject.to_string(), payload.clone());
+            tokio::spawn(async move {
+                let mut ok = 0;
+                for _ in 0..per_task {
+                    if c.request(s.clone(), p.clone()).await.is_ok() {
+                        ok += 1;
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    (ok as f64 / t0.elapsed().as_secs_f64(), ok)
+}
+
+async fn raw_responder(url: &str) -> tokio::task::JoinHandle<()> {
+    let client = async_nats::connect(url).await.unwrap();
+    let mut sub = client.subscribe("bench.raw.echo").await.unwrap();
+    client.flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            if let Some(reply) = m.reply {
+                let _ = client.publish(reply, m.payload).await;
+            }
+        }
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let server = NatsServer::builder()
+        .jetstream(false)
+        .start()
+        .expect("start nats-server");
+    let url = server.url();
+    let payload = event_128();
+    println!("nats-actors core bench: {PUBSUB_MESSAGES} x 128 B per pub/sub round, {ROUNDS} rounds, median\n");
+
+    let (mut raw, mut raw_dec, mut fw) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let r = raw_pubsub(&url, &payload, false).await;
+        let d = raw_pubsub(&url, &payload, true).await;
+        let (f, dropped) = framework_pubsub(&url, &payload).await;
+        println!(
+            "round {round}: raw {:>8.0}/s (recv {}, {:.2} us cpu/msg) | raw+decode {:>8.0}/s (recv {}, {:.2} us) | nats-actors {:>8.0}/s (recv {}, dropped {dropped}, {:.2} us)",
+            r.rate, r.received, r.cpu_per_msg_us, d.rate, d.received, d.cpu_per_msg_us, f.rate, f.received, f.cpu_per_msg_us
+        );
+        raw.push(r);
+        raw_dec.push(d);
+        fw.push(f);
+    }
+    let m = |v: &Vec<Run>, f: fn(&Run) -> f64| median(v.iter().map(f).collect());
+    let (r, d, f) = (
+        m(&raw, |r| r.rate),
+        m(&raw_dec, |r| r.rate),
+        m(&fw, |r| r.rate),
+    );
+    let lost: u64 = fw.iter().map(|r| PUBSUB_MESSAGES - r.received).sum::<u64>()
+        + raw
+            .iter()
+            .chain(&raw_dec)
+            .map(|r| PUBSUB_MESSAGES - r.received)
+            .sum::<u64>();
+    println!(
+        "pub/sub 128 B msgpack: raw {r:.0}/s, raw+decode {d:.0}/s, nats-actors typed handler {f:.0}/s\n  ratio vs raw {:.3}, vs raw+decode {:.3}; cpu/msg raw {:.2} us, raw+decode {:.2} us, nats-actors {:.2} us; messages not received: {lost}\n",
+        f / r,
+        f / d,
+        m(&raw, |r| r.cpu_per_msg_us),
+        m(&raw_dec, |r| r.cpu_per_msg_us),
+        m(&fw, |r| r.cpu_per_msg_us),
+    );
+
+    // Request/reply.
+    let responder = raw_responder(&url).await;
+    let counter = Counter {
+        got: Arc::default(),
+        expect: Arc::default(),
+        done: Arc::default(),
+    };
+    let runtime = Runtime::builder()
+        .connect(ConnectOptions::new([url.as_str()]))
+        .actor(counter)
+        .start()
+        .await
+        .unwrap();
+    let requester = async_nats::connect(&url).await.unwrap();
+    let (mut raw_p50, mut fw_p50, mut raw_par, mut fw_par) = (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        let a = sequential_p50(&requester, "bench.raw.echo", &payload).await;
+        let b = sequential_p50(&requester, "bench.fw.echo", &payload).await;
+        let (c, c_ok) = parallel_rate(&requester, "bench.raw.echo", &payload).await;
+        let (d, d_ok) = parallel_rate(&requester, "bench.fw.echo", &payload).await;
+        println!(
+            "round {round}: sequential p50 raw {:.1} us, nats-actors {:.1} us | {IN_FLIGHT} in flight raw {c:.0}/s (ok {c_ok}), nats-actors {d:.0}/s (ok {d_ok})",
+            a.as_secs_f64() * 1e6,
+            b.as_secs_f64() * 1e6
+        );
+        raw_p50.push(a.as_secs_f64() * 1e6);
+        fw_p50.push(b.as_secs_f64() * 1e6);
+        raw_par.push(c);
+        fw_par.push(d);
+    }
+    let (a, b, c, d) = (
+        median(raw_p50),
+        median(fw_p50),
+        median(raw_par),
+        median(fw_par),
+    );
+    println!(
+        "request/reply 128 B msgpack: sequential p50 raw {a:.1} us, nats-actors {b:.1} us (ratio {:.3}); {IN_FLIGHT} in flight raw {c:.0}/s, nats-actors {d:.0}/s (ratio {:.3})",
+        b / a,
+        d / c
+    );
+    runtime.shutdown().await;
+    responder.abort();
+    drop(server);
+}

@@ -50,17 +50,32 @@ async fn default_is_one_at_a_time_and_concurrency_runs_n_at_once() {
     logs();
     let server = server();
     let pool = Pool::default();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(pool.clone()).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(pool.clone())
+        .start()
+        .await
+        .unwrap();
     for n in 0..8u32 {
         runtime.client().publish("work.serial", &n).await.unwrap();
         runtime.client().publish("work.parallel", &n).await.unwrap();
     }
-    assert!(eventually(Duration::from_secs(10), || async {
-        pool.serial.done.load(SeqCst) == 8 && pool.parallel.done.load(SeqCst) == 8
-    })
-    .await);
-    assert_eq!(pool.serial.max.load(SeqCst), 1, "the default handler ran more than one at a time");
-    assert_eq!(pool.parallel.max.load(SeqCst), 4, "concurrency = 4 should run exactly 4 at once");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            pool.serial.done.load(SeqCst) == 8 && pool.parallel.done.load(SeqCst) == 8
+        })
+        .await
+    );
+    assert_eq!(
+        pool.serial.max.load(SeqCst),
+        1,
+        "the default handler ran more than one at a time"
+    );
+    assert_eq!(
+        pool.parallel.max.load(SeqCst),
+        4,
+        "concurrency = 4 should run exactly 4 at once"
+    );
     runtime.shutdown().await;
 }
 
@@ -91,15 +106,28 @@ impl Counter {
 async fn mut_self_handlers_own_the_state_without_locks() {
     logs();
     let server = server();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(Counter::default()).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Counter::default())
+        .start()
+        .await
+        .unwrap();
     for n in 1..=100u64 {
         runtime.client().publish("count.add", &n).await.unwrap();
     }
     let total = 100 * 101 / 2;
-    assert!(eventually(Duration::from_secs(10), || async {
-        runtime.client().request::<u64, _>("count.get", &()).await.ok() == Some(total)
-    })
-    .await, "no update may be lost");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            runtime
+                .client()
+                .request::<u64, _>("count.get", &())
+                .await
+                .ok()
+                == Some(total)
+        })
+        .await,
+        "no update may be lost"
+    );
     runtime.shutdown().await;
 }
 
@@ -129,14 +157,29 @@ async fn shutdown_finishes_the_in_flight_handler_and_flushes_its_publish() {
     let mut done = watcher.subscribe("slow.done").await.unwrap();
     watcher.flush().await.unwrap();
     let slow = Slow::default();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(slow.clone()).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(slow.clone())
+        .start()
+        .await
+        .unwrap();
     runtime.client().publish("slow.job", &400u64).await.unwrap();
-    assert!(eventually(Duration::from_secs(5), || async { slow.started.load(SeqCst) }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            slow.started.load(SeqCst)
+        })
+        .await
+    );
     let report = runtime.shutdown().await;
-    assert!(slow.finished.load(SeqCst), "shutdown returned before the in-flight handler finished");
+    assert!(
+        slow.finished.load(SeqCst),
+        "shutdown returned before the in-flight handler finished"
+    );
     assert_eq!(report.aborted, 0);
     use futures::StreamExt;
-    let msg = tokio::time::timeout(Duration::from_secs(5), done.next()).await.expect("the handler's publish was flushed");
+    let msg = tokio::time::timeout(Duration::from_secs(5), done.next())
+        .await
+        .expect("the handler's publish was flushed");
     assert_eq!(&msg.unwrap().payload[..], b"400");
 }
 
@@ -152,11 +195,23 @@ async fn shutdown_aborts_handlers_still_running_at_the_deadline() {
         .start()
         .await
         .unwrap();
-    runtime.client().publish("slow.job", &60_000u64).await.unwrap();
-    assert!(eventually(Duration::from_secs(5), || async { slow.started.load(SeqCst) }).await);
+    runtime
+        .client()
+        .publish("slow.job", &60_000u64)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            slow.started.load(SeqCst)
+        })
+        .await
+    );
     let started = std::time::Instant::now();
     let report = runtime.shutdown().await;
     assert_eq!(report.aborted, 1);
-    assert!(started.elapsed() < Duration::from_secs(10), "shutdown must respect its deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown must respect its deadline"
+    );
     assert!(!slow.finished.load(SeqCst));
 }

@@ -22,7 +22,12 @@ async fn every_dropped_message_is_counted() {
     let server = server();
     // A tiny buffer so that the burst below overflows it.
     let options = connect(&server).subscription_capacity(8);
-    let runtime = Runtime::builder().connect(options).actor(Sluggish).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(options)
+        .actor(Sluggish)
+        .start()
+        .await
+        .unwrap();
     const N: u64 = 100;
     for n in 0..N as u32 {
         runtime.client().publish("firehose", &n).await.unwrap();
@@ -35,7 +40,15 @@ async fn every_dropped_message_is_counted() {
     })
     .await;
     let s = runtime.stats();
-    assert!(accounted, "handled {} + dropped {} != {N}", s.handler("Sluggish::take").handled, s.dropped);
-    assert!(s.dropped > 0, "the burst should have overflowed the 8-message buffer");
+    assert!(
+        accounted,
+        "handled {} + dropped {} != {N}",
+        s.handler("Sluggish::take").handled,
+        s.dropped
+    );
+    assert!(
+        s.dropped > 0,
+        "the burst should have overflowed the 8-message buffer"
+    );
     runtime.shutdown().await;
 }

@@ -36,20 +36,43 @@ async fn ten_thousand_typed_messages_arrive_once_and_in_order() {
     logs();
     let server = server();
     let actor = Recorder::default();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(actor.clone()).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
     const N: u64 = 10_000;
     for seq in 0..N {
-        runtime.client().publish("ticks", &Tick { seq }).await.unwrap();
+        runtime
+            .client()
+            .publish("ticks", &Tick { seq })
+            .await
+            .unwrap();
     }
     let all = eventually(Duration::from_secs(30), || async {
-        actor.seen.lock().unwrap().len() as u64 >= N && actor.other.lock().unwrap().len() as u64 >= N
+        actor.seen.lock().unwrap().len() as u64 >= N
+            && actor.other.lock().unwrap().len() as u64 >= N
     })
     .await;
-    assert!(all, "received {} and {} of {N}", actor.seen.lock().unwrap().len(), actor.other.lock().unwrap().len());
+    assert!(
+        all,
+        "received {} and {} of {N}",
+        actor.seen.lock().unwrap().len(),
+        actor.other.lock().unwrap().len()
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let expected: Vec<u64> = (0..N).collect();
-    assert_eq!(*actor.seen.lock().unwrap(), expected, "every message once, in order");
-    assert_eq!(*actor.other.lock().unwrap(), expected, "the second handler too");
+    assert_eq!(
+        *actor.seen.lock().unwrap(),
+        expected,
+        "every message once, in order"
+    );
+    assert_eq!(
+        *actor.other.lock().unwrap(),
+        expected,
+        "the second handler too"
+    );
     let stats = runtime.stats();
     assert_eq!(stats.handler("Recorder::on_tick").handled, N);
     assert_eq!(stats.dropped, 0);
@@ -86,22 +109,58 @@ async fn wildcards_route_and_parameters_are_extracted_by_type() {
     logs();
     let server = server();
     let actor = Router::default();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(actor.clone()).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
     let client = runtime.client();
-    for subject in ["route.a.one", "route.b.one", "route.a.two", "route.x.y.z", "shop.eu.42", "shop.us.abc", "shop.us.7"] {
+    for subject in [
+        "route.a.one",
+        "route.b.one",
+        "route.a.two",
+        "route.x.y.z",
+        "shop.eu.42",
+        "shop.us.abc",
+        "shop.us.7",
+    ] {
         client.publish(subject, &()).await.unwrap();
     }
     let done = eventually(Duration::from_secs(5), || async {
         actor.tail.lock().unwrap().len() == 4 && actor.shops.lock().unwrap().len() == 2
     })
     .await;
-    assert!(done, "tail {:?} shops {:?}", actor.tail.lock().unwrap(), actor.shops.lock().unwrap());
-    assert!(eventually(Duration::from_secs(5), || async { runtime.stats().handler("Router::shop").rejected == 1 }).await);
-    assert_eq!(*actor.star.lock().unwrap(), vec!["route.a.one", "route.b.one"]);
-    assert_eq!(*actor.tail.lock().unwrap(), vec!["route.a.one", "route.b.one", "route.a.two", "route.x.y.z"]);
-    assert_eq!(*actor.shops.lock().unwrap(), vec![("eu".to_string(), 42), ("us".to_string(), 7)]);
+    assert!(
+        done,
+        "tail {:?} shops {:?}",
+        actor.tail.lock().unwrap(),
+        actor.shops.lock().unwrap()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            runtime.stats().handler("Router::shop").rejected == 1
+        })
+        .await
+    );
+    assert_eq!(
+        *actor.star.lock().unwrap(),
+        vec!["route.a.one", "route.b.one"]
+    );
+    assert_eq!(
+        *actor.tail.lock().unwrap(),
+        vec!["route.a.one", "route.b.one", "route.a.two", "route.x.y.z"]
+    );
+    assert_eq!(
+        *actor.shops.lock().unwrap(),
+        vec![("eu".to_string(), 42), ("us".to_string(), 7)]
+    );
     let shop = runtime.stats().handler("Router::shop");
-    assert_eq!((shop.received, shop.handled, shop.rejected), (3, 2, 1), "the bad parameter is counted, not handled");
+    assert_eq!(
+        (shop.received, shop.handled, shop.rejected),
+        (3, 2, 1),
+        "the bad parameter is counted, not handled"
+    );
     runtime.shutdown().await;
 }
 
@@ -126,18 +185,43 @@ async fn a_queue_group_of_two_instances_handles_each_message_once() {
     logs();
     let server = server();
     let actor = Worker::default();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(actor.clone()).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
     const N: u64 = 2_000;
     for seq in 0..N {
-        runtime.client().publish("jobs", &Tick { seq }).await.unwrap();
+        runtime
+            .client()
+            .publish("jobs", &Tick { seq })
+            .await
+            .unwrap();
     }
-    assert!(eventually(Duration::from_secs(20), || async { actor.handled.len() as u64 == N }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            actor.handled.len() as u64 == N
+        })
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(actor.handled.iter().all(|e| *e.value() == 1), "a message was handled twice");
+    assert!(
+        actor.handled.iter().all(|e| *e.value() == 1),
+        "a message was handled twice"
+    );
     let stats = runtime.stats();
-    let per_instance: Vec<u64> = stats.handlers.iter().filter(|h| h.handler == "Worker::job").map(|h| h.handled).collect();
+    let per_instance: Vec<u64> = stats
+        .handlers
+        .iter()
+        .filter(|h| h.handler == "Worker::job")
+        .map(|h| h.handled)
+        .collect();
     assert_eq!(per_instance.len(), 2, "two instances");
-    assert!(per_instance.iter().all(|n| *n > 0), "both instances handled some: {per_instance:?}");
+    assert!(
+        per_instance.iter().all(|n| *n > 0),
+        "both instances handled some: {per_instance:?}"
+    );
     assert_eq!(per_instance.iter().sum::<u64>(), N);
     runtime.shutdown().await;
 }

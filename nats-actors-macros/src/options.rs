@@ -49,7 +49,10 @@ impl Opt {
             Lit::Str(s) => Ok(s.clone()),
             other => Err(syn::Error::new(
                 other.span(),
-                format!("option `{}` takes a string, e.g. {} = \"...\"", self.key, self.key),
+                format!(
+                    "option `{}` takes a string, e.g. {} = \"...\"",
+                    self.key, self.key
+                ),
             )),
         }
     }
@@ -59,7 +62,10 @@ impl Opt {
         let bad = || {
             syn::Error::new(
                 self.value.span(),
-                format!("option `{}` takes an integer of at least 1, e.g. {} = 4", self.key, self.key),
+                format!(
+                    "option `{}` takes an integer of at least 1, e.g. {} = 4",
+                    self.key, self.key
+                ),
             )
         };
         match &self.value {

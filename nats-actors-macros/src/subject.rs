@@ -14,7 +14,10 @@ pub fn parse(template: &str) -> Result<Template, String> {
     if template.is_empty() {
         return Err("empty subject; give a subject such as \"orders.created\"".into());
     }
-    if let Some(c) = template.chars().find(|c| c.is_whitespace() || c.is_control()) {
+    if let Some(c) = template
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(format!(
             "subject \"{template}\" contains whitespace or a control character ({c:?}); subjects are dot-separated tokens without spaces"
         ));
@@ -66,7 +69,10 @@ pub fn parse(template: &str) -> Result<Template, String> {
             subscribe.push(token);
         }
     }
-    Ok(Template { subscribe: subscribe.join("."), params })
+    Ok(Template {
+        subscribe: subscribe.join("."),
+        params,
+    })
 }
 
 fn is_ident(s: &str) -> bool {
@@ -88,7 +94,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_subjects() {
-        for bad in ["", "a..b", "a b", "a.>.b", "a.b*", "a.{x", "a.{x}{y}", "a.{1x}", "a.{x}.{x}", ".a", "a."] {
+        for bad in [
+            "",
+            "a..b",
+            "a b",
+            "a.>.b",
+            "a.b*",
+            "a.{x",
+            "a.{x}{y}",
+            "a.{1x}",
+            "a.{x}.{x}",
+            ".a",
+            "a.",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
         for good in ["a", "a.*.b", "a.>", ">", "a.{x}.b", "_INBOX.x"] {

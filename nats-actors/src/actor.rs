@@ -33,7 +33,7 @@ use crate::error::HandlerError;
 /// }
 ///
 /// # async fn run() -> Result<(), nats_actors::Error> {
-/// Runtime::builder().connect_from_env()?.actor(Pinger).run_until_shutdown_signal().await
+/// Runtime::builder().connect_from_env().actor(Pinger).run_until_shutdown_signal().await
 /// # }
 /// ```
 #[diagnostic::on_unimplemented(
@@ -63,7 +63,13 @@ pub struct ActorOptions {
 impl ActorOptions {
     /// Defaults for an actor named `name`.
     pub fn new(name: &'static str) -> Self {
-        Self { name, queue: None, codec: None, instances: 1, concurrency: None }
+        Self {
+            name,
+            queue: None,
+            codec: None,
+            instances: 1,
+            concurrency: None,
+        }
     }
 }
 
@@ -90,7 +96,8 @@ pub enum Outcome {
 
 /// The invocation of one handler on one instance.
 #[doc(hidden)]
-pub type Invoke<A> = fn(Arc<tokio::sync::RwLock<A>>, Context) -> futures::future::BoxFuture<'static, Outcome>;
+pub type Invoke<A> =
+    fn(Arc<crate::cell::Cell<A>>, Context) -> futures::future::BoxFuture<'static, Outcome>;
 
 /// One handler as the macros describe it.
 #[doc(hidden)]
@@ -192,8 +199,8 @@ impl<E: Into<HandlerError>> IntoOutcome for Result<(), E> {
 #[doc(hidden)]
 pub mod private {
     pub use super::{ActorOptions, HandlerKind, HandlerSpec, Handlers, Outcome};
+    pub use crate::cell::Cell;
     pub use futures::future::BoxFuture;
-    pub use tokio::sync::RwLock;
 
     use super::*;
 
@@ -209,7 +216,10 @@ pub mod private {
         ret.into_outcome()
     }
 
-    pub fn reply_result<T: Serialize, E: Into<HandlerError>>(ret: Result<T, E>, ctx: &Context) -> Outcome {
+    pub fn reply_result<T: Serialize, E: Into<HandlerError>>(
+        ret: Result<T, E>,
+        ctx: &Context,
+    ) -> Outcome {
         match ret {
             Ok(v) => reply_value(v, ctx),
             Err(e) => Outcome::Failed(e.into()),

@@ -42,19 +42,37 @@ struct Inner {
 impl Client {
     /// Wraps an async-nats client; JSON and a 5 s request timeout by default.
     pub fn new(nats: async_nats::Client) -> Self {
-        Self { inner: Arc::new(Inner { nats, codec: Codec::Json, timeout: DEFAULT_REQUEST_TIMEOUT }) }
+        Self {
+            inner: Arc::new(Inner {
+                nats,
+                codec: Codec::Json,
+                timeout: DEFAULT_REQUEST_TIMEOUT,
+            }),
+        }
     }
 
     /// The same connection, encoding with `codec`.
     pub fn with_codec(&self, codec: Codec) -> Self {
         let i = &self.inner;
-        Self { inner: Arc::new(Inner { nats: i.nats.clone(), codec, timeout: i.timeout }) }
+        Self {
+            inner: Arc::new(Inner {
+                nats: i.nats.clone(),
+                codec,
+                timeout: i.timeout,
+            }),
+        }
     }
 
     /// The same connection, with another request timeout.
     pub fn with_timeout(&self, timeout: Duration) -> Self {
         let i = &self.inner;
-        Self { inner: Arc::new(Inner { nats: i.nats.clone(), codec: i.codec, timeout }) }
+        Self {
+            inner: Arc::new(Inner {
+                nats: i.nats.clone(),
+                codec: i.codec,
+                timeout,
+            }),
+        }
     }
 
     /// The underlying async-nats client.
@@ -76,16 +94,26 @@ impl Client {
     ///
     /// Fails with [`PublishError::MaxPayload`] before sending anything when the message is over
     /// the server's `max_payload`.
-    pub async fn publish<T: Serialize + ?Sized>(&self, subject: &str, value: &T) -> Result<(), PublishError> {
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+    ) -> Result<(), PublishError> {
         let codec = self.inner.codec;
-        let payload = codec
-            .encode(value)
-            .map_err(|source| PublishError::Encode { subject: subject.into(), source })?;
+        let payload = codec.encode(value).map_err(|source| PublishError::Encode {
+            subject: subject.into(),
+            source,
+        })?;
         self.send(subject, content_type(codec), payload).await
     }
 
     /// Publishes raw bytes with the given headers, untouched.
-    pub async fn publish_bytes(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<(), PublishError> {
+    pub async fn publish_bytes(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
         self.send(subject, headers, payload).await
     }
 
@@ -94,7 +122,11 @@ impl Client {
     /// Errors are distinct: [`RequestError::NoResponders`], [`RequestError::Timeout`],
     /// [`RequestError::Service`] (the responder's error code and description) and
     /// [`RequestError::Decode`].
-    pub async fn request<Resp, Req>(&self, subject: &str, request: &Req) -> Result<Resp, RequestError>
+    pub async fn request<Resp, Req>(
+        &self,
+        subject: &str,
+        request: &Req,
+    ) -> Result<Resp, RequestError>
     where
         Resp: DeserializeOwned,
         Req: Serialize + ?Sized,
@@ -102,23 +134,47 @@ impl Client {
         let codec = self.inner.codec;
         let payload = codec
             .encode(request)
-            .map_err(|source| PublishError::Encode { subject: subject.into(), source })?;
-        self.request_encoded(subject, content_type(codec), payload, codec, self.inner.timeout).await
+            .map_err(|source| PublishError::Encode {
+                subject: subject.into(),
+                source,
+            })?;
+        self.request_encoded(
+            subject,
+            content_type(codec),
+            payload,
+            codec,
+            self.inner.timeout,
+        )
+        .await
     }
 
     /// Sends raw bytes as a request and returns the reply message, mapping error headers,
     /// no responders and timeouts to [`RequestError`].
-    pub async fn request_bytes(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<Message, RequestError> {
-        self.request_message(subject, headers, payload, self.inner.timeout).await
+    pub async fn request_bytes(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<Message, RequestError> {
+        self.request_message(subject, headers, payload, self.inner.timeout)
+            .await
     }
 
-    pub(crate) async fn send(&self, subject: &str, headers: HeaderMap, payload: Bytes) -> Result<(), PublishError> {
+    pub(crate) async fn send(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
         self.check_size(subject, &headers, &payload)?;
         self.inner
             .nats
             .publish_with_headers(subject.to_owned(), headers, payload)
             .await
-            .map_err(|source| PublishError::Nats { subject: subject.into(), source })
+            .map_err(|source| PublishError::Nats {
+                subject: subject.into(),
+                source,
+            })
     }
 
     pub(crate) async fn request_encoded<Resp: DeserializeOwned>(
@@ -129,7 +185,9 @@ impl Client {
         codec: Codec,
         timeout: Duration,
     ) -> Result<Resp, RequestError> {
-        let reply = self.request_message(subject, headers, payload, timeout).await?;
+        let reply = self
+            .request_message(subject, headers, payload, timeout)
+            .await?;
         let reply_codec = codec::of_headers(reply.headers.as_ref())?.unwrap_or(codec);
         Ok(reply_codec.decode(&reply.payload)?)
     }
@@ -142,16 +200,27 @@ impl Client {
         timeout: Duration,
     ) -> Result<Message, RequestError> {
         self.check_size(subject, &headers, &payload)?;
-        let request = async_nats::Request::new().payload(payload).headers(headers).timeout(Some(timeout));
+        let request = async_nats::Request::new()
+            .payload(payload)
+            .headers(headers)
+            .timeout(Some(timeout));
         let reply = self
             .inner
             .nats
             .send_request(subject.to_owned(), request)
             .await
             .map_err(|source| match source.kind() {
-                async_nats::RequestErrorKind::NoResponders => RequestError::NoResponders { subject: subject.into() },
-                async_nats::RequestErrorKind::TimedOut => RequestError::Timeout { subject: subject.into(), timeout },
-                _ => RequestError::Nats { subject: subject.into(), source },
+                async_nats::RequestErrorKind::NoResponders => RequestError::NoResponders {
+                    subject: subject.into(),
+                },
+                async_nats::RequestErrorKind::TimedOut => RequestError::Timeout {
+                    subject: subject.into(),
+                    timeout,
+                },
+                _ => RequestError::Nats {
+                    subject: subject.into(),
+                    source,
+                },
             })?;
         if let Some(err) = service_error(reply.headers.as_ref()) {
             return Err(err);
@@ -159,11 +228,20 @@ impl Client {
         Ok(reply)
     }
 
-    fn check_size(&self, subject: &str, headers: &HeaderMap, payload: &Bytes) -> Result<(), PublishError> {
+    fn check_size(
+        &self,
+        subject: &str,
+        headers: &HeaderMap,
+        payload: &Bytes,
+    ) -> Result<(), PublishError> {
         let max = self.inner.nats.max_payload();
         let size = payload.len() + headers::wire_size(headers);
         if max > 0 && size > max {
-            return Err(PublishError::MaxPayload { subject: subject.into(), size, max });
+            return Err(PublishError::MaxPayload {
+                subject: subject.into(),
+                size,
+                max,
+            });
         }
         Ok(())
     }
@@ -188,7 +266,9 @@ fn content_type(codec: Codec) -> HeaderMap {
 fn service_error(headers: Option<&HeaderMap>) -> Option<RequestError> {
     let headers = headers?;
     let code = headers::get(headers, headers::SERVICE_ERROR_CODE)?;
-    let description = headers::get(headers, headers::SERVICE_ERROR).unwrap_or_default().to_string();
+    let description = headers::get(headers, headers::SERVICE_ERROR)
+        .unwrap_or_default()
+        .to_string();
     let code = code.trim().parse::<u16>().unwrap_or(500);
     Some(RequestError::Service { code, description })
 }

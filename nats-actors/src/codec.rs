@@ -76,7 +76,9 @@ fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
 }
 
 /// The codec a message's headers ask for: `Ok(None)` without a `Content-Type`.
-pub(crate) fn of_headers(headers: Option<&async_nats::HeaderMap>) -> Result<Option<Codec>, DecodeError> {
+pub(crate) fn of_headers(
+    headers: Option<&async_nats::HeaderMap>,
+) -> Result<Option<Codec>, DecodeError> {
     let Some(value) = headers.and_then(|h| crate::headers::get(h, CONTENT_TYPE)) else {
         return Ok(None);
     };
@@ -91,9 +93,18 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(Codec::from_content_type("APPLICATION/JSON"), Some(Codec::Json));
-        assert_eq!(Codec::from_content_type("application/cloudevents+json"), Some(Codec::Json));
-        assert_eq!(Codec::from_content_type("application/x-msgpack"), Some(Codec::MsgPack));
+        assert_eq!(
+            Codec::from_content_type("APPLICATION/JSON"),
+            Some(Codec::Json)
+        );
+        assert_eq!(
+            Codec::from_content_type("application/cloudevents+json"),
+            Some(Codec::Json)
+        );
+        assert_eq!(
+            Codec::from_content_type("application/x-msgpack"),
+            Some(Codec::MsgPack)
+        );
         assert_eq!(Codec::from_content_type("text/plain"), None);
         assert_eq!(Codec::from_content_type(""), None);
     }
@@ -103,7 +114,10 @@ mod tests {
         for codec in [Codec::Json, Codec::MsgPack] {
             let b = codec.encode(&("a", 1u32)).unwrap();
             assert_eq!(codec.decode::<(String, u32)>(&b).unwrap(), ("a".into(), 1));
-            assert!(matches!(codec.decode::<u32>(b""), Err(DecodeError::EmptyPayload)));
+            assert!(matches!(
+                codec.decode::<u32>(b""),
+                Err(DecodeError::EmptyPayload)
+            ));
             assert!(codec.decode::<(String, u32)>(&b[..b.len() - 1]).is_err());
         }
     }

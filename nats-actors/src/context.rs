@@ -43,8 +43,18 @@ pub struct Context {
 }
 
 impl Context {
-    pub(crate) fn new(message: Message, client: Client, default_codec: Codec, template: &'static str) -> Self {
-        Self { message, client, default_codec, template }
+    pub(crate) fn new(
+        message: Message,
+        client: Client,
+        default_codec: Codec,
+        template: &'static str,
+    ) -> Self {
+        Self {
+            message,
+            client,
+            default_codec,
+            template,
+        }
     }
 
     /// The subject the message arrived on.
@@ -84,7 +94,10 @@ impl Context {
 
     /// The codec of this message: its `Content-Type` if known, else the handler's default.
     pub fn codec(&self) -> Codec {
-        codec::of_headers(self.headers()).ok().flatten().unwrap_or(self.default_codec)
+        codec::of_headers(self.headers())
+            .ok()
+            .flatten()
+            .unwrap_or(self.default_codec)
     }
 
     /// The runtime's client, for what a handler sends without continuing this trace.
@@ -93,17 +106,30 @@ impl Context {
     }
 
     /// Publishes `value` with the handler's codec, continuing this message's trace.
-    pub async fn publish<T: Serialize + ?Sized>(&self, subject: &str, value: &T) -> Result<(), PublishError> {
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+    ) -> Result<(), PublishError> {
         let payload = self
             .default_codec
             .encode(value)
-            .map_err(|source| PublishError::Encode { subject: subject.into(), source })?;
-        self.client.send(subject, self.outgoing_headers(self.default_codec), payload).await
+            .map_err(|source| PublishError::Encode {
+                subject: subject.into(),
+                source,
+            })?;
+        self.client
+            .send(subject, self.outgoing_headers(self.default_codec), payload)
+            .await
     }
 
     /// Sends a request and decodes the typed reply, continuing this message's trace.
     /// Uses the client's timeout; see [`Client::request`] for the errors.
-    pub async fn request<Resp, Req>(&self, subject: &str, request: &Req) -> Result<Resp, RequestError>
+    pub async fn request<Resp, Req>(
+        &self,
+        subject: &str,
+        request: &Req,
+    ) -> Result<Resp, RequestError>
     where
         Resp: DeserializeOwned,
         Req: Serialize + ?Sized,
@@ -111,9 +137,18 @@ impl Context {
         let codec = self.default_codec;
         let payload = codec
             .encode(request)
-            .map_err(|source| PublishError::Encode { subject: subject.into(), source })?;
+            .map_err(|source| PublishError::Encode {
+                subject: subject.into(),
+                source,
+            })?;
         self.client
-            .request_encoded(subject, self.outgoing_headers(codec), payload, codec, self.client.timeout())
+            .request_encoded(
+                subject,
+                self.outgoing_headers(codec),
+                payload,
+                codec,
+                self.client.timeout(),
+            )
             .await
     }
 
@@ -242,10 +277,15 @@ where
     T::Err: fmt::Display,
 {
     let token = ctx.subject().split('.').nth(index).ok_or_else(|| {
-        HandlerError::bad_request(format!("subject `{}` has no token for parameter `{name}`", ctx.subject()))
+        HandlerError::bad_request(format!(
+            "subject `{}` has no token for parameter `{name}`",
+            ctx.subject()
+        ))
     })?;
     token.parse::<T>().map(Param).map_err(|e| {
-        HandlerError::bad_request(format!("subject parameter `{name}`: invalid value `{token}`: {e}"))
+        HandlerError::bad_request(format!(
+            "subject parameter `{name}`: invalid value `{token}`: {e}"
+        ))
     })
 }
 
@@ -254,5 +294,7 @@ pub(crate) fn decode<T: DeserializeOwned>(ctx: &Context) -> Result<T, HandlerErr
         Ok(c) => c.unwrap_or(ctx.default_codec),
         Err(e) => return Err(HandlerError::bad_request(e.to_string())),
     };
-    codec.decode(&ctx.message.payload).map_err(|e| HandlerError::bad_request(e.to_string()))
+    codec
+        .decode(&ctx.message.payload)
+        .map_err(|e| HandlerError::bad_request(e.to_string()))
 }

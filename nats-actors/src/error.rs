@@ -108,7 +108,9 @@ pub enum PublishError {
         source: EncodeError,
     },
     /// The message is larger than the server's `max_payload`.
-    #[error("cannot publish {size} bytes to `{subject}`: over the server's max_payload of {max} bytes")]
+    #[error(
+        "cannot publish {size} bytes to `{subject}`: over the server's max_payload of {max} bytes"
+    )]
     MaxPayload {
         /// The subject.
         subject: String,
@@ -213,7 +215,11 @@ impl HandlerError {
 
     /// A failure with the given code (use HTTP-like codes: 400 bad input, 404 missing, 500 failure).
     pub fn with_code(code: u16, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), source: None }
+        Self {
+            code,
+            description: description.into(),
+            source: None,
+        }
     }
 
     /// Bad input from the caller: code 400.
@@ -239,7 +245,11 @@ impl HandlerError {
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
     fn from(err: E) -> Self {
-        Self { code: 500, description: err.to_string(), source: Some(Box::new(err)) }
+        Self {
+            code: 500,
+            description: err.to_string(),
+            source: Some(Box::new(err)),
+        }
     }
 }
 

@@ -44,7 +44,11 @@ pub(crate) fn wire_size(headers: &HeaderMap) -> usize {
     }
     let fields: usize = headers
         .iter()
-        .map(|(k, vs)| vs.iter().map(|v| AsRef::<str>::as_ref(k).len() + v.as_str().len() + 4).sum::<usize>())
+        .map(|(k, vs)| {
+            vs.iter()
+                .map(|v| AsRef::<str>::as_ref(k).len() + v.as_str().len() + 4)
+                .sum::<usize>()
+        })
         .sum();
     fields + "NATS/1.0\r\n\r\n".len()
 }

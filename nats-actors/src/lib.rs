@@ -68,6 +68,7 @@ pub use bytes::Bytes;
 pub use nats_actors_macros::{handlers, Actor};
 
 mod actor;
+mod cell;
 mod client;
 mod codec;
 mod context;
@@ -84,7 +85,9 @@ pub use codec::{Codec, CONTENT_TYPE};
 pub use context::{Context, FromContext, Param};
 pub use error::{DecodeError, EncodeError, Error, HandlerError, PublishError, RequestError};
 pub use runtime::connect::{ConnectOptions, DEFAULT_URL};
-pub use runtime::{Runtime, RuntimeBuilder, ShutdownHandle, ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT};
+pub use runtime::{
+    Runtime, RuntimeBuilder, ShutdownHandle, ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT,
+};
 pub use stats::{HandlerStats, Stats};
 
 /// The names a handler module needs: `use nats_actors::prelude::*;`.

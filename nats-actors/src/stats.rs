@@ -18,7 +18,12 @@ pub(crate) struct HandlerCounters {
 }
 
 impl HandlerCounters {
-    pub fn new(actor: &'static str, method: &'static str, template: &'static str, instance: usize) -> Self {
+    pub fn new(
+        actor: &'static str,
+        method: &'static str,
+        template: &'static str,
+        instance: usize,
+    ) -> Self {
         Self {
             actor,
             method,
@@ -48,7 +53,10 @@ pub(crate) struct Counters {
 impl Counters {
     pub fn register(&self, c: HandlerCounters) -> Arc<HandlerCounters> {
         let c = Arc::new(c);
-        self.handlers.lock().unwrap_or_else(|e| e.into_inner()).push(c.clone());
+        self.handlers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c.clone());
         c
     }
 
@@ -112,7 +120,10 @@ pub struct Stats {
 impl Stats {
     /// The counters of `handler` (`"Actor::method"`) summed over its instances.
     pub fn handler(&self, handler: &str) -> HandlerStats {
-        let mut sum = HandlerStats { handler: handler.to_string(), ..HandlerStats::default() };
+        let mut sum = HandlerStats {
+            handler: handler.to_string(),
+            ..HandlerStats::default()
+        };
         for h in self.handlers.iter().filter(|h| h.handler == handler) {
             sum.subject.clone_from(&h.subject);
             sum.received += h.received;

@@ -72,8 +72,16 @@ impl NatsServerBuilder {
     /// Starts the server and waits until it listens.
     pub fn start(self) -> Result<NatsServer, TestingError> {
         let bin = find_binary().ok_or(TestingError::NotFound)?;
-        let dir = tempfile::Builder::new().prefix("nats-actors-test-").tempdir()?;
-        let mut server = NatsServer { bin, dir, options: self, child: None, port: 0 };
+        let dir = tempfile::Builder::new()
+            .prefix("nats-actors-test-")
+            .tempdir()?;
+        let mut server = NatsServer {
+            bin,
+            dir,
+            options: self,
+            child: None,
+            port: 0,
+        };
         server.spawn(None)?;
         Ok(server)
     }
@@ -97,7 +105,11 @@ impl NatsServer {
 
     /// A builder for other options.
     pub fn builder() -> NatsServerBuilder {
-        NatsServerBuilder { jetstream: true, config: None, args: Vec::new() }
+        NatsServerBuilder {
+            jetstream: true,
+            config: None,
+            args: Vec::new(),
+        }
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -144,7 +156,9 @@ impl NatsServer {
         cmd.args(["-a", "127.0.0.1", "-p"]);
         cmd.arg(port.map_or_else(|| "-1".to_string(), |p| p.to_string()));
         if self.options.jetstream {
-            cmd.arg("-js").arg("-sd").arg(self.dir.path().join("jetstream"));
+            cmd.arg("-js")
+                .arg("-sd")
+                .arg(self.dir.path().join("jetstream"));
         }
         if let Some(config) = &self.options.config {
             let path = self.dir.path().join("server.conf");
@@ -152,7 +166,11 @@ impl NatsServer {
             cmd.arg("-c").arg(path);
         }
         cmd.args(&self.options.args);
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -171,11 +189,17 @@ impl NatsServer {
         let mut port_found = None;
         let mut listening = false;
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            let Ok(line) = rx.recv_timeout(left) else { break };
+            let Ok(line) = rx.recv_timeout(left) else {
+                break;
+            };
             seen.push_str(&line);
             seen.push('\n');
             if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
-                port_found = rest.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                port_found = rest
+                    .trim()
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok());
             }
             if line.contains("Server is ready") {
                 listening = true;
@@ -210,5 +234,7 @@ fn find_binary() -> Option<PathBuf> {
         return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("nats-server")).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
 }

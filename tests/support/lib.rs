@@ -13,7 +13,9 @@ pub fn server() -> NatsServer {
 
 /// A plain async-nats client on `server`.
 pub async fn nats(server: &NatsServer) -> async_nats::Client {
-    async_nats::connect(server.url()).await.expect("connect to the test server")
+    async_nats::connect(server.url())
+        .await
+        .expect("connect to the test server")
 }
 
 /// Connect options for the runtime, pointing at `server`.

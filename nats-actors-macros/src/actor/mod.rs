@@ -29,9 +29,8 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
             ));
         }
         seen = true;
-        let opts = attr.parse_args_with(|s: syn::parse::ParseStream| {
-            options::parse_list(s, "actor", KNOWN)
-        })?;
+        let opts = attr
+            .parse_args_with(|s: syn::parse::ParseStream| options::parse_list(s, "actor", KNOWN))?;
         for opt in opts {
             match opt.key.to_string().as_str() {
                 "name" => {

@@ -63,7 +63,12 @@ fn spec(h: &Handler) -> TokenStream {
         call_args.push(quote!(#var));
     }
     let guard = if h.mutable {
-        quote!(let mut __nats_actors_guard = __nats_actors_cell.write().await;)
+        quote! {
+            let mut __nats_actors_guard = match __nats_actors_cell.write().await {
+                ::core::result::Result::Ok(g) => g,
+                ::core::result::Result::Err(e) => return #p::Outcome::Failed(e),
+            };
+        }
     } else {
         quote!(let __nats_actors_guard = __nats_actors_cell.read().await;)
     };
@@ -89,7 +94,7 @@ fn spec(h: &Handler) -> TokenStream {
             codec: #codec,
             concurrency: #concurrency,
             exclusive: #exclusive,
-            invoke: |__nats_actors_cell: ::std::sync::Arc<#p::RwLock<Self>>,
+            invoke: |__nats_actors_cell: ::std::sync::Arc<#p::Cell<Self>>,
                      #ctx: ::nats_actors::Context|
                      -> #p::BoxFuture<'static, #p::Outcome> {
                 ::std::boxed::Box::pin(async move {

@@ -9,8 +9,9 @@ use quote::quote;
 
 /// Expands `#[handlers]`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
-    let args_error = (!args.is_empty())
-        .then(|| syn::Error::new_spanned(&args, "#[handlers] takes no arguments").to_compile_error());
+    let args_error = (!args.is_empty()).then(|| {
+        syn::Error::new_spanned(&args, "#[handlers] takes no arguments").to_compile_error()
+    });
     let mut item: syn::ItemImpl = match syn::parse2(input.clone()) {
         Ok(i) => i,
         Err(_) => {

@@ -32,7 +32,11 @@ pub enum Arg {
     /// `&Context`.
     Context,
     /// `Param<T>` bound to the `{name}` at token `index`.
-    Param { ty: Type, name: String, index: usize },
+    Param {
+        ty: Type,
+        name: String,
+        index: usize,
+    },
     /// An extractor type implementing `FromContext` (`HeaderMap`, `Message`, `Bytes`, `Subject`).
     Extract(Type),
     /// The typed payload.
@@ -65,7 +69,9 @@ pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
     let mut handlers = Vec::new();
     let mut errors: Option<syn::Error> = None;
     for impl_item in &mut item.items {
-        let ImplItem::Fn(method) = impl_item else { continue };
+        let ImplItem::Fn(method) = impl_item else {
+            continue;
+        };
         let attrs: Vec<(Kind, syn::Attribute)> = method
             .attrs
             .iter()
@@ -115,7 +121,9 @@ fn parse_attr(attr: &syn::Attribute, kind: Kind) -> syn::Result<HandlerAttr> {
             format!("#[{name}] needs a subject, e.g. #[{name}(\"orders.created\")]"),
         )
     };
-    let syn::Meta::List(list) = &attr.meta else { return Err(missing()) };
+    let syn::Meta::List(list) = &attr.meta else {
+        return Err(missing());
+    };
     if list.tokens.is_empty() {
         return Err(missing());
     }
@@ -123,7 +131,9 @@ fn parse_attr(attr: &syn::Attribute, kind: Kind) -> syn::Result<HandlerAttr> {
         let template: LitStr = input.parse().map_err(|e| {
             syn::Error::new(
                 e.span(),
-                format!("#[{name}] takes the subject first, as a string: #[{name}(\"orders.created\")]"),
+                format!(
+                    "#[{name}] takes the subject first, as a string: #[{name}(\"orders.created\")]"
+                ),
             )
         })?;
         if !input.is_empty() {
@@ -151,7 +161,10 @@ fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn:
     if sig.asyncness.is_none() {
         return Err(syn::Error::new(
             sig.fn_token.span,
-            format!("a #[{}] handler must be an `async fn`; add `async`", kind.attr()),
+            format!(
+                "a #[{}] handler must be an `async fn`; add `async`",
+                kind.attr()
+            ),
         ));
     }
     if !sig.generics.params.is_empty() {
@@ -241,10 +254,17 @@ fn classify(ty: &Type, pat: &Pat, subject: &Template, template: &LitStr) -> syn:
                 )
             })?;
             match subject.params.iter().find(|(n, _)| *n == name) {
-                Some((_, index)) => Ok(Arg::Param { ty: ty.clone(), name, index: *index }),
+                Some((_, index)) => Ok(Arg::Param {
+                    ty: ty.clone(),
+                    name,
+                    index: *index,
+                }),
                 None => {
-                    let have: Vec<String> =
-                        subject.params.iter().map(|(n, _)| format!("`{n}`")).collect();
+                    let have: Vec<String> = subject
+                        .params
+                        .iter()
+                        .map(|(n, _)| format!("`{n}`"))
+                        .collect();
                     let hint = if have.is_empty() {
                         "it has no parameters; add `{".to_string() + &name + "}` to the subject"
                     } else {

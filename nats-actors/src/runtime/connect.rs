@@ -78,8 +78,12 @@ impl ConnectOptions {
     pub fn from_env() -> Result<Self, Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let url = var("NATS_URL").unwrap_or_else(|| DEFAULT_URL.to_string());
-        let servers: Vec<String> =
-            url.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        let servers: Vec<String> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         if servers.is_empty() {
             return Err(Error::Config("NATS_URL names no server".into()));
         }
@@ -87,7 +91,8 @@ impl ConnectOptions {
         if let Some(creds) = var("NATS_CREDS") {
             opts = opts.credentials_file(creds);
         } else if let Some(path) = var("NATS_NKEY") {
-            let seed = std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })?;
+            let seed =
+                std::fs::read_to_string(&path).map_err(|source| Error::Io { path, source })?;
             opts = opts.nkey_seed(seed.trim());
         } else if let Some(token) = var("NATS_TOKEN") {
             opts = opts.token(token);
@@ -100,7 +105,11 @@ impl ConnectOptions {
         match (var("NATS_CERT"), var("NATS_KEY")) {
             (Some(cert), Some(key)) => opts = opts.client_certificate(cert, key),
             (None, None) => {}
-            _ => return Err(Error::Config("set both NATS_CERT and NATS_KEY, or neither".into())),
+            _ => {
+                return Err(Error::Config(
+                    "set both NATS_CERT and NATS_KEY, or neither".into(),
+                ))
+            }
         }
         Ok(opts)
     }
@@ -123,7 +132,11 @@ impl ConnectOptions {
     }
 
     /// Authenticate with user and password.
-    pub fn user_and_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn user_and_password(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.auth = Auth::UserPassword(user.into(), password.into());
         self
     }
@@ -193,7 +206,10 @@ impl ConnectOptions {
             Auth::NkeySeed(s) => o.nkey(s),
             Auth::CredentialsFile(path) => {
                 let shown = path.display().to_string();
-                o.credentials_file(path).await.map_err(|source| Error::Io { path: shown, source })?
+                o.credentials_file(path).await.map_err(|source| Error::Io {
+                    path: shown,
+                    source,
+                })?
             }
         };
         if let Some(name) = self.name {

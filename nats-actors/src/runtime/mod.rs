@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::{watch, Notify, RwLock};
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::actor::Actor;
+use crate::cell::Cell;
 use crate::client::Client;
 use crate::error::Error;
 use crate::stats::{Counters, HandlerCounters, Stats};
@@ -77,6 +78,7 @@ pub struct Runtime {
     owns_connection: bool,
     tasks: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
+    stop_flag: Arc<AtomicBool>,
     counters: Arc<Counters>,
     shutdown_timeout: Duration,
     closed: Arc<Notify>,
@@ -163,6 +165,7 @@ impl Runtime {
     /// handlers finish within the shutdown timeout, replies and publishes are flushed, and a
     /// connection the runtime opened is closed.
     pub async fn shutdown(self) -> ShutdownReport {
+        self.stop_flag.store(true, Relaxed);
         let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let mut aborted = 0;
@@ -259,7 +262,14 @@ impl RuntimeBuilder {
         let client = Client::new(nats);
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        let mut env = StartEnv { client: client.clone(), counters: counters.clone(), stop: stop_rx, tasks: &mut tasks };
+        let stop_flag = Arc::new(AtomicBool::new(false));
+        let mut env = StartEnv {
+            client: client.clone(),
+            counters: counters.clone(),
+            stop: stop_rx,
+            stop_flag: stop_flag.clone(),
+            tasks: &mut tasks,
+        };
         for mut actor in self.actors {
             if let Err(e) = actor.start(&mut env).await {
                 let _ = stop.send(true);
@@ -270,12 +280,17 @@ impl RuntimeBuilder {
             }
         }
         // A round trip to the server: every SUB above is registered once it returns.
-        client.nats().flush().await.map_err(|e| Error::Config(format!("cannot flush after subscribing: {e}")))?;
+        client
+            .nats()
+            .flush()
+            .await
+            .map_err(|e| Error::Config(format!("cannot flush after subscribing: {e}")))?;
         Ok(Runtime {
             client,
             owns_connection,
             tasks,
             stop,
+            stop_flag,
             counters,
             shutdown_timeout: self.shutdown_timeout,
             closed,
@@ -334,6 +349,7 @@ struct StartEnv<'a> {
     client: Client,
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
+    stop_flag: Arc<AtomicBool>,
     tasks: &'a mut Vec<JoinHandle<()>>,
 }
 
@@ -345,19 +361,26 @@ trait Starter: Send {
 impl<A: Actor> Starter for Option<A> {
     fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let Some(actor) = self.take() else { return Ok(()) };
+            let Some(actor) = self.take() else {
+                return Ok(());
+            };
             let opts = A::options();
             let specs = A::handlers();
             if specs.is_empty() {
-                tracing::warn!(actor = opts.name, "actor has no #[subscribe] or #[request] handlers");
+                tracing::warn!(
+                    actor = opts.name,
+                    "actor has no #[subscribe] or #[request] handlers"
+                );
             }
+            let exclusive = specs.iter().any(|s| s.exclusive);
             for (instance, state) in actor.instances().into_iter().enumerate() {
-                let cell = Arc::new(RwLock::new(state));
+                let cell = Arc::new(Cell::new(state, exclusive));
                 for spec in &specs {
-                    let queue = spec
-                        .queue
-                        .or(opts.queue)
-                        .or(if opts.instances > 1 { Some(opts.name) } else { None });
+                    let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
+                        Some(opts.name)
+                    } else {
+                        None
+                    });
                     let worker = Worker {
                         spec: *spec,
                         cell: cell.clone(),
@@ -372,14 +395,26 @@ impl<A: Actor> Starter for Option<A> {
                             instance,
                         )),
                         runtime: env.counters.clone(),
+                        stop: env.stop_flag.clone(),
                     };
-                    let sub = worker.subscribe().await.map_err(|source| Error::Subscribe {
-                        handler: format!("{}::{}", opts.name, spec.method),
-                        subject: spec.subject.to_string(),
-                        source,
-                    })?;
-                    tracing::debug!(actor = opts.name, handler = spec.method, subject = spec.subject, queue, instance, "subscribed");
-                    env.tasks.push(tokio::spawn(worker.run(sub, env.stop.clone())));
+                    let sub = worker
+                        .subscribe()
+                        .await
+                        .map_err(|source| Error::Subscribe {
+                            handler: format!("{}::{}", opts.name, spec.method),
+                            subject: spec.subject.to_string(),
+                            source,
+                        })?;
+                    tracing::debug!(
+                        actor = opts.name,
+                        handler = spec.method,
+                        subject = spec.subject,
+                        queue,
+                        instance,
+                        "subscribed"
+                    );
+                    env.tasks
+                        .push(tokio::spawn(worker.run(sub, env.stop.clone())));
                 }
             }
             Ok(())

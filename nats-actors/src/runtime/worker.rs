@@ -2,17 +2,18 @@
 //! to `concurrency` at once, act on the outcome, drain on shutdown, resubscribe if it ends.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Message, Subscriber};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{watch, RwLock};
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::actor::{HandlerKind, HandlerSpec, Outcome};
+use crate::cell::Cell;
 use crate::client::Client;
 use crate::codec::{self, Codec};
 use crate::context::Context;
@@ -23,13 +24,15 @@ use crate::stats::{Counters, HandlerCounters};
 /// Everything a subscription task needs.
 pub(crate) struct Worker<A> {
     pub spec: HandlerSpec<A>,
-    pub cell: Arc<RwLock<A>>,
+    pub cell: Arc<Cell<A>>,
     pub client: Client,
     pub codec: Codec,
     pub queue: Option<&'static str>,
     pub limit: usize,
     pub counters: Arc<HandlerCounters>,
     pub runtime: Arc<Counters>,
+    /// Set when the runtime shuts down.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl<A: Send + Sync + 'static> Worker<A> {
@@ -42,23 +45,22 @@ impl<A: Send + Sync + 'static> Worker<A> {
     }
 
     /// Runs until shutdown: then drains the subscription and finishes what is in flight.
+    ///
+    /// The hot path polls the subscription first and reads the stop flag with one atomic load;
+    /// the watch channel is only polled when no message is waiting.
     pub async fn run(self, mut sub: Subscriber, mut shutdown: watch::Receiver<bool>) {
         let mut in_flight = FuturesUnordered::new();
-        let mut draining = *shutdown.borrow();
-        if draining {
-            let _ = sub.drain().await;
-        }
+        let mut draining = false;
         loop {
+            if !draining && self.stop.load(Relaxed) {
+                draining = true;
+                if let Err(e) = sub.drain().await {
+                    tracing::warn!(handler = %self.name(), error = %e, "cannot drain subscription");
+                    break;
+                }
+            }
             tokio::select! {
                 biased;
-                _ = shutdown.changed(), if !draining => {
-                    draining = true;
-                    if let Err(e) = sub.drain().await {
-                        tracing::warn!(handler = self.name(), error = %e, "cannot drain subscription");
-                        break;
-                    }
-                }
-                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
                 next = sub.next(), if in_flight.len() < self.limit => match next {
                     Some(msg) if self.limit == 1 => self.process(msg).await,
                     Some(msg) => in_flight.push(self.process(msg)),
@@ -67,7 +69,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
                         Some(s) => sub = s,
                         None => break,
                     },
-                }
+                },
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                // Also fires when the runtime is dropped without a shutdown.
+                _ = shutdown.changed(), if !draining => self.stop.store(true, Relaxed),
             }
         }
         while in_flight.next().await.is_some() {}
@@ -81,7 +86,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
     /// again with backoff, up to 10 attempts.
     async fn resubscribe(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Subscriber> {
         for attempt in 1..=10usize {
-            if *shutdown.borrow() {
+            if self.stop.load(Relaxed) || *shutdown.borrow() {
                 return None;
             }
             tokio::time::sleep(super::connect::backoff(attempt, Duration::from_secs(2))).await;
@@ -91,7 +96,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     tracing::warn!(handler = %self.name(), subject = self.spec.subject, "subscription ended; subscribed again");
                     return Some(sub);
                 }
-                Err(e) => tracing::warn!(handler = %self.name(), attempt, error = %e, "cannot subscribe again"),
+                Err(e) => {
+                    tracing::warn!(handler = %self.name(), attempt, error = %e, "cannot subscribe again")
+                }
             }
         }
         tracing::error!(handler = %self.name(), subject = self.spec.subject, "subscription ended and could not be made again; handler stopped");
@@ -104,7 +111,8 @@ impl<A: Send + Sync + 'static> Worker<A> {
             HandlerKind::Request => msg.reply.clone(),
             HandlerKind::Subscribe => None,
         };
-        let span = tracing::debug_span!("process", handler = self.spec.method, subject = %msg.subject);
+        let span =
+            tracing::debug_span!("process", handler = self.spec.method, subject = %msg.subject);
         let ctx = Context::new(msg, self.client.clone(), self.codec, self.spec.template);
         let fut = (self.spec.invoke)(self.cell.clone(), ctx);
         let outcome = AssertUnwindSafe(fut).catch_unwind().instrument(span).await;
@@ -136,7 +144,11 @@ impl<A: Send + Sync + 'static> Worker<A> {
             }
             Ok(Outcome::Failed(err)) => {
                 c.failed.fetch_add(1, Relaxed);
-                tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed");
+                if err.code() < 500 {
+                    tracing::info!(handler = %self.name(), code = err.code(), error = %err.description(), "handler refused the message");
+                } else {
+                    tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed");
+                }
                 err
             }
             Ok(Outcome::Rejected(err)) => {
@@ -162,9 +174,16 @@ impl<A: Send + Sync + 'static> Worker<A> {
     async fn error_reply(&self, reply: Option<async_nats::Subject>, err: &HandlerError) {
         let Some(reply) = reply else { return };
         let mut h = HeaderMap::new();
-        h.insert(headers::SERVICE_ERROR, headers::safe_value(err.description(), 1024).as_str());
+        h.insert(
+            headers::SERVICE_ERROR,
+            headers::safe_value(err.description(), 1024).as_str(),
+        );
         h.insert(headers::SERVICE_ERROR_CODE, err.code().to_string().as_str());
-        if let Err(e) = self.client.send(reply.as_str(), h, bytes::Bytes::new()).await {
+        if let Err(e) = self
+            .client
+            .send(reply.as_str(), h, bytes::Bytes::new())
+            .await
+        {
             tracing::warn!(handler = %self.name(), error = %e, "cannot send the error reply");
         }
     }

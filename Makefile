@@ -1,0 +1,36 @@
+# nats-actors: `make test` (what CI runs) and `make demo` (see it work), on a fresh machine.
+SHELL := /bin/bash
+CARGO ?= cargo
+# Tests, examples and benches find nats-server here when it is not on PATH already.
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: test demo bench nats-server fmt lint doc
+
+## Installs nats-server into .tools when PATH has none (or one older than 2.10).
+nats-server:
+	@scripts/ensure-nats-server
+
+## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and benches built.
+test: nats-server
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(CARGO) test --workspace --all-features
+	$(CARGO) build --workspace --examples
+	$(CARGO) bench --workspace --no-run
+
+## Starts a throwaway server (unless NATS_URL is set) and runs actors that exchange events and a request.
+demo: nats-server
+	$(CARGO) run --example demo
+
+## Side-by-side benchmarks against raw async-nats (release build; takes a few minutes).
+bench: nats-server
+	$(CARGO) bench --bench core
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+doc:
+	$(CARGO) doc --workspace --no-deps --all-features

@@ -1,0 +1,63 @@
+//! Where an actor instance lives: lock-free when every handler takes `&self`, behind a fair
+//! read/write lock when some take `&mut self` (those then run one at a time, the classic actor).
+
+use std::ops::Deref;
+
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::error::HandlerError;
+
+/// The state of one actor instance.
+#[doc(hidden)]
+pub enum Cell<A> {
+    /// Only `&self` handlers: shared without a lock.
+    Free(A),
+    /// Some `&mut self` handlers: they take the write lock, the others the read lock.
+    Locked(RwLock<A>),
+}
+
+/// Shared access to the actor for a `&self` handler.
+#[doc(hidden)]
+pub enum ReadGuard<'a, A> {
+    Free(&'a A),
+    Locked(RwLockReadGuard<'a, A>),
+}
+
+impl<A> Cell<A> {
+    pub(crate) fn new(actor: A, exclusive: bool) -> Self {
+        if exclusive {
+            Cell::Locked(RwLock::new(actor))
+        } else {
+            Cell::Free(actor)
+        }
+    }
+
+    /// Access for a `&self` handler.
+    pub async fn read(&self) -> ReadGuard<'_, A> {
+        match self {
+            Cell::Free(a) => ReadGuard::Free(a),
+            Cell::Locked(l) => ReadGuard::Locked(l.read().await),
+        }
+    }
+
+    /// Exclusive access for a `&mut self` handler; the runtime makes the cell `Locked` whenever
+    /// an actor has one, so the error is never seen in practice.
+    pub async fn write(&self) -> Result<RwLockWriteGuard<'_, A>, HandlerError> {
+        match self {
+            Cell::Locked(l) => Ok(l.write().await),
+            Cell::Free(_) => Err(HandlerError::new(
+                "a &mut self handler on an actor without a lock",
+            )),
+        }
+    }
+}
+
+impl<A> Deref for ReadGuard<'_, A> {
+    type Target = A;
+    fn deref(&self) -> &A {
+        match self {
+            ReadGuard::Free(a) => a,
+            ReadGuard::Locked(g) => g,
+        }
+    }
+}
