@@ -104,3 +104,8 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub use actor::private as __private;
+
+/// The README's examples, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
