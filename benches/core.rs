@@ -21,9 +21,9 @@ use nats_actors::ConnectOptions;
 use tokio::sync::Notify;
 
 const PUBSUB_MESSAGES: u64 = 300_000;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const SEQUENTIAL_REQUESTS: usize = 5_000;
-const PARALLEL_REQUESTS: usize = 50_000;
+const PARALLEL_REQUESTS: usize = 51_200; // 800 per in-flight slot
 const IN_FLIGHT: usize = 64;
 const CAPACITY: usize = 1 << 19;
 
