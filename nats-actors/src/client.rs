@@ -100,11 +100,8 @@ impl Client {
         value: &T,
     ) -> Result<(), PublishError> {
         let codec = self.inner.codec;
-        let payload = codec.encode(value).map_err(|source| PublishError::Encode {
-            subject: subject.into(),
-            source,
-        })?;
-        self.send(subject, content_type(codec), payload).await
+        self.publish_encoded(subject, content_type(codec), codec, value)
+            .await
     }
 
     /// Publishes raw bytes with the given headers, untouched.
@@ -132,20 +129,8 @@ impl Client {
         Req: Serialize + ?Sized,
     {
         let codec = self.inner.codec;
-        let payload = codec
-            .encode(request)
-            .map_err(|source| PublishError::Encode {
-                subject: subject.into(),
-                source,
-            })?;
-        self.request_encoded(
-            subject,
-            content_type(codec),
-            payload,
-            codec,
-            self.inner.timeout,
-        )
-        .await
+        self.request_typed(subject, content_type(codec), codec, request)
+            .await
     }
 
     /// Sends raw bytes as a request and returns the reply message, mapping error headers,
@@ -177,16 +162,42 @@ impl Client {
             })
     }
 
-    pub(crate) async fn request_encoded<Resp: DeserializeOwned>(
+    /// Encodes `value` with `codec` and publishes it with `headers`.
+    pub(crate) async fn publish_encoded<T: Serialize + ?Sized>(
         &self,
         subject: &str,
         headers: HeaderMap,
-        payload: Bytes,
         codec: Codec,
-        timeout: Duration,
-    ) -> Result<Resp, RequestError> {
+        value: &T,
+    ) -> Result<(), PublishError> {
+        let payload = codec.encode(value).map_err(|source| PublishError::Encode {
+            subject: subject.into(),
+            source,
+        })?;
+        self.send(subject, headers, payload).await
+    }
+
+    /// Encodes `request` with `codec`, sends it with `headers`, and decodes the reply by its
+    /// `Content-Type`, else with `codec`.
+    pub(crate) async fn request_typed<Resp, Req>(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        codec: Codec,
+        request: &Req,
+    ) -> Result<Resp, RequestError>
+    where
+        Resp: DeserializeOwned,
+        Req: Serialize + ?Sized,
+    {
+        let payload = codec
+            .encode(request)
+            .map_err(|source| PublishError::Encode {
+                subject: subject.into(),
+                source,
+            })?;
         let reply = self
-            .request_message(subject, headers, payload, timeout)
+            .request_message(subject, headers, payload, self.inner.timeout)
             .await?;
         let reply_codec = codec::of_headers(reply.headers.as_ref())?.unwrap_or(codec);
         Ok(reply_codec.decode(&reply.payload)?)

@@ -111,15 +111,10 @@ impl Context {
         subject: &str,
         value: &T,
     ) -> Result<(), PublishError> {
-        let payload = self
-            .default_codec
-            .encode(value)
-            .map_err(|source| PublishError::Encode {
-                subject: subject.into(),
-                source,
-            })?;
+        let codec = self.default_codec;
+        let headers = self.outgoing_headers(codec);
         self.client
-            .send(subject, self.outgoing_headers(self.default_codec), payload)
+            .publish_encoded(subject, headers, codec, value)
             .await
     }
 
@@ -135,20 +130,9 @@ impl Context {
         Req: Serialize + ?Sized,
     {
         let codec = self.default_codec;
-        let payload = codec
-            .encode(request)
-            .map_err(|source| PublishError::Encode {
-                subject: subject.into(),
-                source,
-            })?;
+        let headers = self.outgoing_headers(codec);
         self.client
-            .request_encoded(
-                subject,
-                self.outgoing_headers(codec),
-                payload,
-                codec,
-                self.client.timeout(),
-            )
+            .request_typed(subject, headers, codec, request)
             .await
     }
 
