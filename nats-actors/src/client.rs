@@ -13,6 +13,10 @@ use serde::Serialize;
 use crate::codec::{self, Codec};
 use crate::error::{PublishError, RequestError};
 use crate::headers;
+use crate::telemetry::metrics::{ClientMetrics, Operation};
+use crate::telemetry::spans::{self, SendKind, Server};
+use std::time::Instant;
+use tracing::{Instrument, Span};
 
 /// Default timeout of [`Client::request`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,6 +41,7 @@ struct Inner {
     nats: async_nats::Client,
     codec: Codec,
     timeout: Duration,
+    server: Server,
 }
 
 impl Client {
@@ -44,6 +49,7 @@ impl Client {
     pub fn new(nats: async_nats::Client) -> Self {
         Self {
             inner: Arc::new(Inner {
+                server: Server::of(&nats),
                 nats,
                 codec: Codec::Json,
                 timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -59,6 +65,7 @@ impl Client {
                 nats: i.nats.clone(),
                 codec,
                 timeout: i.timeout,
+                server: i.server.clone(),
             }),
         }
     }
@@ -71,6 +78,7 @@ impl Client {
                 nats: i.nats.clone(),
                 codec: i.codec,
                 timeout,
+                server: i.server.clone(),
             }),
         }
     }
@@ -100,7 +108,7 @@ impl Client {
         value: &T,
     ) -> Result<(), PublishError> {
         let codec = self.inner.codec;
-        self.publish_encoded(subject, content_type(codec), codec, value)
+        self.publish_encoded(&Span::current(), subject, content_type(codec), codec, value)
             .await
     }
 
@@ -111,7 +119,14 @@ impl Client {
         headers: HeaderMap,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        self.send(subject, headers, payload).await
+        self.send(
+            &Span::current(),
+            SendKind::Publish,
+            subject,
+            headers,
+            payload,
+        )
+        .await
     }
 
     /// Sends a request and decodes the reply.
@@ -129,8 +144,14 @@ impl Client {
         Req: Serialize + ?Sized,
     {
         let codec = self.inner.codec;
-        self.request_typed(subject, content_type(codec), codec, request)
-            .await
+        self.request_typed(
+            &Span::current(),
+            subject,
+            content_type(codec),
+            codec,
+            request,
+        )
+        .await
     }
 
     /// Sends raw bytes as a request and returns the reply message, mapping error headers,
@@ -141,30 +162,54 @@ impl Client {
         headers: HeaderMap,
         payload: Bytes,
     ) -> Result<Message, RequestError> {
-        self.request_message(subject, headers, payload, self.inner.timeout)
+        self.request_message(&Span::current(), subject, headers, payload)
             .await
     }
 
+    /// Publishes under a send span (child of `parent`) whose context goes into the headers.
     pub(crate) async fn send(
         &self,
+        parent: &Span,
+        what: SendKind,
         subject: &str,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        self.check_size(subject, &headers, &payload)?;
-        self.inner
-            .nats
-            .publish_with_headers(subject.to_owned(), headers, payload)
-            .await
-            .map_err(|source| PublishError::Nats {
-                subject: subject.into(),
-                source,
-            })
+        let span = spans::send(parent, what, subject, payload.len(), &self.inner.server);
+        if !span.is_disabled() && what != SendKind::Reply {
+            spans::inject(&span, &mut headers);
+        }
+        let started = ClientMetrics::get().map(|m| (m, Instant::now()));
+        let result = async {
+            self.check_size(subject, &headers, &payload)?;
+            self.inner
+                .nats
+                .publish_with_headers(subject.to_owned(), headers, payload)
+                .await
+                .map_err(|source| PublishError::Nats {
+                    subject: subject.into(),
+                    source,
+                })
+        }
+        .instrument(span.clone())
+        .await;
+        let error_type = result.as_ref().err().map(|e| match e {
+            PublishError::MaxPayload { .. } => "max_payload",
+            _ => "publish",
+        });
+        if let (Some(t), Err(e)) = (error_type, &result) {
+            spans::fail(&span, t, &e.to_string());
+        }
+        if let Some((m, started)) = started {
+            m.record(Operation::Send, started, error_type);
+        }
+        result
     }
 
     /// Encodes `value` with `codec` and publishes it with `headers`.
     pub(crate) async fn publish_encoded<T: Serialize + ?Sized>(
         &self,
+        parent: &Span,
         subject: &str,
         headers: HeaderMap,
         codec: Codec,
@@ -174,13 +219,15 @@ impl Client {
             subject: subject.into(),
             source,
         })?;
-        self.send(subject, headers, payload).await
+        self.send(parent, SendKind::Publish, subject, headers, payload)
+            .await
     }
 
     /// Encodes `request` with `codec`, sends it with `headers`, and decodes the reply by its
     /// `Content-Type`, else with `codec`.
     pub(crate) async fn request_typed<Resp, Req>(
         &self,
+        parent: &Span,
         subject: &str,
         headers: HeaderMap,
         codec: Codec,
@@ -197,13 +244,54 @@ impl Client {
                 source,
             })?;
         let reply = self
-            .request_message(subject, headers, payload, self.inner.timeout)
+            .request_message(parent, subject, headers, payload)
             .await?;
         let reply_codec = codec::of_headers(reply.headers.as_ref())?.unwrap_or(codec);
         Ok(reply_codec.decode(&reply.payload)?)
     }
 
+    /// Sends a request under a CLIENT span (child of `parent`) whose context goes into the
+    /// headers, so that the responder's process span is its child.
     async fn request_message(
+        &self,
+        parent: &Span,
+        subject: &str,
+        mut headers: HeaderMap,
+        payload: Bytes,
+    ) -> Result<Message, RequestError> {
+        let timeout = self.inner.timeout;
+        let span = spans::send(
+            parent,
+            SendKind::Request,
+            subject,
+            payload.len(),
+            &self.inner.server,
+        );
+        if !span.is_disabled() {
+            spans::inject(&span, &mut headers);
+        }
+        let started = ClientMetrics::get().map(|m| (m, Instant::now()));
+        let result = self
+            .request_untraced(subject, headers, payload, timeout)
+            .instrument(span.clone())
+            .await;
+        let error_type = result.as_ref().err().map(|e| match e {
+            RequestError::NoResponders { .. } => "no_responders",
+            RequestError::Timeout { .. } => "timeout",
+            RequestError::Service { .. } => "service_error",
+            RequestError::Publish(PublishError::MaxPayload { .. }) => "max_payload",
+            _ => "request",
+        });
+        if let (Some(t), Err(e)) = (error_type, &result) {
+            spans::fail(&span, t, &e.to_string());
+        }
+        if let Some((m, started)) = started {
+            m.record(Operation::Request, started, error_type);
+        }
+        result
+    }
+
+    async fn request_untraced(
         &self,
         subject: &str,
         headers: HeaderMap,

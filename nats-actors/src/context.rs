@@ -37,6 +37,7 @@ use crate::headers;
 /// ```
 pub struct Context {
     message: Message,
+    span: tracing::Span,
     client: Client,
     default_codec: Codec,
     template: &'static str,
@@ -44,6 +45,7 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(
+        span: tracing::Span,
         message: Message,
         client: Client,
         default_codec: Codec,
@@ -51,10 +53,16 @@ impl Context {
     ) -> Self {
         Self {
             message,
+            span,
             client,
             default_codec,
             template,
         }
+    }
+
+    /// The `process` span of this message (disabled when it is not recorded).
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The subject the message arrived on.
@@ -114,7 +122,7 @@ impl Context {
         let codec = self.default_codec;
         let headers = self.outgoing_headers(codec);
         self.client
-            .publish_encoded(subject, headers, codec, value)
+            .publish_encoded(&self.span, subject, headers, codec, value)
             .await
     }
 
@@ -132,7 +140,7 @@ impl Context {
         let codec = self.default_codec;
         let headers = self.outgoing_headers(codec);
         self.client
-            .request_typed(subject, headers, codec, request)
+            .request_typed(&self.span, subject, headers, codec, request)
             .await
     }
 

@@ -76,6 +76,7 @@ mod error;
 mod headers;
 mod runtime;
 mod stats;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -17,6 +17,8 @@ use crate::cell::Cell;
 use crate::client::Client;
 use crate::error::Error;
 use crate::stats::{Counters, HandlerCounters, Stats};
+use crate::telemetry::metrics::{self, HandlerMetrics};
+use crate::telemetry::spans::{ProcessMeta, Server};
 use connect::ConnectOptions;
 use worker::Worker;
 
@@ -83,6 +85,8 @@ pub struct Runtime {
     shutdown_timeout: Duration,
     closed: Arc<Notify>,
     handle: ShutdownHandle,
+    /// Keeps the observable runtime counters registered.
+    _observers: Vec<opentelemetry::metrics::ObservableCounter<u64>>,
 }
 
 /// Asks a running [`Runtime`] to shut down; cheap to clone, usable from any task.
@@ -182,6 +186,7 @@ impl Runtime {
         if let Err(e) = nats.flush().await {
             tracing::warn!(error = %e, "cannot flush the connection at shutdown");
         }
+        crate::telemetry::flush().await;
         if self.owns_connection {
             let closed = self.closed.notified();
             if nats.drain().await.is_ok() {
@@ -285,6 +290,7 @@ impl RuntimeBuilder {
             .flush()
             .await
             .map_err(|e| Error::Config(format!("cannot flush after subscribing: {e}")))?;
+        let counters_for_metrics = counters.clone();
         Ok(Runtime {
             client,
             owns_connection,
@@ -295,6 +301,7 @@ impl RuntimeBuilder {
             shutdown_timeout: self.shutdown_timeout,
             closed,
             handle: ShutdownHandle::default(),
+            _observers: metrics::observe_runtime(counters_for_metrics),
         })
     }
 
@@ -396,6 +403,13 @@ impl<A: Actor> Starter for Option<A> {
                         )),
                         runtime: env.counters.clone(),
                         stop: env.stop_flag.clone(),
+                        meta: ProcessMeta {
+                            name: format!("process {}", spec.template),
+                            template: spec.template,
+                            queue,
+                            server: Server::of(env.client.nats()),
+                        },
+                        metrics: HandlerMetrics::new(spec.template, queue),
                     };
                     let sub = worker
                         .subscribe()

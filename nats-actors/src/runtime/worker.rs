@@ -20,6 +20,9 @@ use crate::context::Context;
 use crate::error::HandlerError;
 use crate::headers;
 use crate::stats::{Counters, HandlerCounters};
+use crate::telemetry::metrics::HandlerMetrics;
+use crate::telemetry::spans::{self, ProcessMeta, SendKind};
+use std::time::Instant;
 
 /// Everything a subscription task needs.
 pub(crate) struct Worker<A> {
@@ -33,6 +36,8 @@ pub(crate) struct Worker<A> {
     pub runtime: Arc<Counters>,
     /// Set when the runtime shuts down.
     pub stop: Arc<AtomicBool>,
+    pub meta: ProcessMeta,
+    pub metrics: Option<HandlerMetrics>,
 }
 
 impl<A: Send + Sync + 'static> Worker<A> {
@@ -111,79 +116,108 @@ impl<A: Send + Sync + 'static> Worker<A> {
             HandlerKind::Request => msg.reply.clone(),
             HandlerKind::Subscribe => None,
         };
-        let span =
-            tracing::debug_span!("process", handler = self.spec.method, subject = %msg.subject);
-        let ctx = Context::new(msg, self.client.clone(), self.codec, self.spec.template);
+        let span = spans::process(&self.meta, &msg);
+        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let ctx = Context::new(
+            span.clone(),
+            msg,
+            self.client.clone(),
+            self.codec,
+            self.spec.template,
+        );
         let fut = (self.spec.invoke)(self.cell.clone(), ctx);
-        let outcome = AssertUnwindSafe(fut).catch_unwind().instrument(span).await;
-        let c = &self.counters;
-        let error = match outcome {
-            Ok(Outcome::Done) => {
-                c.handled.fetch_add(1, Relaxed);
-                return;
-            }
-            Ok(Outcome::Reply(payload, codec)) => {
-                let Some(reply) = reply_to else {
-                    c.handled.fetch_add(1, Relaxed);
-                    return self.no_reply_subject();
-                };
-                let mut h = HeaderMap::new();
-                h.insert(codec::CONTENT_TYPE, codec.content_type());
-                match self.client.send(reply.as_str(), h, payload).await {
-                    Ok(()) => {
-                        c.handled.fetch_add(1, Relaxed);
-                        return;
-                    }
-                    Err(e) => {
-                        c.failed.fetch_add(1, Relaxed);
-                        tracing::warn!(handler = %self.name(), error = %e, "cannot send the reply");
-                        let err = HandlerError::new(format!("cannot send the reply: {e}"));
-                        return self.error_reply(Some(reply), &err).await;
+        let outcome = AssertUnwindSafe(fut)
+            .catch_unwind()
+            .instrument(span.clone())
+            .await;
+        let (error, error_type) = match outcome {
+            Ok(Outcome::Done) => (None, None),
+            Ok(Outcome::Reply(payload, codec)) => match &reply_to {
+                None => {
+                    self.no_reply_subject();
+                    (None, None)
+                }
+                Some(reply) => {
+                    let mut h = HeaderMap::new();
+                    h.insert(codec::CONTENT_TYPE, codec.content_type());
+                    match self
+                        .client
+                        .send(&span, SendKind::Reply, reply.as_str(), h, payload)
+                        .await
+                    {
+                        Ok(()) => (None, None),
+                        Err(e) => {
+                            tracing::warn!(handler = %self.name(), error = %e, "cannot send the reply");
+                            let err = HandlerError::new(format!("cannot send the reply: {e}"));
+                            (Some(err), Some("reply"))
+                        }
                     }
                 }
-            }
+            },
             Ok(Outcome::Failed(err)) => {
-                c.failed.fetch_add(1, Relaxed);
                 if err.code() < 500 {
                     tracing::info!(handler = %self.name(), code = err.code(), error = %err.description(), "handler refused the message");
                 } else {
                     tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed");
                 }
-                err
+                (Some(err), Some("handler"))
             }
             Ok(Outcome::Rejected(err)) => {
-                c.rejected.fetch_add(1, Relaxed);
                 tracing::warn!(handler = %self.name(), reason = %err.description(), "message rejected; handler not called");
-                err
+                (Some(err), Some("decode"))
             }
             Err(panic) => {
-                c.panics.fetch_add(1, Relaxed);
                 let what = panic_message(&*panic);
                 tracing::error!(handler = %self.name(), panic = %what, "handler panicked; the actor goes on");
-                HandlerError::new(format!("handler panicked: {what}"))
+                (
+                    Some(HandlerError::new(format!("handler panicked: {what}"))),
+                    Some("panic"),
+                )
             }
         };
+        let counter = match error_type {
+            None => &self.counters.handled,
+            Some("decode") => &self.counters.rejected,
+            Some("panic") => &self.counters.panics,
+            Some(_) => &self.counters.failed,
+        };
+        counter.fetch_add(1, Relaxed);
+        if let (Some(m), Some(t)) = (&self.metrics, started) {
+            m.record(t, error_type);
+        }
+        let Some(error) = error else { return };
+        spans::fail(&span, error_type.unwrap_or("handler"), error.description());
         if self.spec.kind == HandlerKind::Request {
-            if reply_to.is_none() {
-                return self.no_reply_subject();
+            match reply_to {
+                Some(reply) => self.error_reply(&span, reply, &error).await,
+                None => self.no_reply_subject(),
             }
-            self.error_reply(reply_to, &error).await;
         }
     }
 
-    async fn error_reply(&self, reply: Option<async_nats::Subject>, err: &HandlerError) {
-        let Some(reply) = reply else { return };
+    async fn error_reply(
+        &self,
+        span: &tracing::Span,
+        reply: async_nats::Subject,
+        err: &HandlerError,
+    ) {
         let mut h = HeaderMap::new();
         h.insert(
             headers::SERVICE_ERROR,
             headers::safe_value(err.description(), 1024).as_str(),
         );
         h.insert(headers::SERVICE_ERROR_CODE, err.code().to_string().as_str());
-        if let Err(e) = self
+        let sent = self
             .client
-            .send(reply.as_str(), h, bytes::Bytes::new())
-            .await
-        {
+            .send(
+                span,
+                SendKind::Reply,
+                reply.as_str(),
+                h,
+                bytes::Bytes::new(),
+            )
+            .await;
+        if let Err(e) = sent {
             tracing::warn!(handler = %self.name(), error = %e, "cannot send the error reply");
         }
     }

@@ -1,0 +1,215 @@
+//! Metrics of the messaging conventions, recorded through bound instruments (no per-message
+//! attribute hashing), and the runtime's own counters, observed from its atomics at export time.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Histogram, Meter, ObservableCounter};
+use opentelemetry::KeyValue;
+
+use crate::stats::Counters;
+
+fn meter() -> Meter {
+    opentelemetry::global::meter("nats-actors")
+}
+
+/// The instruments of one handler.
+pub(crate) struct HandlerMetrics {
+    consumed: BoundCounter<u64>,
+    ok: BoundHistogram<f64>,
+    duration: Histogram<f64>,
+    attributes: Vec<KeyValue>,
+}
+
+impl HandlerMetrics {
+    /// `None` when telemetry with metrics is not installed.
+    pub(crate) fn new(template: &'static str, queue: Option<&'static str>) -> Option<Self> {
+        if !super::metrics_enabled() {
+            return None;
+        }
+        let meter = meter();
+        let mut attributes = vec![
+            KeyValue::new("messaging.system", "nats"),
+            KeyValue::new("messaging.operation.name", "process"),
+            KeyValue::new("messaging.destination.template", template),
+        ];
+        if let Some(q) = queue {
+            attributes.push(KeyValue::new("messaging.consumer.group.name", q));
+        }
+        let consumed = meter
+            .u64_counter("messaging.client.consumed.messages")
+            .with_unit("{message}")
+            .with_description("Messages delivered to a handler")
+            .build();
+        let duration = meter
+            .f64_histogram("messaging.process.duration")
+            .with_unit("s")
+            .with_description("Time a handler took to process a message")
+            .build();
+        Some(Self {
+            consumed: consumed.bind(&attributes),
+            ok: duration.bind(&attributes),
+            duration,
+            attributes,
+        })
+    }
+
+    /// Records one processed message that started at `started`.
+    pub(crate) fn record(&self, started: Instant, error_type: Option<&'static str>) {
+        self.consumed.add(1);
+        let seconds = started.elapsed().as_secs_f64();
+        match error_type {
+            None => self.ok.record(seconds),
+            Some(e) => {
+                let mut attributes = self.attributes.clone();
+                attributes.push(KeyValue::new("error.type", e));
+                self.duration.record(seconds, &attributes);
+            }
+        }
+    }
+}
+
+/// Instruments for sends and requests made through a client.
+pub(crate) struct ClientMetrics {
+    sent: [BoundCounter<u64>; 2],
+    duration: [BoundHistogram<f64>; 2],
+    failed: Histogram<f64>,
+}
+
+/// The operation a client metric is about.
+#[derive(Clone, Copy)]
+pub(crate) enum Operation {
+    Send = 0,
+    Request = 1,
+}
+
+const OPERATIONS: [&str; 2] = ["send", "request"];
+
+impl ClientMetrics {
+    /// The process-wide instruments; `None` when metrics are not installed.
+    pub(crate) fn get() -> Option<&'static ClientMetrics> {
+        static METRICS: OnceLock<Option<ClientMetrics>> = OnceLock::new();
+        METRICS
+            .get_or_init(|| {
+                super::metrics_enabled().then(|| {
+                    let meter = meter();
+                    let sent = meter
+                        .u64_counter("messaging.client.sent.messages")
+                        .with_unit("{message}")
+                        .with_description("Messages sent")
+                        .build();
+                    let duration = meter
+                        .f64_histogram("messaging.client.operation.duration")
+                        .with_unit("s")
+                        .with_description("Duration of a send or a request")
+                        .build();
+                    let attrs = |op: &'static str| {
+                        [
+                            KeyValue::new("messaging.system", "nats"),
+                            KeyValue::new("messaging.operation.name", op),
+                        ]
+                    };
+                    ClientMetrics {
+                        sent: OPERATIONS.map(|op| sent.bind(&attrs(op))),
+                        duration: OPERATIONS.map(|op| duration.bind(&attrs(op))),
+                        failed: duration,
+                    }
+                })
+            })
+            .as_ref()
+    }
+
+    pub(crate) fn record(&self, op: Operation, started: Instant, error_type: Option<&'static str>) {
+        let seconds = started.elapsed().as_secs_f64();
+        let i = op as usize;
+        match error_type {
+            None => {
+                self.sent[i].add(1);
+                self.duration[i].record(seconds);
+            }
+            Some(e) => self.failed.record(
+                seconds,
+                &[
+                    KeyValue::new("messaging.system", "nats"),
+                    KeyValue::new("messaging.operation.name", OPERATIONS[i]),
+                    KeyValue::new("error.type", e),
+                ],
+            ),
+        }
+    }
+}
+
+/// The runtime's own counters as observable instruments; keep the handles as long as the runtime.
+pub(crate) fn observe_runtime(counters: Arc<Counters>) -> Vec<ObservableCounter<u64>> {
+    if !super::metrics_enabled() {
+        return Vec::new();
+    }
+    let meter = meter();
+    type Read = fn(&crate::stats::HandlerCounters) -> u64;
+    let per_handler: [(&'static str, &'static str, Read); 3] = [
+        ("nats_actors.handler.errors", "Handler errors", |c| {
+            c.failed.load(Relaxed)
+        }),
+        ("nats_actors.handler.panics", "Handler panics caught", |c| {
+            c.panics.load(Relaxed)
+        }),
+        (
+            "nats_actors.messages.rejected",
+            "Messages rejected before the handler: decode failures, bad parameters",
+            |c| c.rejected.load(Relaxed),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, description, read) in per_handler {
+        let counters = counters.clone();
+        out.push(
+            meter
+                .u64_observable_counter(name)
+                .with_description(description)
+                .with_callback(move |o| {
+                    for c in counters
+                        .handlers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                    {
+                        let handler = format!("{}::{}", c.actor, c.method);
+                        o.observe(
+                            read(c),
+                            &[
+                                KeyValue::new("messaging.destination.template", c.template),
+                                KeyValue::new("nats_actors.handler", handler),
+                                KeyValue::new("nats_actors.instance", c.instance as i64),
+                            ],
+                        );
+                    }
+                })
+                .build(),
+        );
+    }
+    type ReadRuntime = fn(&Counters) -> u64;
+    let runtime: [(&'static str, &'static str, ReadRuntime); 2] = [
+        (
+            "nats_actors.messages.dropped",
+            "Messages dropped by a full subscription buffer (slow consumer)",
+            |c| c.dropped.load(Relaxed),
+        ),
+        (
+            "nats_actors.connection.reconnects",
+            "Reconnections to NATS",
+            |c| c.connects.load(Relaxed).saturating_sub(1),
+        ),
+    ];
+    for (name, description, read) in runtime {
+        let counters = counters.clone();
+        out.push(
+            meter
+                .u64_observable_counter(name)
+                .with_description(description)
+                .with_callback(move |o| o.observe(read(&counters), &[]))
+                .build(),
+        );
+    }
+    out
+}

@@ -1,0 +1,360 @@
+//! OpenTelemetry that just works: spans for every publish, request, reply and processed message,
+//! W3C trace context in NATS headers, messaging metrics, and OTLP export configured from the
+//! standard `OTEL_*` environment.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), nats_actors::Error> {
+//! // OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+//! let telemetry = nats_actors::telemetry::init("inventory-svc")?;
+//! // ... run the runtime; its graceful shutdown flushes spans and metrics too
+//! telemetry.shutdown();
+//! # Ok(()) }
+//! ```
+//!
+//! ## Spans
+//! A `process` span (CONSUMER, named `process <subject template>`) wraps every handled message;
+//! the handler runs inside it, so `tracing` events in user code attach to it and publishes and
+//! requests made through its `Context` continue the trace. Its parent is the trace context in the
+//! message's headers: for core NATS and request/reply one message has one producer, so the
+//! producer's span is the parent (JetStream, where a message may be redelivered or batched, will
+//! link instead). Publishes get a `send` span (PRODUCER) whose context is injected into the
+//! headers; requests a CLIENT span, under which the responder's `process` span appears.
+//!
+//! ## Cost
+//! Whether a span will be recorded is decided before it is built (see [`Sampling`]): a message
+//! that is not sampled costs a header lookup, and no span at all.
+
+mod console;
+pub(crate) mod metrics;
+mod propagation;
+mod sampling;
+pub(crate) mod spans;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter, TracerProviderBuilder};
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+use crate::error::Error;
+pub use sampling::Sampling;
+
+/// What was installed, for the hot path to consult without locks.
+struct Installed {
+    sampling: Sampling,
+    metrics: bool,
+    tracer: SdkTracerProvider,
+    meter: Option<SdkMeterProvider>,
+}
+
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+
+pub(crate) fn sampling() -> Option<&'static Sampling> {
+    INSTALLED.get().map(|i| &i.sampling)
+}
+
+pub(crate) fn metrics_enabled() -> bool {
+    INSTALLED.get().is_some_and(|i| i.metrics)
+}
+
+/// Flushes spans and metrics; the runtime calls it at the end of a graceful shutdown.
+pub(crate) async fn flush() {
+    let Some(i) = INSTALLED.get() else { return };
+    let (tracer, meter) = (i.tracer.clone(), i.meter.clone());
+    // The exporters block; keep them off the async worker threads.
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = tracer.force_flush();
+        if let Some(m) = meter {
+            let _ = m.force_flush();
+        }
+    })
+    .await;
+}
+
+/// Installs telemetry as the `OTEL_*` environment says; see [`TelemetryBuilder::from_env`].
+///
+/// Sets the global tracer and meter providers, the W3C trace-context and baggage propagator, and a
+/// global `tracing` subscriber (logs to stderr filtered by `RUST_LOG`, default `info`, plus the
+/// OpenTelemetry layer). Call it once, from within a multi-thread tokio runtime or before one
+/// starts.
+pub fn init(service_name: &str) -> Result<TelemetryGuard, Error> {
+    TelemetryBuilder::new(service_name).from_env()?.install()
+}
+
+enum Traces {
+    None,
+    Console,
+    Exporter(TracerProviderBuilder),
+}
+
+/// Telemetry set up in code; [`init`] is this builder with [`TelemetryBuilder::from_env`].
+///
+/// ```no_run
+/// use nats_actors::telemetry::{Sampling, TelemetryBuilder};
+/// let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+/// let guard = TelemetryBuilder::new("orders")
+///     .sampling(Sampling::ratio(0.1).parent_based())
+///     .span_exporter(exporter)
+///     .install()
+///     .unwrap();
+/// ```
+pub struct TelemetryBuilder {
+    service_name: String,
+    sampling: Sampling,
+    traces: Traces,
+    meter: Option<SdkMeterProvider>,
+    logs: bool,
+}
+
+impl TelemetryBuilder {
+    /// Telemetry for `service_name` (the resource's `service.name`), sampling
+    /// `parentbased_always_on`, printing traces to the console until an exporter is given.
+    pub fn new(service_name: &str) -> Self {
+        Self {
+            service_name: service_name.to_string(),
+            sampling: Sampling::default(),
+            traces: Traces::Console,
+            meter: None,
+            logs: true,
+        }
+    }
+
+    /// Applies the standard environment: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`; with `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    /// the `_TRACES_`/`_METRICS_` forms) set, spans and metrics go over OTLP with
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or `http/protobuf`, the default), metrics every
+    /// `OTEL_METRIC_EXPORT_INTERVAL` ms (default 60000); without, traces print to the console.
+    pub fn from_env(mut self) -> Result<Self, Error> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if let Some(name) = var("OTEL_SERVICE_NAME") {
+            self.service_name = name;
+        }
+        self.sampling = Sampling::from_env()?;
+        let endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
+        let protocol = match var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref().map(str::trim) {
+            None | Some("http/protobuf") => Protocol::HttpBinary,
+            Some("grpc") => Protocol::Grpc,
+            Some(other) => return Err(Error::Config(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL `{other}` is not supported; use grpc or http/protobuf"
+            ))),
+        };
+        if endpoint || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {
+            let exporter = match protocol {
+                Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .build(),
+                _ => opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(protocol)
+                    .build(),
+            }
+            .map_err(|e| Error::Config(format!("cannot build the OTLP span exporter: {e}")))?;
+            self = self.span_exporter(exporter);
+        }
+        if endpoint || var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some() {
+            let exporter = match protocol {
+                Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+                    .with_tonic()
+                    .build(),
+                _ => opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_protocol(protocol)
+                    .build(),
+            }
+            .map_err(|e| Error::Config(format!("cannot build the OTLP metric exporter: {e}")))?;
+            let interval = var("OTEL_METRIC_EXPORT_INTERVAL")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(Duration::from_secs(60), Duration::from_millis);
+            self = self.metric_exporter(exporter, interval);
+        }
+        Ok(self)
+    }
+
+    /// The sampling policy.
+    pub fn sampling(mut self, sampling: Sampling) -> Self {
+        self.sampling = sampling;
+        self
+    }
+
+    /// Export spans in batches through `exporter` (instead of the console).
+    pub fn span_exporter<E: SpanExporter + 'static>(mut self, exporter: E) -> Self {
+        self.traces = Traces::Exporter(SdkTracerProvider::builder().with_batch_exporter(exporter));
+        self
+    }
+
+    /// Export each span as it ends through `exporter` (tests, debugging).
+    pub fn span_exporter_unbatched<E: SpanExporter + 'static>(mut self, exporter: E) -> Self {
+        self.traces = Traces::Exporter(SdkTracerProvider::builder().with_simple_exporter(exporter));
+        self
+    }
+
+    /// Record no spans (metrics only).
+    pub fn no_traces(mut self) -> Self {
+        self.traces = Traces::None;
+        self
+    }
+
+    /// Record metrics and export them through `exporter` every `interval` (and at flush).
+    pub fn metric_exporter<E: PushMetricExporter + 'static>(
+        mut self,
+        exporter: E,
+        interval: Duration,
+    ) -> Self {
+        let reader = PeriodicReader::builder(exporter)
+            .with_interval(interval)
+            .build();
+        let resource = resource(&self.service_name);
+        self.meter = Some(
+            SdkMeterProvider::builder()
+                .with_resource(resource)
+                .with_reader(reader)
+                .build(),
+        );
+        self
+    }
+
+    /// Whether to also install a stderr log layer filtered by `RUST_LOG` (default: yes).
+    pub fn logs(mut self, on: bool) -> Self {
+        self.logs = on;
+        self
+    }
+
+    /// Installs the global providers, propagator and `tracing` subscriber.
+    ///
+    /// Fails when telemetry or another global `tracing` subscriber is already installed.
+    pub fn install(self) -> Result<TelemetryGuard, Error> {
+        if INSTALLED.get().is_some() {
+            return Err(Error::Config(
+                "telemetry is already installed in this process".into(),
+            ));
+        }
+        let resource = resource(&self.service_name);
+        let sampler = self.sampling.to_sdk();
+        let sampling = match self.traces {
+            Traces::None => Sampling::always_off(),
+            _ => self.sampling,
+        };
+        let tracer = match self.traces {
+            Traces::None => SdkTracerProvider::builder()
+                .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff),
+            Traces::Console => {
+                SdkTracerProvider::builder().with_simple_exporter(console::ConsoleExporter::new())
+            }
+            Traces::Exporter(b) => b,
+        }
+        .with_sampler(sampler)
+        .with_resource(resource)
+        .build();
+        let otel_layer = tracing_opentelemetry::layer()
+            .with_tracer(tracer.tracer("nats-actors"))
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                // The exporters' own HTTP/gRPC spans would feed back into the exporter.
+                let t = meta.target();
+                !(t.starts_with("h2")
+                    || t.starts_with("hyper")
+                    || t.starts_with("tonic")
+                    || t.starts_with("tower")
+                    || t.starts_with("reqwest")
+                    || t.starts_with("opentelemetry"))
+                    && *meta.level() <= tracing::Level::INFO
+            }));
+        let logs = self.logs.then(|| {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into());
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+        });
+        tracing_subscriber::registry()
+            .with(otel_layer)
+            .with(logs)
+            .try_init()
+            .map_err(|e| Error::Config(format!("cannot install the tracing subscriber: {e}")))?;
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+                Box::new(TraceContextPropagator::new()),
+                Box::new(BaggagePropagator::new()),
+            ]),
+        );
+        opentelemetry::global::set_tracer_provider(tracer.clone());
+        if let Some(m) = &self.meter {
+            opentelemetry::global::set_meter_provider(m.clone());
+        }
+        let installed = Installed {
+            sampling,
+            metrics: self.meter.is_some(),
+            tracer: tracer.clone(),
+            meter: self.meter.clone(),
+        };
+        INSTALLED
+            .set(installed)
+            .map_err(|_| Error::Config("telemetry is already installed in this process".into()))?;
+        Ok(TelemetryGuard {
+            tracer: Some(tracer),
+            meter: self.meter,
+        })
+    }
+}
+
+fn resource(service_name: &str) -> Resource {
+    // The builder's detectors read OTEL_RESOURCE_ATTRIBUTES; the service name given wins.
+    Resource::builder()
+        .with_service_name(service_name.to_string())
+        .build()
+}
+
+/// Flushes and shuts down the exporters when dropped (or on [`TelemetryGuard::shutdown`]).
+#[must_use = "dropping the guard shuts telemetry down"]
+pub struct TelemetryGuard {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+impl TelemetryGuard {
+    /// Exports what is pending and stops the exporters. Blocks: call it outside async code or
+    /// from a multi-thread runtime.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    /// Exports what is pending now, without stopping.
+    pub fn flush(&self) {
+        if let Some(t) = &self.tracer {
+            let _ = t.force_flush();
+        }
+        if let Some(m) = &self.meter {
+            let _ = m.force_flush();
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.tracer.take() {
+            let _ = t.force_flush();
+            let _ = t.shutdown();
+        }
+        if let Some(m) = self.meter.take() {
+            let _ = m.force_flush();
+            let _ = m.shutdown();
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for TelemetryGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryGuard").finish_non_exhaustive()
+    }
+}
