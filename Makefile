@@ -4,14 +4,22 @@ CARGO ?= cargo
 # Tests, examples and benches find nats-server here when it is not on PATH already.
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: test demo bench nats-server fmt lint doc
+.PHONY: test demo bench nats-server python-env fmt lint doc
+
+PYTHON_ENV := $(CURDIR)/.tools/venv
 
 ## Installs nats-server into .tools when PATH has none (or one older than 2.10).
 nats-server:
 	@scripts/ensure-nats-server
 
+## A virtualenv with nats-py and the OpenTelemetry SDK, for the cross-language tests.
+python-env:
+	@test -x $(PYTHON_ENV)/bin/python || python3 -m venv $(PYTHON_ENV)
+	@$(PYTHON_ENV)/bin/python -c "import nats, opentelemetry.sdk" 2>/dev/null || \
+		$(PYTHON_ENV)/bin/python -m pip install --quiet --disable-pip-version-check nats-py opentelemetry-sdk
+
 ## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and benches built.
-test: nats-server
+test: nats-server python-env
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) test --workspace --all-features

@@ -50,3 +50,4 @@ pub fn logs() {
         .with_test_writer()
         .try_init();
 }
+pub mod otlp;

@@ -268,7 +268,7 @@ impl TelemetryBuilder {
             }));
         let logs = self.logs.then(|| {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into());
+                .unwrap_or_else(|_| "info,opentelemetry=warn,opentelemetry_sdk=warn".into());
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_filter(filter)

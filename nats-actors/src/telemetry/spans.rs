@@ -61,7 +61,7 @@ pub(crate) fn process(meta: &ProcessMeta, msg: &Message) -> Span {
         messaging.message.id = tracing::field::Empty,
         messaging.message.body.size = msg.payload.len(),
         server.address = %meta.server.address,
-        server.port = meta.server.port,
+        server.port = i64::from(meta.server.port),
     );
     if let Some(queue) = meta.queue {
         span.record("messaging.consumer.group.name", queue);
@@ -132,7 +132,7 @@ pub(crate) fn send(
         messaging.destination.name = tracing::field::Empty,
         messaging.message.body.size = body_size,
         server.address = %server.address,
-        server.port = server.port,
+        server.port = i64::from(server.port),
     );
     if what != SendKind::Reply {
         span.record("messaging.destination.name", subject);

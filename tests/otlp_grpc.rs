@@ -1,0 +1,9 @@
+//! Spans reach a real OTLP/gRPC receiver, configured only through the OTEL_* environment.
+
+#[path = "otlp_common.rs"]
+mod common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_and_metrics_reach_an_otlp_grpc_receiver() {
+    common::export_over("grpc").await;
+}

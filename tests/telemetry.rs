@@ -1,0 +1,417 @@
+//! Telemetry against a real server, recorded by in-memory exporters: one trace across actors,
+//! queue groups, errors and panics, garbage trace headers, metrics, and traces shared with Python.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nats_actors::prelude::*;
+use nats_actors::telemetry::{Sampling, TelemetryBuilder, TelemetryGuard};
+use nats_actors::HeaderMap;
+use nats_actors_suite::{connect, eventually, nats, server};
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
+use opentelemetry::Value;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::InMemoryMetricExporter;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+
+struct Recorded {
+    spans: InMemorySpanExporter,
+    metrics: InMemoryMetricExporter,
+    guard: TelemetryGuard,
+}
+
+/// One telemetry installation for this test binary (it is process-global).
+fn telemetry() -> &'static Recorded {
+    static T: OnceLock<Recorded> = OnceLock::new();
+    T.get_or_init(|| {
+        let spans = InMemorySpanExporter::default();
+        let metrics = InMemoryMetricExporter::default();
+        let guard = TelemetryBuilder::new("telemetry-tests")
+            .sampling(Sampling::always_on().parent_based())
+            .span_exporter_unbatched(spans.clone())
+            .metric_exporter(metrics.clone(), Duration::from_secs(3600))
+            .logs(false)
+            .install()
+            .expect("install telemetry");
+        Recorded { spans, metrics, guard }
+    })
+}
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+}
+
+fn attr_str(span: &SpanData, key: &str) -> Option<String> {
+    attr(span, key).map(|v| v.as_str().into_owned())
+}
+
+/// Waits until a finished span named `name` exists, and returns it.
+async fn span_named(name: &str) -> SpanData {
+    let found = eventually(Duration::from_secs(10), || async {
+        telemetry().spans.get_finished_spans().unwrap().iter().any(|s| s.name == name)
+    })
+    .await;
+    assert!(found, "no span named {name:?}");
+    telemetry().spans.get_finished_spans().unwrap().into_iter().find(|s| s.name == name).unwrap()
+}
+
+fn trace_spans(trace: TraceId) -> Vec<SpanData> {
+    telemetry().spans.get_finished_spans().unwrap().into_iter().filter(|s| s.span_context.trace_id() == trace).collect()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Order {
+    id: u32,
+}
+
+#[derive(Actor)]
+struct FlowA;
+
+#[handlers]
+impl FlowA {
+    #[subscribe("flow.start")]
+    async fn start(&self, order: Order, ctx: &Context) -> Result<(), HandlerError> {
+        tracing::info!(order = order.id, "user event inside the handler");
+        let price: u32 = ctx.request("flow.price", &order).await?;
+        ctx.publish("flow.priced", &price).await?;
+        Ok(())
+    }
+}
+
+#[derive(Actor)]
+struct FlowB;
+
+#[handlers]
+impl FlowB {
+    #[request("flow.price")]
+    async fn price(&self, order: Order) -> u32 {
+        order.id * 100
+    }
+}
+
+#[derive(Actor)]
+#[actor(queue = "billing")]
+struct FlowC;
+
+#[handlers]
+impl FlowC {
+    #[subscribe("flow.priced")]
+    async fn priced(&self, _price: u32) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_across_publish_request_reply_and_publish() {
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(FlowA)
+        .actor(FlowB)
+        .actor(FlowC)
+        .start()
+        .await
+        .unwrap();
+    runtime.client().publish("flow.start", &Order { id: 7 }).await.unwrap();
+    let last = span_named("process flow.priced").await;
+    let trace = last.span_context.trace_id();
+    // Every span of the flow ends up in this one trace.
+    assert!(eventually(Duration::from_secs(5), || async { trace_spans(trace).len() >= 7 }).await);
+    let spans = trace_spans(trace);
+    let by_name: HashMap<&str, &SpanData> = spans.iter().map(|s| (s.name.as_ref(), s)).collect();
+    let get = |n: &str| *by_name.get(n).unwrap_or_else(|| panic!("span {n:?} missing from {:?}", by_name.keys()));
+    let (send_start, process_start) = (get("send flow.start"), get("process flow.start"));
+    let (request, process_price, reply) = (get("request flow.price"), get("process flow.price"), get("send"));
+    let (send_priced, process_priced) = (get("send flow.priced"), get("process flow.priced"));
+    let id = |s: &SpanData| s.span_context.span_id();
+    assert_eq!(send_start.parent_span_id, SpanId::INVALID, "the first publish starts the trace");
+    assert_eq!(process_start.parent_span_id, id(send_start));
+    assert_eq!(request.parent_span_id, id(process_start));
+    assert_eq!(process_price.parent_span_id, id(request), "the responder's process span is a child of the request");
+    assert_eq!(reply.parent_span_id, id(process_price));
+    assert_eq!(send_priced.parent_span_id, id(process_start));
+    assert_eq!(process_priced.parent_span_id, id(send_priced));
+    for (span, kind) in [
+        (send_start, SpanKind::Producer),
+        (process_start, SpanKind::Consumer),
+        (request, SpanKind::Client),
+        (process_price, SpanKind::Consumer),
+        (reply, SpanKind::Producer),
+    ] {
+        assert_eq!(span.span_kind, kind, "{}", span.name);
+        assert_eq!(attr_str(span, "messaging.system").as_deref(), Some("nats"));
+        assert_eq!(attr(span, "server.port"), Some(&Value::I64(server.port() as i64)), "{}", span.name);
+        assert!(attr_str(span, "server.address").is_some());
+        assert!(attr(span, "messaging.message.body.size").is_some());
+        assert_eq!(span.status, Status::Unset, "{}", span.name);
+    }
+    assert_eq!(attr_str(process_start, "messaging.operation.name").as_deref(), Some("process"));
+    assert_eq!(attr_str(process_start, "messaging.operation.type").as_deref(), Some("process"));
+    assert_eq!(attr_str(process_start, "messaging.destination.name").as_deref(), Some("flow.start"));
+    assert_eq!(attr_str(process_start, "messaging.destination.template").as_deref(), Some("flow.start"));
+    assert_eq!(attr_str(send_start, "messaging.operation.type").as_deref(), Some("send"));
+    assert_eq!(attr_str(process_priced, "messaging.consumer.group.name").as_deref(), Some("billing"));
+    assert_eq!(attr_str(reply, "messaging.destination.name"), None, "no destination for an inbox");
+    assert!(
+        process_start.events.iter().any(|e| e.name == "user event inside the handler"),
+        "tracing events in the handler attach to its process span"
+    );
+    runtime.shutdown().await;
+}
+
+#[derive(Actor)]
+struct Faulty;
+
+#[handlers]
+impl Faulty {
+    #[request("faulty.{mode}")]
+    async fn run(&self, mode: Param<String>) -> Result<u32, HandlerError> {
+        match mode.as_str() {
+            "error" => Err(HandlerError::with_code(409, "conflict")),
+            "panic" => panic!("boom"),
+            _ => Ok(1),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_and_panics_set_status_error_type_and_an_exception() {
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder().connect(connect(&server)).actor(Faulty).start().await.unwrap();
+    for (mode, error_type) in [("error", "handler"), ("panic", "panic")] {
+        let err = runtime.client().request::<u32, _>(&format!("faulty.{mode}"), &()).await.unwrap_err();
+        assert!(err.code().is_some());
+        let request = span_named(&format!("request faulty.{mode}")).await;
+        assert_eq!(attr_str(&request, "error.type").as_deref(), Some("service_error"));
+        let process = trace_spans(request.span_context.trace_id())
+            .into_iter()
+            .find(|s| s.name == "process faulty.{mode}")
+            .expect("the process span");
+        assert_eq!(process.parent_span_id, request.span_context.span_id());
+        assert_eq!(attr_str(&process, "error.type").as_deref(), Some(error_type));
+        assert!(matches!(process.status, Status::Error { .. }), "{mode}: {:?}", process.status);
+        let exception = process.events.iter().find(|e| e.name == "exception").expect("an exception event");
+        let message = exception.attributes.iter().find(|kv| kv.key.as_str() == "exception.message").unwrap();
+        assert!(message.value.as_str().contains(if mode == "error" { "conflict" } else { "boom" }));
+    }
+    runtime.shutdown().await;
+}
+
+#[derive(Actor, Default)]
+struct Tolerant {
+    seen: std::sync::atomic::AtomicU32,
+}
+
+#[handlers]
+impl Tolerant {
+    #[subscribe("tolerant")]
+    async fn on(&self, n: u32) {
+        self.seen.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_trace_headers_do_not_break_handling() {
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder().connect(connect(&server)).actor(Tolerant::default()).start().await.unwrap();
+    let raw = nats(&server).await;
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![("traceparent", "garbage".into())],
+        vec![("traceparent", "00-zzzz-yyyy-01".into())],
+        vec![("Traceparent", "00-00000000000000000000000000000000-0000000000000000-01".into())],
+        vec![("baggage", format!("k={}", "v".repeat(20_000)))],
+        vec![("tracestate", ",,,==;;".into())],
+    ];
+    let n = cases.len() as u32;
+    for headers in cases {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(k, v.as_str());
+        }
+        raw.publish_with_headers("tolerant", h, "1".into()).await.unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async { runtime.stats().handler("Tolerant::on").handled == n as u64 }).await,
+        "{:?}",
+        runtime.stats().handler("Tolerant::on")
+    );
+    // Each got a fresh root trace.
+    let process: Vec<SpanData> =
+        telemetry().spans.get_finished_spans().unwrap().into_iter().filter(|s| s.name == "process tolerant").collect();
+    assert_eq!(process.len(), n as usize);
+    assert!(process.iter().all(|s| s.parent_span_id == SpanId::INVALID && s.span_context.trace_id() != TraceId::INVALID));
+    // A valid context with a W3C-capitalized header name is still continued.
+    let mut h = HeaderMap::new();
+    h.insert("TRACEPARENT", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    raw.publish_with_headers("tolerant", h, "1".into()).await.unwrap();
+    let continued = eventually(Duration::from_secs(5), || async {
+        trace_spans(TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap())
+            .iter()
+            .any(|s| s.parent_span_id == SpanId::from_hex("00f067aa0ba902b7").unwrap())
+    })
+    .await;
+    assert!(continued, "header names are matched whatever their case");
+    runtime.shutdown().await;
+}
+
+#[derive(Actor)]
+struct Metered;
+
+#[handlers]
+impl Metered {
+    #[subscribe("metered")]
+    async fn on(&self, n: u32) -> Result<(), HandlerError> {
+        if n % 3 == 0 {
+            return Err(HandlerError::new("every third fails"));
+        }
+        Ok(())
+    }
+}
+
+fn sum_u64(name: &str, template: &str) -> u64 {
+    let mut total = 0;
+    for rm in telemetry().metrics.get_finished_metrics().unwrap() {
+        for sm in rm.scope_metrics() {
+            for m in sm.metrics().filter(|m| m.name() == name) {
+                if let AggregatedMetrics::U64(MetricData::Sum(sum)) = m.data() {
+                    for p in sum.data_points() {
+                        if p.attributes().any(|kv| kv.value.as_str() == template) {
+                            total = total.max(p.value());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    total
+}
+
+fn histogram_count(name: &str, template: &str, error: Option<&str>) -> u64 {
+    let mut total = 0;
+    for rm in telemetry().metrics.get_finished_metrics().unwrap() {
+        for sm in rm.scope_metrics() {
+            for m in sm.metrics().filter(|m| m.name() == name) {
+                if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() {
+                    for p in h.data_points() {
+                        let of_template = p.attributes().any(|kv| kv.value.as_str() == template);
+                        let e = p.attributes().find(|kv| kv.key.as_str() == "error.type").map(|kv| kv.value.as_str().into_owned());
+                        if of_template && e.as_deref() == error {
+                            total = total.max(p.count());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_messages_and_failures() {
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder().connect(connect(&server)).actor(Metered).start().await.unwrap();
+    const N: u32 = 30;
+    for n in 1..=N {
+        runtime.client().publish("metered", &n).await.unwrap();
+    }
+    assert!(eventually(Duration::from_secs(10), || async { runtime.stats().handler("Metered::on").received == N as u64 }).await);
+    let failures = (1..=N).filter(|n| n % 3 == 0).count() as u64;
+    telemetry().guard.flush();
+    assert_eq!(sum_u64("messaging.client.consumed.messages", "metered"), N as u64);
+    assert_eq!(histogram_count("messaging.process.duration", "metered", None), N as u64 - failures);
+    assert_eq!(histogram_count("messaging.process.duration", "metered", Some("handler")), failures);
+    assert_eq!(sum_u64("nats_actors.handler.errors", "metered"), failures);
+    // Sends are counted by operation (attribute `messaging.operation.name = send`).
+    assert!(sum_u64("messaging.client.sent.messages", "send") >= N as u64);
+    runtime.shutdown().await;
+}
+
+// --- Cross-language: a Python client with nats-py and the OpenTelemetry SDK ---
+
+fn python() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "{} is missing: run `make python-env` (make test does) to install nats-py and opentelemetry-sdk",
+        venv.display()
+    );
+    venv
+}
+
+fn script(name: &str) -> String {
+    format!("{}/tests/python/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[derive(Actor)]
+struct FromPython;
+
+#[handlers]
+impl FromPython {
+    #[subscribe("py.in")]
+    async fn on(&self, _payload: serde_json::Value, ctx: &Context) -> Result<(), HandlerError> {
+        ctx.publish("py.in.done", &1).await?;
+        Ok(())
+    }
+
+    #[subscribe("py.kick")]
+    async fn kick(&self, _n: u32, ctx: &Context) -> Result<(), HandlerError> {
+        ctx.publish("py.out", &"to python").await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_publish_is_continued_by_the_rust_actor() {
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder().connect(connect(&server)).actor(FromPython).start().await.unwrap();
+    let out = Command::new(python()).args([script("publish_in_span.py"), server.url(), "py.in".into()]).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ids: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let trace = TraceId::from_hex(ids["trace_id"].as_str().unwrap()).unwrap();
+    let parent = SpanId::from_hex(ids["span_id"].as_str().unwrap()).unwrap();
+    let found = eventually(Duration::from_secs(10), || async {
+        trace_spans(trace).iter().any(|s| s.name == "process py.in" && s.parent_span_id == parent)
+    })
+    .await;
+    assert!(found, "the Rust process span has the Python span as parent, in its trace: {:?}", trace_spans(trace));
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_publish_is_continued_by_a_python_consumer() {
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder().connect(connect(&server)).actor(FromPython).start().await.unwrap();
+    let mut child = Command::new(python())
+        .args([script("consume_in_span.py"), server.url(), "py.out".into()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(ready.as_deref().ok(), Some("ready"), "python consumer did not start");
+    runtime.client().publish("py.kick", &1).await.unwrap();
+    let line = rx.recv_timeout(Duration::from_secs(20)).expect("python printed its span");
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let ids: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let trace = TraceId::from_hex(ids["trace_id"].as_str().unwrap()).unwrap();
+    let parent = SpanId::from_hex(ids["parent_span_id"].as_str().unwrap()).unwrap();
+    let send = span_named("send py.out").await;
+    assert_eq!(send.span_context.trace_id(), trace, "python continues the Rust trace");
+    assert_eq!(send.span_context.span_id(), parent, "python's span is a child of the Rust send span");
+    runtime.shutdown().await;
+}
