@@ -264,7 +264,7 @@ struct Metered;
 impl Metered {
     #[subscribe("metered")]
     async fn on(&self, n: u32) -> Result<(), HandlerError> {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             return Err(HandlerError::new("every third fails"));
         }
         Ok(())
@@ -319,7 +319,7 @@ async fn metrics_count_messages_and_failures() {
         runtime.client().publish("metered", &n).await.unwrap();
     }
     assert!(eventually(Duration::from_secs(10), || async { runtime.stats().handler("Metered::on").received == N as u64 }).await);
-    let failures = (1..=N).filter(|n| n % 3 == 0).count() as u64;
+    let failures = (1..=N).filter(|n| n.is_multiple_of(3)).count() as u64;
     telemetry().guard.flush();
     assert_eq!(sum_u64("messaging.client.consumed.messages", "metered"), N as u64);
     assert_eq!(histogram_count("messaging.process.duration", "metered", None), N as u64 - failures);
