@@ -1,6 +1,6 @@
 //! Spans reach a real OTLP/gRPC receiver, configured only through the OTEL_* environment.
 
-#[path = "otlp_common.rs"]
+#[path = "common/otlp_export.rs"]
 mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

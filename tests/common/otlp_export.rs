@@ -18,6 +18,7 @@ impl Echo {
     }
 }
 
+/// Installs telemetry from the environment, runs requests, and checks what the receiver got.
 pub async fn export_over(protocol: &str) {
     let receiver = if protocol == "grpc" { OtlpReceiver::grpc().await } else { OtlpReceiver::http().await };
     // The environment is the only configuration: this is what a deployment does.
