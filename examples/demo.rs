@@ -6,6 +6,7 @@
 //!
 //! Run against your own server with `NATS_URL=nats://host:4222 cargo run --example demo`;
 //! without `NATS_URL` it starts a throwaway local nats-server and stops it at the end.
+//! Traces print as trees at the end unless `OTEL_EXPORTER_OTLP_ENDPOINT` sends them to a collector.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -185,11 +186,12 @@ impl Notifier {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    // Spans for every publish, request, reply and handled message. With no
+    // OTEL_EXPORTER_OTLP_ENDPOINT set, each finished trace prints below as an indented tree.
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    let telemetry = nats_actors::telemetry::init("nats-actors-demo")?;
 
     // A throwaway server unless NATS_URL points at one; stopped when `_server` drops.
     let (_server, options) = match std::env::var("NATS_URL") {
@@ -269,6 +271,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let report = runtime.shutdown().await;
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
     println!(
         "\nshut down gracefully ({} handlers aborted); {told} of {} orders answered",
         report.aborted,
