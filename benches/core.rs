@@ -18,6 +18,7 @@ use futures::StreamExt;
 use nats_actors::prelude::*;
 use nats_actors::testing::NatsServer;
 use nats_actors::ConnectOptions;
+use opentelemetry_otlp::WithExportConfig;
 use tokio::sync::Notify;
 
 const PUBSUB_MESSAGES: u64 = 300_000;
@@ -249,6 +250,9 @@ async fn raw_responder(url: &str) -> tokio::task::JoinHandle<()> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(mode) = std::env::var(MODE_VAR) {
+        return telemetry_child(&mode).await;
+    }
     let server = NatsServer::builder()
         .jetstream(false)
         .start()
@@ -256,40 +260,7 @@ async fn main() {
     let url = server.url();
     let payload = event_128();
     println!("nats-actors core bench: {PUBSUB_MESSAGES} x 128 B per pub/sub round, {ROUNDS} rounds, median\n");
-
-    let (mut raw, mut raw_dec, mut fw) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let r = raw_pubsub(&url, &payload, false).await;
-        let d = raw_pubsub(&url, &payload, true).await;
-        let (f, dropped) = framework_pubsub(&url, &payload).await;
-        println!(
-            "round {round}: raw {:>8.0}/s (recv {}, {:.2} us cpu/msg) | raw+decode {:>8.0}/s (recv {}, {:.2} us) | nats-actors {:>8.0}/s (recv {}, dropped {dropped}, {:.2} us)",
-            r.rate, r.received, r.cpu_per_msg_us, d.rate, d.received, d.cpu_per_msg_us, f.rate, f.received, f.cpu_per_msg_us
-        );
-        raw.push(r);
-        raw_dec.push(d);
-        fw.push(f);
-    }
-    let m = |v: &Vec<Run>, f: fn(&Run) -> f64| median(v.iter().map(f).collect());
-    let (r, d, f) = (
-        m(&raw, |r| r.rate),
-        m(&raw_dec, |r| r.rate),
-        m(&fw, |r| r.rate),
-    );
-    let lost: u64 = fw.iter().map(|r| PUBSUB_MESSAGES - r.received).sum::<u64>()
-        + raw
-            .iter()
-            .chain(&raw_dec)
-            .map(|r| PUBSUB_MESSAGES - r.received)
-            .sum::<u64>();
-    println!(
-        "pub/sub 128 B msgpack: raw {r:.0}/s, raw+decode {d:.0}/s, nats-actors typed handler {f:.0}/s\n  ratio vs raw {:.3}, vs raw+decode {:.3}; cpu/msg raw {:.2} us, raw+decode {:.2} us, nats-actors {:.2} us; messages not received: {lost}\n",
-        f / r,
-        f / d,
-        m(&raw, |r| r.cpu_per_msg_us),
-        m(&raw_dec, |r| r.cpu_per_msg_us),
-        m(&fw, |r| r.cpu_per_msg_us),
-    );
+    let no_telemetry = pubsub_rounds(&url, &payload, "(a) no telemetry").await;
 
     // Request/reply.
     let responder = raw_responder(&url).await;
@@ -334,5 +305,126 @@ async fn main() {
     );
     runtime.shutdown().await;
     responder.abort();
+
+    // Telemetry installs process-wide: (b) and (c) each run in a child process of this bench,
+    // raw async-nats measured in the same child, against the same server.
+    println!();
+    let mut summary = vec![("(a) no telemetry".to_string(), no_telemetry)];
+    for mode in ["unsampled", "sampled"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(MODE_VAR, mode)
+            .env("BENCH_NATS_URL", &url)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("run the telemetry bench child");
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        if let Some(line) = text.lines().find_map(|l| l.strip_prefix("RATIO ")) {
+            let label = line.split('=').next().unwrap_or(mode).to_string();
+            let ratio = line
+                .rsplit('=')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            summary.push((label, ratio));
+        }
+    }
+    println!("\nsummary, pub/sub typed handler vs raw async-nats msgs/s in the same process:");
+    for (label, ratio) in summary {
+        println!("  {label:<46} {ratio:.3}");
+    }
     drop(server);
+}
+
+const MODE_VAR: &str = "NATS_ACTORS_BENCH_MODE";
+
+/// Alternates raw, raw+decode and nats-actors rounds; prints them and returns the median ratio
+/// of nats-actors to raw msgs/s.
+async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> f64 {
+    let (mut raw, mut raw_dec, mut fw) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let r = raw_pubsub(url, payload, false).await;
+        let d = raw_pubsub(url, payload, true).await;
+        let (f, dropped) = framework_pubsub(url, payload).await;
+        println!(
+            "{label} round {round}: raw {:>8.0}/s (recv {}, {:.2} us cpu/msg) | raw+decode {:>8.0}/s (recv {}, {:.2} us) | nats-actors {:>8.0}/s (recv {}, dropped {dropped}, {:.2} us)",
+            r.rate, r.received, r.cpu_per_msg_us, d.rate, d.received, d.cpu_per_msg_us, f.rate, f.received, f.cpu_per_msg_us
+        );
+        raw.push(r);
+        raw_dec.push(d);
+        fw.push(f);
+    }
+    let m = |v: &Vec<Run>, f: fn(&Run) -> f64| median(v.iter().map(f).collect());
+    let (r, d, f) = (
+        m(&raw, |r| r.rate),
+        m(&raw_dec, |r| r.rate),
+        m(&fw, |r| r.rate),
+    );
+    let lost: u64 = raw
+        .iter()
+        .chain(&raw_dec)
+        .chain(&fw)
+        .map(|r| PUBSUB_MESSAGES - r.received)
+        .sum();
+    println!(
+        "{label}: pub/sub 128 B msgpack: raw {r:.0}/s, raw+decode {d:.0}/s, nats-actors typed handler {f:.0}/s\n  ratio vs raw {:.3}, vs raw+decode {:.3}; cpu/msg raw {:.2} us, raw+decode {:.2} us, nats-actors {:.2} us; messages not received: {lost}\n",
+        f / r,
+        f / d,
+        m(&raw, |r| r.cpu_per_msg_us),
+        m(&raw_dec, |r| r.cpu_per_msg_us),
+        m(&fw, |r| r.cpu_per_msg_us),
+    );
+    f / r
+}
+
+/// (b) telemetry installed, nothing sampled; (c) every message sampled and exported in batches
+/// over OTLP/gRPC to an in-process receiver. Metrics are exported to the same receiver in both.
+async fn telemetry_child(mode: &str) {
+    use nats_actors::telemetry::{Sampling, TelemetryBuilder};
+    let url = std::env::var("BENCH_NATS_URL").expect("BENCH_NATS_URL");
+    let payload = event_128();
+    let receiver = nats_actors_suite::otlp::OtlpReceiver::grpc().await;
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(receiver.endpoint())
+        .build()
+        .unwrap();
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(receiver.endpoint())
+        .build()
+        .unwrap();
+    let (label, sampling) = match mode {
+        "sampled" => (
+            "(c) every message sampled, OTLP export",
+            Sampling::always_on(),
+        ),
+        _ => (
+            "(b) installed, not sampled",
+            Sampling::ratio(0.0).parent_based(),
+        ),
+    };
+    let mut builder = TelemetryBuilder::new("nats-actors-bench")
+        .sampling(sampling)
+        .span_exporter(spans)
+        .logs(false);
+    if std::env::var_os("BENCH_NO_METRICS").is_none() {
+        builder = builder.metric_exporter(metrics, Duration::from_secs(1));
+    }
+    let guard = builder.install().unwrap();
+    let ratio = pubsub_rounds(&url, &payload, label).await;
+    tokio::task::spawn_blocking(move || guard.shutdown())
+        .await
+        .unwrap();
+    let expected = if mode == "sampled" {
+        PUBSUB_MESSAGES * ROUNDS as u64
+    } else {
+        0
+    };
+    println!(
+        "{label}: spans received by the OTLP receiver {} (expected {expected}), metric exports {}",
+        receiver.span_count(),
+        receiver.metric_exports()
+    );
+    println!("RATIO {label}={ratio}");
 }

@@ -35,12 +35,19 @@ fn telemetry() -> &'static Recorded {
             .logs(false)
             .install()
             .expect("install telemetry");
-        Recorded { spans, metrics, guard }
+        Recorded {
+            spans,
+            metrics,
+            guard,
+        }
     })
 }
 
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
 }
 
 fn attr_str(span: &SpanData, key: &str) -> Option<String> {
@@ -50,15 +57,32 @@ fn attr_str(span: &SpanData, key: &str) -> Option<String> {
 /// Waits until a finished span named `name` exists, and returns it.
 async fn span_named(name: &str) -> SpanData {
     let found = eventually(Duration::from_secs(10), || async {
-        telemetry().spans.get_finished_spans().unwrap().iter().any(|s| s.name == name)
+        telemetry()
+            .spans
+            .get_finished_spans()
+            .unwrap()
+            .iter()
+            .any(|s| s.name == name)
     })
     .await;
     assert!(found, "no span named {name:?}");
-    telemetry().spans.get_finished_spans().unwrap().into_iter().find(|s| s.name == name).unwrap()
+    telemetry()
+        .spans
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap()
 }
 
 fn trace_spans(trace: TraceId) -> Vec<SpanData> {
-    telemetry().spans.get_finished_spans().unwrap().into_iter().filter(|s| s.span_context.trace_id() == trace).collect()
+    telemetry()
+        .spans
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .collect()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -113,22 +137,47 @@ async fn one_trace_across_publish_request_reply_and_publish() {
         .start()
         .await
         .unwrap();
-    runtime.client().publish("flow.start", &Order { id: 7 }).await.unwrap();
+    runtime
+        .client()
+        .publish("flow.start", &Order { id: 7 })
+        .await
+        .unwrap();
     let last = span_named("process flow.priced").await;
     let trace = last.span_context.trace_id();
     // Every span of the flow ends up in this one trace.
-    assert!(eventually(Duration::from_secs(5), || async { trace_spans(trace).len() >= 7 }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            trace_spans(trace).len() >= 7
+        })
+        .await
+    );
     let spans = trace_spans(trace);
     let by_name: HashMap<&str, &SpanData> = spans.iter().map(|s| (s.name.as_ref(), s)).collect();
-    let get = |n: &str| *by_name.get(n).unwrap_or_else(|| panic!("span {n:?} missing from {:?}", by_name.keys()));
+    let get = |n: &str| {
+        *by_name
+            .get(n)
+            .unwrap_or_else(|| panic!("span {n:?} missing from {:?}", by_name.keys()))
+    };
     let (send_start, process_start) = (get("send flow.start"), get("process flow.start"));
-    let (request, process_price, reply) = (get("request flow.price"), get("process flow.price"), get("send"));
+    let (request, process_price, reply) = (
+        get("request flow.price"),
+        get("process flow.price"),
+        get("send"),
+    );
     let (send_priced, process_priced) = (get("send flow.priced"), get("process flow.priced"));
     let id = |s: &SpanData| s.span_context.span_id();
-    assert_eq!(send_start.parent_span_id, SpanId::INVALID, "the first publish starts the trace");
+    assert_eq!(
+        send_start.parent_span_id,
+        SpanId::INVALID,
+        "the first publish starts the trace"
+    );
     assert_eq!(process_start.parent_span_id, id(send_start));
     assert_eq!(request.parent_span_id, id(process_start));
-    assert_eq!(process_price.parent_span_id, id(request), "the responder's process span is a child of the request");
+    assert_eq!(
+        process_price.parent_span_id,
+        id(request),
+        "the responder's process span is a child of the request"
+    );
     assert_eq!(reply.parent_span_id, id(process_price));
     assert_eq!(send_priced.parent_span_id, id(process_start));
     assert_eq!(process_priced.parent_span_id, id(send_priced));
@@ -141,20 +190,50 @@ async fn one_trace_across_publish_request_reply_and_publish() {
     ] {
         assert_eq!(span.span_kind, kind, "{}", span.name);
         assert_eq!(attr_str(span, "messaging.system").as_deref(), Some("nats"));
-        assert_eq!(attr(span, "server.port"), Some(&Value::I64(server.port() as i64)), "{}", span.name);
+        assert_eq!(
+            attr(span, "server.port"),
+            Some(&Value::I64(server.port() as i64)),
+            "{}",
+            span.name
+        );
         assert!(attr_str(span, "server.address").is_some());
         assert!(attr(span, "messaging.message.body.size").is_some());
         assert_eq!(span.status, Status::Unset, "{}", span.name);
     }
-    assert_eq!(attr_str(process_start, "messaging.operation.name").as_deref(), Some("process"));
-    assert_eq!(attr_str(process_start, "messaging.operation.type").as_deref(), Some("process"));
-    assert_eq!(attr_str(process_start, "messaging.destination.name").as_deref(), Some("flow.start"));
-    assert_eq!(attr_str(process_start, "messaging.destination.template").as_deref(), Some("flow.start"));
-    assert_eq!(attr_str(send_start, "messaging.operation.type").as_deref(), Some("send"));
-    assert_eq!(attr_str(process_priced, "messaging.consumer.group.name").as_deref(), Some("billing"));
-    assert_eq!(attr_str(reply, "messaging.destination.name"), None, "no destination for an inbox");
+    assert_eq!(
+        attr_str(process_start, "messaging.operation.name").as_deref(),
+        Some("process")
+    );
+    assert_eq!(
+        attr_str(process_start, "messaging.operation.type").as_deref(),
+        Some("process")
+    );
+    assert_eq!(
+        attr_str(process_start, "messaging.destination.name").as_deref(),
+        Some("flow.start")
+    );
+    assert_eq!(
+        attr_str(process_start, "messaging.destination.template").as_deref(),
+        Some("flow.start")
+    );
+    assert_eq!(
+        attr_str(send_start, "messaging.operation.type").as_deref(),
+        Some("send")
+    );
+    assert_eq!(
+        attr_str(process_priced, "messaging.consumer.group.name").as_deref(),
+        Some("billing")
+    );
+    assert_eq!(
+        attr_str(reply, "messaging.destination.name"),
+        None,
+        "no destination for an inbox"
+    );
     assert!(
-        process_start.events.iter().any(|e| e.name == "user event inside the handler"),
+        process_start
+            .events
+            .iter()
+            .any(|e| e.name == "user event inside the handler"),
         "tracing events in the handler attach to its process span"
     );
     runtime.shutdown().await;
@@ -179,22 +258,52 @@ impl Faulty {
 async fn errors_and_panics_set_status_error_type_and_an_exception() {
     telemetry();
     let server = server();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(Faulty).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Faulty)
+        .start()
+        .await
+        .unwrap();
     for (mode, error_type) in [("error", "handler"), ("panic", "panic")] {
-        let err = runtime.client().request::<u32, _>(&format!("faulty.{mode}"), &()).await.unwrap_err();
+        let err = runtime
+            .client()
+            .request::<u32, _>(&format!("faulty.{mode}"), &())
+            .await
+            .unwrap_err();
         assert!(err.code().is_some());
         let request = span_named(&format!("request faulty.{mode}")).await;
-        assert_eq!(attr_str(&request, "error.type").as_deref(), Some("service_error"));
+        assert_eq!(
+            attr_str(&request, "error.type").as_deref(),
+            Some("service_error")
+        );
         let process = trace_spans(request.span_context.trace_id())
             .into_iter()
             .find(|s| s.name == "process faulty.{mode}")
             .expect("the process span");
         assert_eq!(process.parent_span_id, request.span_context.span_id());
-        assert_eq!(attr_str(&process, "error.type").as_deref(), Some(error_type));
-        assert!(matches!(process.status, Status::Error { .. }), "{mode}: {:?}", process.status);
-        let exception = process.events.iter().find(|e| e.name == "exception").expect("an exception event");
-        let message = exception.attributes.iter().find(|kv| kv.key.as_str() == "exception.message").unwrap();
-        assert!(message.value.as_str().contains(if mode == "error" { "conflict" } else { "boom" }));
+        assert_eq!(
+            attr_str(&process, "error.type").as_deref(),
+            Some(error_type)
+        );
+        assert!(
+            matches!(process.status, Status::Error { .. }),
+            "{mode}: {:?}",
+            process.status
+        );
+        let exception = process
+            .events
+            .iter()
+            .find(|e| e.name == "exception")
+            .expect("an exception event");
+        let message = exception
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "exception.message")
+            .unwrap();
+        assert!(message
+            .value
+            .as_str()
+            .contains(if mode == "error" { "conflict" } else { "boom" }));
     }
     runtime.shutdown().await;
 }
@@ -216,12 +325,20 @@ impl Tolerant {
 async fn garbage_and_oversized_trace_headers_do_not_break_handling() {
     telemetry();
     let server = server();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(Tolerant::default()).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Tolerant::default())
+        .start()
+        .await
+        .unwrap();
     let raw = nats(&server).await;
     let cases: Vec<Vec<(&str, String)>> = vec![
         vec![("traceparent", "garbage".into())],
         vec![("traceparent", "00-zzzz-yyyy-01".into())],
-        vec![("Traceparent", "00-00000000000000000000000000000000-0000000000000000-01".into())],
+        vec![(
+            "Traceparent",
+            "00-00000000000000000000000000000000-0000000000000000-01".into(),
+        )],
         vec![("baggage", format!("k={}", "v".repeat(20_000)))],
         vec![("tracestate", ",,,==;;".into())],
     ];
@@ -231,22 +348,40 @@ async fn garbage_and_oversized_trace_headers_do_not_break_handling() {
         for (k, v) in headers {
             h.insert(k, v.as_str());
         }
-        raw.publish_with_headers("tolerant", h, "1".into()).await.unwrap();
+        raw.publish_with_headers("tolerant", h, "1".into())
+            .await
+            .unwrap();
     }
     assert!(
-        eventually(Duration::from_secs(5), || async { runtime.stats().handler("Tolerant::on").handled == n as u64 }).await,
+        eventually(Duration::from_secs(5), || async {
+            runtime.stats().handler("Tolerant::on").handled == n as u64
+        })
+        .await,
         "{:?}",
         runtime.stats().handler("Tolerant::on")
     );
     // Each got a fresh root trace.
-    let process: Vec<SpanData> =
-        telemetry().spans.get_finished_spans().unwrap().into_iter().filter(|s| s.name == "process tolerant").collect();
+    let process: Vec<SpanData> = telemetry()
+        .spans
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == "process tolerant")
+        .collect();
     assert_eq!(process.len(), n as usize);
-    assert!(process.iter().all(|s| s.parent_span_id == SpanId::INVALID && s.span_context.trace_id() != TraceId::INVALID));
+    assert!(process
+        .iter()
+        .all(|s| s.parent_span_id == SpanId::INVALID
+            && s.span_context.trace_id() != TraceId::INVALID));
     // A valid context with a W3C-capitalized header name is still continued.
     let mut h = HeaderMap::new();
-    h.insert("TRACEPARENT", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-    raw.publish_with_headers("tolerant", h, "1".into()).await.unwrap();
+    h.insert(
+        "TRACEPARENT",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    raw.publish_with_headers("tolerant", h, "1".into())
+        .await
+        .unwrap();
     let continued = eventually(Duration::from_secs(5), || async {
         trace_spans(TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap())
             .iter()
@@ -297,7 +432,10 @@ fn histogram_count(name: &str, template: &str, error: Option<&str>) -> u64 {
                 if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() {
                     for p in h.data_points() {
                         let of_template = p.attributes().any(|kv| kv.value.as_str() == template);
-                        let e = p.attributes().find(|kv| kv.key.as_str() == "error.type").map(|kv| kv.value.as_str().into_owned());
+                        let e = p
+                            .attributes()
+                            .find(|kv| kv.key.as_str() == "error.type")
+                            .map(|kv| kv.value.as_str().into_owned());
                         if of_template && e.as_deref() == error {
                             total = total.max(p.count());
                         }
@@ -313,17 +451,36 @@ fn histogram_count(name: &str, template: &str, error: Option<&str>) -> u64 {
 async fn metrics_count_messages_and_failures() {
     telemetry();
     let server = server();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(Metered).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Metered)
+        .start()
+        .await
+        .unwrap();
     const N: u32 = 30;
     for n in 1..=N {
         runtime.client().publish("metered", &n).await.unwrap();
     }
-    assert!(eventually(Duration::from_secs(10), || async { runtime.stats().handler("Metered::on").received == N as u64 }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            runtime.stats().handler("Metered::on").received == N as u64
+        })
+        .await
+    );
     let failures = (1..=N).filter(|n| n.is_multiple_of(3)).count() as u64;
     telemetry().guard.flush();
-    assert_eq!(sum_u64("messaging.client.consumed.messages", "metered"), N as u64);
-    assert_eq!(histogram_count("messaging.process.duration", "metered", None), N as u64 - failures);
-    assert_eq!(histogram_count("messaging.process.duration", "metered", Some("handler")), failures);
+    assert_eq!(
+        sum_u64("messaging.client.consumed.messages", "metered"),
+        N as u64
+    );
+    assert_eq!(
+        histogram_count("messaging.process.duration", "metered", None),
+        N as u64 - failures
+    );
+    assert_eq!(
+        histogram_count("messaging.process.duration", "metered", Some("handler")),
+        failures
+    );
     assert_eq!(sum_u64("nats_actors.handler.errors", "metered"), failures);
     // Sends are counted by operation (attribute `messaging.operation.name = send`).
     assert!(sum_u64("messaging.client.sent.messages", "send") >= N as u64);
@@ -368,17 +525,35 @@ impl FromPython {
 async fn a_python_publish_is_continued_by_the_rust_actor() {
     telemetry();
     let server = server();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(FromPython).start().await.unwrap();
-    let out = Command::new(python()).args([script("publish_in_span.py"), server.url(), "py.in".into()]).output().unwrap();
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(FromPython)
+        .start()
+        .await
+        .unwrap();
+    let out = Command::new(python())
+        .args([script("publish_in_span.py"), server.url(), "py.in".into()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ids: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let trace = TraceId::from_hex(ids["trace_id"].as_str().unwrap()).unwrap();
     let parent = SpanId::from_hex(ids["span_id"].as_str().unwrap()).unwrap();
     let found = eventually(Duration::from_secs(10), || async {
-        trace_spans(trace).iter().any(|s| s.name == "process py.in" && s.parent_span_id == parent)
+        trace_spans(trace)
+            .iter()
+            .any(|s| s.name == "process py.in" && s.parent_span_id == parent)
     })
     .await;
-    assert!(found, "the Rust process span has the Python span as parent, in its trace: {:?}", trace_spans(trace));
+    assert!(
+        found,
+        "the Rust process span has the Python span as parent, in its trace: {:?}",
+        trace_spans(trace)
+    );
     runtime.shutdown().await;
 }
 
@@ -386,7 +561,12 @@ async fn a_python_publish_is_continued_by_the_rust_actor() {
 async fn a_rust_publish_is_continued_by_a_python_consumer() {
     telemetry();
     let server = server();
-    let runtime = Runtime::builder().connect(connect(&server)).actor(FromPython).start().await.unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(FromPython)
+        .start()
+        .await
+        .unwrap();
     let mut child = Command::new(python())
         .args([script("consume_in_span.py"), server.url(), "py.out".into()])
         .stdout(Stdio::piped())
@@ -397,21 +577,38 @@ async fn a_rust_publish_is_continued_by_a_python_consumer() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
     let ready = rx.recv_timeout(Duration::from_secs(20));
-    assert_eq!(ready.as_deref().ok(), Some("ready"), "python consumer did not start");
+    assert_eq!(
+        ready.as_deref().ok(),
+        Some("ready"),
+        "python consumer did not start"
+    );
     runtime.client().publish("py.kick", &1).await.unwrap();
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("python printed its span");
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("python printed its span");
     let status = child.wait().unwrap();
     assert!(status.success());
     let ids: serde_json::Value = serde_json::from_str(&line).unwrap();
     let trace = TraceId::from_hex(ids["trace_id"].as_str().unwrap()).unwrap();
     let parent = SpanId::from_hex(ids["parent_span_id"].as_str().unwrap()).unwrap();
     let send = span_named("send py.out").await;
-    assert_eq!(send.span_context.trace_id(), trace, "python continues the Rust trace");
-    assert_eq!(send.span_context.span_id(), parent, "python's span is a child of the Rust send span");
+    assert_eq!(
+        send.span_context.trace_id(),
+        trace,
+        "python continues the Rust trace"
+    );
+    assert_eq!(
+        send.span_context.span_id(),
+        parent,
+        "python's span is a child of the Rust send span"
+    );
     runtime.shutdown().await;
 }

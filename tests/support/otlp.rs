@@ -52,7 +52,10 @@ impl Store {
                 .collect();
             for ss in rs.scope_spans {
                 for span in ss.spans {
-                    spans.push(ReceivedSpan { name: span.name, resource: resource.clone() });
+                    spans.push(ReceivedSpan {
+                        name: span.name,
+                        resource: resource.clone(),
+                    });
                 }
             }
         }
@@ -169,7 +172,9 @@ async fn serve_http(mut conn: tokio::net::TcpStream, store: Arc<Store>) {
             .lines()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                k.trim()
+                    .eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
             })
             .unwrap_or(0);
         while buf.len() < head_end + length {

@@ -14,9 +14,9 @@ fn meter() -> Meter {
     opentelemetry::global::meter("nats-actors")
 }
 
-/// The instruments of one handler.
+/// The instruments of one handler. `messaging.client.consumed.messages` is observed from the
+/// runtime's own counters (see [`observe_runtime`]), so the hot path records one histogram point.
 pub(crate) struct HandlerMetrics {
-    consumed: BoundCounter<u64>,
     ok: BoundHistogram<f64>,
     duration: Histogram<f64>,
     attributes: Vec<KeyValue>,
@@ -37,18 +37,12 @@ impl HandlerMetrics {
         if let Some(q) = queue {
             attributes.push(KeyValue::new("messaging.consumer.group.name", q));
         }
-        let consumed = meter
-            .u64_counter("messaging.client.consumed.messages")
-            .with_unit("{message}")
-            .with_description("Messages delivered to a handler")
-            .build();
         let duration = meter
             .f64_histogram("messaging.process.duration")
             .with_unit("s")
             .with_description("Time a handler took to process a message")
             .build();
         Some(Self {
-            consumed: consumed.bind(&attributes),
             ok: duration.bind(&attributes),
             duration,
             attributes,
@@ -57,7 +51,6 @@ impl HandlerMetrics {
 
     /// Records one processed message that started at `started`.
     pub(crate) fn record(&self, started: Instant, error_type: Option<&'static str>) {
-        self.consumed.add(1);
         let seconds = started.elapsed().as_secs_f64();
         match error_type {
             None => self.ok.record(seconds),
@@ -161,6 +154,27 @@ pub(crate) fn observe_runtime(counters: Arc<Counters>) -> Vec<ObservableCounter<
         ),
     ];
     let mut out = Vec::new();
+    let c = counters.clone();
+    out.push(
+        meter
+            .u64_observable_counter("messaging.client.consumed.messages")
+            .with_unit("{message}")
+            .with_description("Messages delivered to a handler")
+            .with_callback(move |o| {
+                for h in c.handlers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    o.observe(
+                        h.received.load(Relaxed),
+                        &[
+                            KeyValue::new("messaging.system", "nats"),
+                            KeyValue::new("messaging.operation.name", "process"),
+                            KeyValue::new("messaging.destination.template", h.template),
+                            KeyValue::new("nats_actors.instance", h.instance as i64),
+                        ],
+                    );
+                }
+            })
+            .build(),
+    );
     for (name, description, read) in per_handler {
         let counters = counters.clone();
         out.push(

@@ -142,9 +142,11 @@ impl TelemetryBuilder {
         let protocol = match var("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref().map(str::trim) {
             None | Some("http/protobuf") => Protocol::HttpBinary,
             Some("grpc") => Protocol::Grpc,
-            Some(other) => return Err(Error::Config(format!(
+            Some(other) => {
+                return Err(Error::Config(format!(
                 "OTEL_EXPORTER_OTLP_PROTOCOL `{other}` is not supported; use grpc or http/protobuf"
-            ))),
+            )))
+            }
         };
         if endpoint || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {
             let exporter = match protocol {
@@ -255,17 +257,27 @@ impl TelemetryBuilder {
         .build();
         let otel_layer = tracing_opentelemetry::layer()
             .with_tracer(tracer.tracer("nats-actors"))
-            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-                // The exporters' own HTTP/gRPC spans would feed back into the exporter.
-                let t = meta.target();
-                !(t.starts_with("h2")
-                    || t.starts_with("hyper")
-                    || t.starts_with("tonic")
-                    || t.starts_with("tower")
-                    || t.starts_with("reqwest")
-                    || t.starts_with("opentelemetry"))
-                    && *meta.level() <= tracing::Level::INFO
-            }));
+            // A static filter: callsites below INFO are never enabled, so the debug! events of
+            // async-nats and tokio on the hot path cost nothing. The exporters' own HTTP/gRPC
+            // spans would feed back into the exporter: they are off.
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_default(tracing::Level::INFO)
+                    .with_targets(
+                        [
+                            "h2",
+                            "hyper",
+                            "hyper_util",
+                            "tonic",
+                            "tower",
+                            "reqwest",
+                            "opentelemetry",
+                            "opentelemetry_sdk",
+                            "opentelemetry_otlp",
+                        ]
+                        .map(|t| (t, tracing_subscriber::filter::LevelFilter::OFF)),
+                    ),
+            );
         let logs = self.logs.then(|| {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,opentelemetry=warn,opentelemetry_sdk=warn".into());
