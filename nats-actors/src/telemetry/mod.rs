@@ -255,8 +255,14 @@ impl TelemetryBuilder {
         .with_sampler(sampler)
         .with_resource(resource)
         .build();
+        // Only the semantic-convention attributes: no code location, thread or busy/idle
+        // attributes on every span (each costs allocations and clock reads).
         let otel_layer = tracing_opentelemetry::layer()
             .with_tracer(tracer.tracer("nats-actors"))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
             // A static filter: callsites below INFO are never enabled, so the debug! events of
             // async-nats and tokio on the hot path cost nothing. The exporters' own HTTP/gRPC
             // spans would feed back into the exporter: they are off.
