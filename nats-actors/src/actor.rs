@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -94,10 +93,24 @@ pub enum Outcome {
     Reply(bytes::Bytes, Codec),
 }
 
-/// The invocation of one handler on one instance.
+/// One handler, implemented by `#[handlers]` on the actor for the handler's index `I`: extracts the
+/// arguments, calls the method, and turns its result into an [`Outcome`]. The future borrows the
+/// instance and the context, so a message costs no allocation and no reference count here.
 #[doc(hidden)]
-pub type Invoke<A> =
-    fn(Arc<crate::cell::Cell<A>>, Context) -> futures::future::BoxFuture<'static, Outcome>;
+pub trait Invoke<const I: usize>: Sized + Send + Sync + 'static {
+    fn invoke<'a>(
+        cell: &'a crate::cell::Cell<Self>,
+        ctx: &'a Context,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'a;
+}
+
+/// Starts the subscription task of one handler (`private::spawn::<A, I>`).
+#[doc(hidden)]
+pub type Spawn<A> = fn(
+    crate::runtime::Worker<A>,
+    async_nats::Subscriber,
+    tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()>;
 
 /// One handler as the macros describe it.
 #[doc(hidden)]
@@ -110,7 +123,7 @@ pub struct HandlerSpec<A> {
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
     pub exclusive: bool,
-    pub invoke: Invoke<A>,
+    pub spawn: Spawn<A>,
 }
 
 impl<A> Clone for HandlerSpec<A> {
@@ -198,11 +211,19 @@ impl<E: Into<HandlerError>> IntoOutcome for Result<(), E> {
 /// Hidden items the macro expansion uses; not part of the API.
 #[doc(hidden)]
 pub mod private {
-    pub use super::{ActorOptions, HandlerKind, HandlerSpec, Handlers, Outcome};
+    pub use super::{ActorOptions, HandlerKind, HandlerSpec, Handlers, Invoke, Outcome};
     pub use crate::cell::Cell;
-    pub use futures::future::BoxFuture;
 
     use super::*;
+
+    /// Spawns the subscription task of handler `I` of `A`.
+    pub fn spawn<A: Invoke<I>, const I: usize>(
+        worker: crate::runtime::Worker<A>,
+        sub: async_nats::Subscriber,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(worker.run::<I>(sub, stop))
+    }
 
     pub fn decode<T: Payload>(ctx: &Context) -> Result<T, HandlerError> {
         T::decode(ctx)

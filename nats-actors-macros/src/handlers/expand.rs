@@ -10,7 +10,21 @@ use super::model::{Arg, Handler, Kind, Ret};
 pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream {
     let (impl_g, _, where_c) = item.generics.split_for_impl();
     let self_ty = &item.self_ty;
-    let specs = handlers.iter().map(spec);
+    let specs = handlers.iter().enumerate().map(|(i, h)| spec(i, h));
+    let invokes = handlers.iter().enumerate().map(|(i, h)| {
+        let body = invoke_body(h);
+        quote! {
+            impl #impl_g ::nats_actors::__private::Invoke<#i> for #self_ty #where_c {
+                fn invoke<'__nats_actors_a>(
+                    __nats_actors_cell: &'__nats_actors_a ::nats_actors::__private::Cell<Self>,
+                    __nats_actors_ctx: &'__nats_actors_a ::nats_actors::Context,
+                ) -> impl ::core::future::Future<Output = ::nats_actors::__private::Outcome>
+                       + ::core::marker::Send + '__nats_actors_a {
+                    #body
+                }
+            }
+        }
+    });
     quote! {
         const _: () = {
             impl #impl_g ::nats_actors::__private::Handlers for #self_ty #where_c {
@@ -18,11 +32,12 @@ pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream 
                     ::std::vec![#(#specs),*]
                 }
             }
+            #(#invokes)*
         };
     }
 }
 
-fn spec(h: &Handler) -> TokenStream {
+fn spec(index: usize, h: &Handler) -> TokenStream {
     let p = quote!(::nats_actors::__private);
     let method = &h.method;
     let method_name = method.to_string();
@@ -36,6 +51,25 @@ fn spec(h: &Handler) -> TokenStream {
     let codec = option(h.codec.map(|c| quote!(#c)));
     let concurrency = option(h.concurrency.map(|c| quote!(#c)));
     let exclusive = h.mutable;
+    quote! {
+        #p::HandlerSpec {
+            method: #method_name,
+            kind: #kind,
+            template: #template,
+            subject: #subject,
+            queue: #queue,
+            codec: #codec,
+            concurrency: #concurrency,
+            exclusive: #exclusive,
+            spawn: #p::spawn::<Self, #index>,
+        }
+    }
+}
+
+/// The body of `Invoke::invoke` for one handler: extract, call, turn the result into an outcome.
+fn invoke_body(h: &Handler) -> TokenStream {
+    let p = quote!(::nats_actors::__private);
+    let method = &h.method;
     let ctx = format_ident!("__nats_actors_ctx");
     let mut bindings = Vec::new();
     let mut call_args = Vec::new();
@@ -43,15 +77,15 @@ fn spec(h: &Handler) -> TokenStream {
         let var = format_ident!("__nats_actors_arg{}", i);
         let extract = match arg {
             Arg::Context => {
-                call_args.push(quote!(&#ctx));
+                call_args.push(quote!(#ctx));
                 continue;
             }
-            Arg::Payload(ty) => quote_spanned! {ty.span()=> #p::decode::<#ty>(&#ctx) },
+            Arg::Payload(ty) => quote_spanned! {ty.span()=> #p::decode::<#ty>(#ctx) },
             Arg::Param { ty, name, index } => {
-                quote_spanned! {ty.span()=> #p::param::<#ty>(&#ctx, #index, #name) }
+                quote_spanned! {ty.span()=> #p::param::<#ty>(#ctx, #index, #name) }
             }
             Arg::Extract(ty) => {
-                quote_spanned! {ty.span()=> <#ty as ::nats_actors::FromContext>::from_context(&#ctx) }
+                quote_spanned! {ty.span()=> <#ty as ::nats_actors::FromContext>::from_context(#ctx) }
             }
         };
         bindings.push(quote! {
@@ -78,34 +112,20 @@ fn spec(h: &Handler) -> TokenStream {
             quote_spanned! {ty.span()=> #p::outcome(__nats_actors_ret) }
         }
         (Ret::Result(ty), Kind::Request) => {
-            quote_spanned! {ty.span()=> #p::reply_result(__nats_actors_ret, &#ctx) }
+            quote_spanned! {ty.span()=> #p::reply_result(__nats_actors_ret, #ctx) }
         }
         (Ret::Value(ty), Kind::Request) => {
-            quote_spanned! {ty.span()=> #p::reply_value(__nats_actors_ret, &#ctx) }
+            quote_spanned! {ty.span()=> #p::reply_value(__nats_actors_ret, #ctx) }
         }
     };
     quote! {
-        #p::HandlerSpec {
-            method: #method_name,
-            kind: #kind,
-            template: #template,
-            subject: #subject,
-            queue: #queue,
-            codec: #codec,
-            concurrency: #concurrency,
-            exclusive: #exclusive,
-            invoke: |__nats_actors_cell: ::std::sync::Arc<#p::Cell<Self>>,
-                     #ctx: ::nats_actors::Context|
-                     -> #p::BoxFuture<'static, #p::Outcome> {
-                ::std::boxed::Box::pin(async move {
-                    #(#bindings)*
-                    let __nats_actors_ret = {
-                        #guard
-                        __nats_actors_guard.#method(#(#call_args),*).await
-                    };
-                    #finish
-                })
-            },
+        async move {
+            #(#bindings)*
+            let __nats_actors_ret = {
+                #guard
+                __nats_actors_guard.#method(#(#call_args),*).await
+            };
+            #finish
         }
     }
 }

@@ -4,6 +4,8 @@
 pub(crate) mod connect;
 mod worker;
 
+pub use worker::Worker;
+
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,6 @@ use crate::stats::{Counters, HandlerCounters, Stats};
 use crate::telemetry::metrics::{self, HandlerMetrics};
 use crate::telemetry::spans::{ProcessMeta, Server};
 use connect::ConnectOptions;
-use worker::Worker;
 
 /// Default time in-flight handlers get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -427,8 +428,7 @@ impl<A: Actor> Starter for Option<A> {
                         instance,
                         "subscribed"
                     );
-                    env.tasks
-                        .push(tokio::spawn(worker.run(sub, env.stop.clone())));
+                    env.tasks.push((spec.spawn)(worker, sub, env.stop.clone()));
                 }
             }
             Ok(())

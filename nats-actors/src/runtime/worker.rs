@@ -12,7 +12,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::actor::{HandlerKind, HandlerSpec, Outcome};
+use crate::actor::{HandlerKind, HandlerSpec, Invoke, Outcome};
 use crate::cell::Cell;
 use crate::client::Client;
 use crate::codec::{self, Codec};
@@ -25,23 +25,24 @@ use crate::telemetry::spans::{self, ProcessMeta, SendKind};
 use std::time::Instant;
 
 /// Everything a subscription task needs.
-pub(crate) struct Worker<A> {
-    pub spec: HandlerSpec<A>,
-    pub cell: Arc<Cell<A>>,
-    pub client: Client,
-    pub codec: Codec,
-    pub queue: Option<&'static str>,
-    pub limit: usize,
-    pub counters: Arc<HandlerCounters>,
-    pub runtime: Arc<Counters>,
+#[doc(hidden)]
+pub struct Worker<A> {
+    pub(crate) spec: HandlerSpec<A>,
+    pub(crate) cell: Arc<Cell<A>>,
+    pub(crate) client: Client,
+    pub(crate) codec: Codec,
+    pub(crate) queue: Option<&'static str>,
+    pub(crate) limit: usize,
+    pub(crate) counters: Arc<HandlerCounters>,
+    pub(crate) runtime: Arc<Counters>,
     /// Set when the runtime shuts down.
-    pub stop: Arc<AtomicBool>,
-    pub meta: ProcessMeta,
-    pub metrics: Option<HandlerMetrics>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) meta: ProcessMeta,
+    pub(crate) metrics: Option<HandlerMetrics>,
 }
 
 impl<A: Send + Sync + 'static> Worker<A> {
-    pub async fn subscribe(&self) -> Result<Subscriber, async_nats::SubscribeError> {
+    pub(crate) async fn subscribe(&self) -> Result<Subscriber, async_nats::SubscribeError> {
         let nats = self.client.nats();
         match self.queue {
             Some(q) => nats.queue_subscribe(self.spec.subject, q.to_string()).await,
@@ -53,7 +54,13 @@ impl<A: Send + Sync + 'static> Worker<A> {
     ///
     /// The hot path polls the subscription first and reads the stop flag with one atomic load;
     /// the watch channel is only polled when no message is waiting.
-    pub async fn run(self, mut sub: Subscriber, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run<const I: usize>(
+        self,
+        mut sub: Subscriber,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
+        A: Invoke<I>,
+    {
         let mut in_flight = FuturesUnordered::new();
         let mut draining = false;
         loop {
@@ -67,8 +74,8 @@ impl<A: Send + Sync + 'static> Worker<A> {
             tokio::select! {
                 biased;
                 next = sub.next(), if in_flight.len() < self.limit => match next {
-                    Some(msg) if self.limit == 1 => self.process(msg).await,
-                    Some(msg) => in_flight.push(self.process(msg)),
+                    Some(msg) if self.limit == 1 => self.process::<I>(msg).await,
+                    Some(msg) => in_flight.push(self.process::<I>(msg)),
                     None if draining => break,
                     None => match self.resubscribe(&mut shutdown).await {
                         Some(s) => sub = s,
@@ -110,7 +117,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
         None
     }
 
-    async fn process(&self, msg: Message) {
+    async fn process<const I: usize>(&self, msg: Message)
+    where
+        A: Invoke<I>,
+    {
         self.counters.received.fetch_add(1, Relaxed);
         let reply_to = match self.spec.kind {
             HandlerKind::Request => msg.reply.clone(),
@@ -125,7 +135,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             self.codec,
             self.spec.template,
         );
-        let fut = (self.spec.invoke)(self.cell.clone(), ctx);
+        let fut = <A as Invoke<I>>::invoke(&self.cell, &ctx);
         let outcome = AssertUnwindSafe(fut)
             .catch_unwind()
             .instrument(span.clone())
