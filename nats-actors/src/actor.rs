@@ -225,6 +225,45 @@ pub mod private {
         tokio::spawn(worker.run::<I>(sub, stop))
     }
 
+    /// Puts parameter values into a subject template: `orders.{id}` with `[(1, "7")]` gives
+    /// `orders.7`. A value that is not a valid subject token is an error, never a wrong subject.
+    pub fn fill_subject(
+        template: &str,
+        values: &[(usize, String)],
+    ) -> Result<String, crate::RequestError> {
+        let mut tokens: Vec<&str> = template.split('.').collect();
+        for (index, value) in values {
+            let bad = value.is_empty()
+                || value.chars().any(|c| {
+                    c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control()
+                });
+            if bad {
+                return Err(crate::RequestError::InvalidSubject {
+                    subject: template.to_string(),
+                    reason: format!("parameter value `{value}` is not a subject token"),
+                });
+            }
+            if let Some(t) = tokens.get_mut(*index) {
+                *t = value;
+            }
+        }
+        Ok(tokens.join("."))
+    }
+
+    /// A typed request with `codec`, under the caller's current span.
+    pub async fn typed_request<Resp, Req>(
+        client: &crate::Client,
+        subject: &str,
+        codec: Codec,
+        request: &Req,
+    ) -> Result<Resp, crate::RequestError>
+    where
+        Resp: DeserializeOwned,
+        Req: Serialize + ?Sized,
+    {
+        client.request_with_codec(subject, codec, request).await
+    }
+
     pub fn decode<T: Payload>(ctx: &Context) -> Result<T, HandlerError> {
         T::decode(ctx)
     }

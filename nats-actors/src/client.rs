@@ -154,6 +154,27 @@ impl Client {
         .await
     }
 
+    /// Like [`Client::request`], encoding with `codec`.
+    pub(crate) async fn request_with_codec<Resp, Req>(
+        &self,
+        subject: &str,
+        codec: Codec,
+        request: &Req,
+    ) -> Result<Resp, RequestError>
+    where
+        Resp: DeserializeOwned,
+        Req: Serialize + ?Sized,
+    {
+        self.request_typed(
+            &Span::current(),
+            subject,
+            content_type(codec),
+            codec,
+            request,
+        )
+        .await
+    }
+
     /// Sends raw bytes as a request and returns the reply message, mapping error headers,
     /// no responders and timeouts to [`RequestError`].
     pub async fn request_bytes(

@@ -168,6 +168,14 @@ pub enum RequestError {
     /// The reply could not be decoded into the expected type.
     #[error("cannot decode the reply: {0}")]
     Decode(#[from] DecodeError),
+    /// The subject could not be built (a parameter value is not a subject token).
+    #[error("invalid subject `{subject}`: {reason}")]
+    InvalidSubject {
+        /// The subject template.
+        subject: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Another client failure (connection closed).
     #[error("request to `{subject}` failed: {source}")]
     Nats {

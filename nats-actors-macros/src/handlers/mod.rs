@@ -1,6 +1,7 @@
 //! `#[handlers]` on an `impl` block: parse the handler methods into a model, check them, and
 //! expand to the `Handlers` implementation the runtime calls.
 
+mod client;
 mod expand;
 mod model;
 
@@ -9,9 +10,10 @@ use quote::quote;
 
 /// Expands `#[handlers]`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
-    let args_error = (!args.is_empty()).then(|| {
-        syn::Error::new_spanned(&args, "#[handlers] takes no arguments").to_compile_error()
-    });
+    let (client_vis, args_error) = match client::parse_args(args) {
+        Ok(v) => (v, None),
+        Err(e) => (None, Some(e.to_compile_error())),
+    };
     let mut item: syn::ItemImpl = match syn::parse2(input.clone()) {
         Ok(i) => i,
         Err(_) => {
@@ -34,7 +36,13 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         }
         None => {
             let generated = expand::handlers_impl(&item, &handlers);
-            quote! { #item #args_error #generated }
+            let client = match client_vis {
+                Some(vis) => {
+                    client::expand(&item, &handlers, &vis).unwrap_or_else(|e| e.to_compile_error())
+                }
+                None => TokenStream::new(),
+            };
+            quote! { #item #args_error #generated #client }
         }
     }
 }
