@@ -22,7 +22,6 @@ use crate::headers;
 use crate::stats::{Counters, HandlerCounters};
 use crate::telemetry::metrics::HandlerMetrics;
 use crate::telemetry::spans::{self, ProcessMeta, SendKind};
-use std::time::Instant;
 
 /// Everything a subscription task needs.
 #[doc(hidden)]
@@ -127,7 +126,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             HandlerKind::Subscribe => None,
         };
         let span = spans::process(&self.meta, &msg);
-        let started = self.metrics.as_ref().map(|_| Instant::now());
+        let started = self.metrics.as_ref().map(HandlerMetrics::now);
         let ctx = Context::new(
             span.clone(),
             msg,
