@@ -183,7 +183,9 @@ async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
     }
     let (elapsed, cpu) = (t0.elapsed(), cpu_time() - cpu0);
     let received = counter.got.load(Ordering::Relaxed);
-    let dropped = runtime.stats().dropped;
+    // Client-side drops (full subscription buffer) and server-side ones (the server cut a slow
+    // consumer off: a disconnect) are both reported.
+    let dropped = runtime.stats().dropped + runtime.stats().disconnects;
     runtime.shutdown().await;
     let run = Run {
         rate: received as f64 / elapsed.as_secs_f64(),
@@ -365,7 +367,7 @@ async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> f64 {
         let d = raw_pubsub(url, payload, true).await;
         let (f, dropped) = framework_pubsub(url, payload).await;
         println!(
-            "{label} round {round}: raw {:>8.0}/s (recv {}, {:.2} us cpu/msg) | raw+decode {:>8.0}/s (recv {}, {:.2} us) | nats-actors {:>8.0}/s (recv {}, dropped {dropped}, {:.2} us)",
+            "{label} round {round}: raw {:>8.0}/s (recv {}, {:.2} us cpu/msg) | raw+decode {:>8.0}/s (recv {}, {:.2} us) | nats-actors {:>8.0}/s (recv {}, dropped/disconnects {dropped}, {:.2} us)",
             r.rate, r.received, r.cpu_per_msg_us, d.rate, d.received, d.cpu_per_msg_us, f.rate, f.received, f.cpu_per_msg_us
         );
         raw.push(r);
