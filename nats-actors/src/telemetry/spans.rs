@@ -50,17 +50,17 @@ pub(crate) fn process(meta: &ProcessMeta, msg: &Message) -> Span {
     let span = tracing::info_span!(
         target: "nats_actors",
         "process",
-        otel.name = %meta.name,
+        otel.name = meta.name.as_str(),
         otel.kind = "consumer",
         messaging.system = "nats",
         messaging.operation.name = "process",
         messaging.operation.type = "process",
-        messaging.destination.name = %msg.subject,
+        messaging.destination.name = msg.subject.as_str(),
         messaging.destination.template = meta.template,
         messaging.consumer.group.name = tracing::field::Empty,
         messaging.message.id = tracing::field::Empty,
         messaging.message.body.size = msg.payload.len(),
-        server.address = %meta.server.address,
+        server.address = meta.server.address.as_str(),
         server.port = i64::from(meta.server.port),
     );
     if let Some(queue) = meta.queue {
@@ -124,14 +124,14 @@ pub(crate) fn send(
         target: "nats_actors",
         parent: parent_id,
         "send",
-        otel.name = %name,
+        otel.name = name.as_str(),
         otel.kind = kind,
         messaging.system = "nats",
         messaging.operation.name = operation,
         messaging.operation.type = "send",
         messaging.destination.name = tracing::field::Empty,
         messaging.message.body.size = body_size,
-        server.address = %server.address,
+        server.address = server.address.as_str(),
         server.port = i64::from(server.port),
     );
     if what != SendKind::Reply {
