@@ -9,8 +9,12 @@ pub(crate) const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
 /// Trace context headers carried from an incoming message to what its handler sends.
 pub(crate) const TRACE_HEADERS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
-/// The value of `name`, matched exactly first, then ignoring ASCII case.
+/// The value of `name`, matched exactly first, then ignoring ASCII case. A name NATS cannot carry
+/// matches nothing (async-nats would panic on it).
 pub(crate) fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    if !valid_name(name) {
+        return None;
+    }
     if let Some(v) = headers.get(name) {
         return Some(v.as_str());
     }
@@ -19,6 +23,14 @@ pub(crate) fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find(|(k, _)| AsRef::<str>::as_ref(*k).eq_ignore_ascii_case(name))
         .and_then(|(_, v)| v.first())
         .map(|v| v.as_str())
+}
+
+/// Whether async-nats accepts `name` as a header name.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii() && !b.is_ascii_control() && b != b':' && b != b' ')
 }
 
 /// A header value that cannot break the protocol: no CR/LF, at most `max` bytes.
@@ -63,6 +75,12 @@ mod tests {
         h.insert("TraceParent", "00-abc");
         assert_eq!(get(&h, "traceparent"), Some("00-abc"));
         assert_eq!(get(&h, "tracestate"), None);
+        assert_eq!(
+            get(&h, "bad:name"),
+            None,
+            "an invalid name is no match, not a panic"
+        );
+        assert_eq!(get(&h, "tr\u{e9}ce"), None);
         assert_eq!(safe_value("a\r\nb", 10), "a  b");
         assert_eq!(safe_value("ééé", 3), "é");
     }
