@@ -110,3 +110,6 @@ pub use actor::private as __private;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+#[doc = include_str!("../../docs/guide.md")]
+pub mod guide {}
