@@ -196,11 +196,7 @@ impl Client {
         mut headers: HeaderMap,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        let span = spans::send(parent, what, subject, payload.len(), &self.inner.server);
-        if !span.is_disabled() && what != SendKind::Reply {
-            spans::inject(&span, &mut headers);
-        }
-        let started = ClientMetrics::get().map(|m| (m, Instant::now()));
+        let (span, started) = self.begin(parent, what, subject, payload.len(), &mut headers);
         let result = async {
             self.check_size(subject, &headers, &payload)?;
             self.inner
@@ -218,12 +214,7 @@ impl Client {
             PublishError::MaxPayload { .. } => "max_payload",
             _ => "publish",
         });
-        if let (Some(t), Err(e)) = (error_type, &result) {
-            spans::fail(&span, t, &e.to_string());
-        }
-        if let Some((m, started)) = started {
-            m.record(Operation::Send, started, error_type);
-        }
+        finish(&span, started, Operation::Send, &result, error_type);
         result
     }
 
@@ -281,17 +272,13 @@ impl Client {
         payload: Bytes,
     ) -> Result<Message, RequestError> {
         let timeout = self.inner.timeout;
-        let span = spans::send(
+        let (span, started) = self.begin(
             parent,
             SendKind::Request,
             subject,
             payload.len(),
-            &self.inner.server,
+            &mut headers,
         );
-        if !span.is_disabled() {
-            spans::inject(&span, &mut headers);
-        }
-        let started = ClientMetrics::get().map(|m| (m, Instant::now()));
         let result = self
             .request_untraced(subject, headers, payload, timeout)
             .instrument(span.clone())
@@ -303,12 +290,7 @@ impl Client {
             RequestError::Publish(PublishError::MaxPayload { .. }) => "max_payload",
             _ => "request",
         });
-        if let (Some(t), Err(e)) = (error_type, &result) {
-            spans::fail(&span, t, &e.to_string());
-        }
-        if let Some((m, started)) = started {
-            m.record(Operation::Request, started, error_type);
-        }
+        finish(&span, started, Operation::Request, &result, error_type);
         result
     }
 
@@ -346,6 +328,23 @@ impl Client {
             return Err(err);
         }
         Ok(reply)
+    }
+
+    /// The span of a send or request (its context injected into `headers`, except for replies),
+    /// and the start of its duration metric.
+    fn begin(
+        &self,
+        parent: &Span,
+        what: SendKind,
+        subject: &str,
+        body_size: usize,
+        headers: &mut HeaderMap,
+    ) -> (Span, Started) {
+        let span = spans::send(parent, what, subject, body_size, &self.inner.server);
+        if !span.is_disabled() && what != SendKind::Reply {
+            spans::inject(&span, headers);
+        }
+        (span, ClientMetrics::get().map(|m| (m, Instant::now())))
     }
 
     fn check_size(
@@ -391,4 +390,22 @@ fn service_error(headers: Option<&HeaderMap>) -> Option<RequestError> {
         .to_string();
     let code = code.trim().parse::<u16>().unwrap_or(500);
     Some(RequestError::Service { code, description })
+}
+
+type Started = Option<(&'static ClientMetrics, Instant)>;
+
+/// Marks the span failed and records the operation's metric.
+fn finish<T, E: std::fmt::Display>(
+    span: &Span,
+    started: Started,
+    op: Operation,
+    result: &Result<T, E>,
+    error_type: Option<&'static str>,
+) {
+    if let (Some(t), Err(e)) = (error_type, result) {
+        spans::fail(span, t, &e.to_string());
+    }
+    if let Some((m, started)) = started {
+        m.record(op, started, error_type);
+    }
 }
