@@ -96,35 +96,36 @@ const OPERATIONS: [&str; 2] = ["send", "request"];
 impl ClientMetrics {
     /// The process-wide instruments; `None` when metrics are not installed.
     pub(crate) fn get() -> Option<&'static ClientMetrics> {
-        static METRICS: OnceLock<Option<ClientMetrics>> = OnceLock::new();
-        METRICS
-            .get_or_init(|| {
-                super::metrics_enabled().then(|| {
-                    let meter = meter();
-                    let sent = meter
-                        .u64_counter("messaging.client.sent.messages")
-                        .with_unit("{message}")
-                        .with_description("Messages sent")
-                        .build();
-                    let duration = meter
-                        .f64_histogram("messaging.client.operation.duration")
-                        .with_unit("s")
-                        .with_description("Duration of a send or a request")
-                        .build();
-                    let attrs = |op: &'static str| {
-                        [
-                            KeyValue::new("messaging.system", "nats"),
-                            KeyValue::new("messaging.operation.name", op),
-                        ]
-                    };
-                    ClientMetrics {
-                        sent: OPERATIONS.map(|op| sent.bind(&attrs(op))),
-                        duration: OPERATIONS.map(|op| duration.bind(&attrs(op))),
-                        failed: duration,
-                    }
-                })
-            })
-            .as_ref()
+        // Checked first, so that a send made before telemetry is installed does not turn the
+        // client metrics off for good.
+        if !super::metrics_enabled() {
+            return None;
+        }
+        static METRICS: OnceLock<ClientMetrics> = OnceLock::new();
+        Some(METRICS.get_or_init(|| {
+            let meter = meter();
+            let sent = meter
+                .u64_counter("messaging.client.sent.messages")
+                .with_unit("{message}")
+                .with_description("Messages sent")
+                .build();
+            let duration = meter
+                .f64_histogram("messaging.client.operation.duration")
+                .with_unit("s")
+                .with_description("Duration of a send or a request")
+                .build();
+            let attrs = |op: &'static str| {
+                [
+                    KeyValue::new("messaging.system", "nats"),
+                    KeyValue::new("messaging.operation.name", op),
+                ]
+            };
+            ClientMetrics {
+                sent: OPERATIONS.map(|op| sent.bind(&attrs(op))),
+                duration: OPERATIONS.map(|op| duration.bind(&attrs(op))),
+                failed: duration,
+            }
+        }))
     }
 
     pub(crate) fn record(&self, op: Operation, started: Instant, error_type: Option<&'static str>) {
