@@ -128,7 +128,9 @@ async fn wildcards_route_and_parameters_are_extracted_by_type() {
         client.publish(subject, &()).await.unwrap();
     }
     let done = eventually(Duration::from_secs(5), || async {
-        actor.tail.lock().unwrap().len() == 4 && actor.shops.lock().unwrap().len() == 2
+        actor.tail.lock().unwrap().len() == 4
+            && actor.shops.lock().unwrap().len() == 2
+            && actor.star.lock().unwrap().len() == 2
     })
     .await;
     assert!(
@@ -139,7 +141,8 @@ async fn wildcards_route_and_parameters_are_extracted_by_type() {
     );
     assert!(
         eventually(Duration::from_secs(5), || async {
-            runtime.stats().handler("Router::shop").rejected == 1
+            let shop = runtime.stats().handler("Router::shop");
+            shop.rejected == 1 && shop.handled == 2
         })
         .await
     );

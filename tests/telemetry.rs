@@ -360,7 +360,19 @@ async fn garbage_and_oversized_trace_headers_do_not_break_handling() {
         "{:?}",
         runtime.stats().handler("Tolerant::on")
     );
-    // Each got a fresh root trace.
+    // Each got a fresh root trace (spans end just after the counters move: wait for them).
+    let all_ended = eventually(Duration::from_secs(5), || async {
+        telemetry()
+            .spans
+            .get_finished_spans()
+            .unwrap()
+            .iter()
+            .filter(|s| s.name == "process tolerant")
+            .count()
+            >= n as usize
+    })
+    .await;
+    assert!(all_ended);
     let process: Vec<SpanData> = telemetry()
         .spans
         .get_finished_spans()
@@ -463,7 +475,10 @@ async fn metrics_count_messages_and_failures() {
     }
     assert!(
         eventually(Duration::from_secs(10), || async {
-            runtime.stats().handler("Metered::on").received == N as u64
+            {
+                let s = runtime.stats().handler("Metered::on");
+                s.handled + s.failed == N as u64
+            }
         })
         .await
     );
@@ -609,6 +624,67 @@ async fn a_rust_publish_is_continued_by_a_python_consumer() {
         send.span_context.span_id(),
         parent,
         "python's span is a child of the Rust send span"
+    );
+    runtime.shutdown().await;
+}
+
+#[derive(Actor)]
+struct Relay;
+
+#[handlers]
+impl Relay {
+    #[subscribe("relay.in")]
+    async fn relay(&self, n: u32, ctx: &Context) -> Result<(), HandlerError> {
+        ctx.publish("relay.out", &n).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsampled_trace_stays_one_unsampled_trace() {
+    use futures::StreamExt;
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Relay)
+        .start()
+        .await
+        .unwrap();
+    let raw = nats(&server).await;
+    let mut out = raw.subscribe("relay.out").await.unwrap();
+    raw.flush().await.unwrap();
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let mut h = HeaderMap::new();
+    h.insert("traceparent", traceparent);
+    raw.publish_with_headers("relay.in", h, "5".into())
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), out.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let passed_on = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("traceparent"))
+        .map(|v| v.to_string());
+    assert_eq!(
+        passed_on.as_deref(),
+        Some(traceparent),
+        "the unsampled context is passed on unchanged"
+    );
+    let trace = TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap();
+    assert!(
+        trace_spans(trace).is_empty(),
+        "nothing recorded for an unsampled trace"
+    );
+    let spans = telemetry().spans.get_finished_spans().unwrap();
+    assert!(
+        !spans
+            .iter()
+            .any(|s| s.name == "send relay.out" || s.name == "process relay.in"),
+        "no new root traces either"
     );
     runtime.shutdown().await;
 }

@@ -108,7 +108,7 @@ impl Client {
         value: &T,
     ) -> Result<(), PublishError> {
         let codec = self.inner.codec;
-        self.publish_encoded(&Span::current(), subject, content_type(codec), codec, value)
+        self.publish_encoded(None, subject, content_type(codec), codec, value)
             .await
     }
 
@@ -119,14 +119,8 @@ impl Client {
         headers: HeaderMap,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        self.send(
-            &Span::current(),
-            SendKind::Publish,
-            subject,
-            headers,
-            payload,
-        )
-        .await
+        self.send(None, SendKind::Publish, subject, headers, payload)
+            .await
     }
 
     /// Sends a request and decodes the reply.
@@ -144,14 +138,8 @@ impl Client {
         Req: Serialize + ?Sized,
     {
         let codec = self.inner.codec;
-        self.request_typed(
-            &Span::current(),
-            subject,
-            content_type(codec),
-            codec,
-            request,
-        )
-        .await
+        self.request_typed(None, subject, content_type(codec), codec, request)
+            .await
     }
 
     /// Like [`Client::request`], encoding with `codec`.
@@ -165,14 +153,8 @@ impl Client {
         Resp: DeserializeOwned,
         Req: Serialize + ?Sized,
     {
-        self.request_typed(
-            &Span::current(),
-            subject,
-            content_type(codec),
-            codec,
-            request,
-        )
-        .await
+        self.request_typed(None, subject, content_type(codec), codec, request)
+            .await
     }
 
     /// Sends raw bytes as a request and returns the reply message, mapping error headers,
@@ -183,14 +165,13 @@ impl Client {
         headers: HeaderMap,
         payload: Bytes,
     ) -> Result<Message, RequestError> {
-        self.request_message(&Span::current(), subject, headers, payload)
-            .await
+        self.request_message(None, subject, headers, payload).await
     }
 
     /// Publishes under a send span (child of `parent`) whose context goes into the headers.
     pub(crate) async fn send(
         &self,
-        parent: &Span,
+        parent: Option<&Span>,
         what: SendKind,
         subject: &str,
         mut headers: HeaderMap,
@@ -221,7 +202,7 @@ impl Client {
     /// Encodes `value` with `codec` and publishes it with `headers`.
     pub(crate) async fn publish_encoded<T: Serialize + ?Sized>(
         &self,
-        parent: &Span,
+        parent: Option<&Span>,
         subject: &str,
         headers: HeaderMap,
         codec: Codec,
@@ -239,7 +220,7 @@ impl Client {
     /// `Content-Type`, else with `codec`.
     pub(crate) async fn request_typed<Resp, Req>(
         &self,
-        parent: &Span,
+        parent: Option<&Span>,
         subject: &str,
         headers: HeaderMap,
         codec: Codec,
@@ -266,7 +247,7 @@ impl Client {
     /// headers, so that the responder's process span is its child.
     async fn request_message(
         &self,
-        parent: &Span,
+        parent: Option<&Span>,
         subject: &str,
         mut headers: HeaderMap,
         payload: Bytes,
@@ -334,7 +315,7 @@ impl Client {
     /// and the start of its duration metric.
     fn begin(
         &self,
-        parent: &Span,
+        parent: Option<&Span>,
         what: SendKind,
         subject: &str,
         body_size: usize,

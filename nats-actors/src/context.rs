@@ -14,6 +14,9 @@ use crate::codec::{self, Codec};
 use crate::error::{HandlerError, PublishError, RequestError};
 use crate::headers;
 
+/// Trace headers larger than this are not passed on (W3C allows 8192 bytes of baggage).
+const MAX_TRACE_HEADER: usize = 8192;
+
 /// What a handler knows about the message it is handling, and how it sends more.
 ///
 /// Take it as `ctx: &Context`. Publishes and requests made through it carry the incoming trace
@@ -122,7 +125,7 @@ impl Context {
         let codec = self.default_codec;
         let headers = self.outgoing_headers(codec);
         self.client
-            .publish_encoded(&self.span, subject, headers, codec, value)
+            .publish_encoded(Some(&self.span), subject, headers, codec, value)
             .await
     }
 
@@ -140,7 +143,7 @@ impl Context {
         let codec = self.default_codec;
         let headers = self.outgoing_headers(codec);
         self.client
-            .request_typed(&self.span, subject, headers, codec, request)
+            .request_typed(Some(&self.span), subject, headers, codec, request)
             .await
     }
 
@@ -149,8 +152,17 @@ impl Context {
         out.insert(codec::CONTENT_TYPE, codec.content_type());
         if let Some(incoming) = self.headers() {
             for name in headers::TRACE_HEADERS {
-                if let Some(v) = headers::get(incoming, name) {
-                    out.insert(name, headers::safe_value(v, 8192).as_str());
+                // Passed on whole or not at all: a cut baggage or tracestate is a corrupt one.
+                match headers::get(incoming, name) {
+                    Some(v) if v.len() <= MAX_TRACE_HEADER && !v.contains(['\r', '\n']) => {
+                        out.insert(name, v);
+                    }
+                    Some(v) => tracing::warn!(
+                        header = name,
+                        bytes = v.len(),
+                        "trace header not passed on: over the size bound"
+                    ),
+                    None => {}
                 }
             }
         }

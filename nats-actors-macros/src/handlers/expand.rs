@@ -106,6 +106,11 @@ fn invoke_body(h: &Handler) -> TokenStream {
     } else {
         quote!(let __nats_actors_guard = __nats_actors_cell.read().await;)
     };
+    let receiver = if h.mutable {
+        quote!(&mut *__nats_actors_guard)
+    } else {
+        quote!(&*__nats_actors_guard)
+    };
     let finish = match (&h.ret, h.kind) {
         (Ret::Unit, _) => quote!(#p::outcome(__nats_actors_ret)),
         (Ret::Result(ty) | Ret::Value(ty), Kind::Subscribe) => {
@@ -123,7 +128,8 @@ fn invoke_body(h: &Handler) -> TokenStream {
             #(#bindings)*
             let __nats_actors_ret = {
                 #guard
-                __nats_actors_guard.#method(#(#call_args),*).await
+                // Called through `Self::`, so that no method of the guard can shadow it.
+                Self::#method(#receiver, #(#call_args),*).await
             };
             #finish
         }

@@ -184,13 +184,22 @@ impl Runtime {
             tracing::warn!(aborted, timeout = ?self.shutdown_timeout, "handlers still running at the shutdown deadline were aborted");
         }
         let nats = self.client.nats();
-        if let Err(e) = nats.flush().await {
-            tracing::warn!(error = %e, "cannot flush the connection at shutdown");
+        // Bounded: during an outage a flush would wait for the reconnect, which may never come.
+        let flush_by = deadline.max(tokio::time::Instant::now() + Duration::from_secs(5));
+        match tokio::time::timeout_at(flush_by, nats.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot flush the connection at shutdown"),
+            Err(_) => tracing::warn!(
+                "the connection could not be flushed in time at shutdown (server unreachable?)"
+            ),
         }
         crate::telemetry::flush().await;
         if self.owns_connection {
             let closed = self.closed.notified();
-            if nats.drain().await.is_ok() {
+            if matches!(
+                tokio::time::timeout(Duration::from_secs(5), nats.drain()).await,
+                Ok(Ok(()))
+            ) {
                 let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
             }
         }
@@ -291,6 +300,7 @@ impl RuntimeBuilder {
             .flush()
             .await
             .map_err(|e| Error::Config(format!("cannot flush after subscribing: {e}")))?;
+        // (`connect` returned, so the server is there; the flush is one round trip.)
         let counters_for_metrics = counters.clone();
         Ok(Runtime {
             client,

@@ -151,7 +151,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     h.insert(codec::CONTENT_TYPE, codec.content_type());
                     match self
                         .client
-                        .send(&span, SendKind::Reply, reply.as_str(), h, payload)
+                        .send(Some(&span), SendKind::Reply, reply.as_str(), h, payload)
                         .await
                     {
                         Ok(()) => (None, None),
@@ -219,7 +219,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         let sent = self
             .client
             .send(
-                span,
+                Some(span),
                 SendKind::Reply,
                 reply.as_str(),
                 h,

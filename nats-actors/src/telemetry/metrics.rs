@@ -183,6 +183,10 @@ pub(crate) fn observe_runtime(counters: Arc<Counters>) -> Vec<ObservableCounter<
                             KeyValue::new("messaging.system", "nats"),
                             KeyValue::new("messaging.operation.name", "process"),
                             KeyValue::new("messaging.destination.template", h.template),
+                            KeyValue::new(
+                                "nats_actors.handler",
+                                format!("{}::{}", h.actor, h.method),
+                            ),
                             KeyValue::new("nats_actors.instance", h.instance as i64),
                         ],
                     );

@@ -85,10 +85,12 @@ pub(crate) enum SendKind {
     Reply,
 }
 
-/// A span for sending to `subject`, child of `parent` (or a new trace when `parent` is none),
-/// when it will be recorded.
+/// A span for sending to `subject`, when it will be recorded. `parent` is the process span of the
+/// handler sending (`None` outside handlers: the current span, or a new trace). A handler whose
+/// process span is not recorded records no send span either: the incoming trace headers are
+/// passed on unchanged, so an unsampled trace stays one trace, unsampled.
 pub(crate) fn send(
-    parent: &Span,
+    parent: Option<&Span>,
     what: SendKind,
     subject: &str,
     body_size: usize,
@@ -96,6 +98,15 @@ pub(crate) fn send(
 ) -> Span {
     let Some(sampling) = super::sampling() else {
         return Span::none();
+    };
+    let current;
+    let parent = match parent {
+        Some(p) if p.is_disabled() => return Span::none(),
+        Some(p) => p,
+        None => {
+            current = Span::current();
+            &current
+        }
     };
     let parent_cx = if parent.is_disabled() {
         None
