@@ -104,6 +104,9 @@ pub struct Stats {
     /// One entry per handler and actor instance.
     pub handlers: Vec<HandlerStats>,
     /// Messages async-nats dropped because a subscription's buffer was full (slow consumer).
+    /// async-nats reports each drop through an event channel of 128 slots; in a burst of more
+    /// drops than that before the runtime reads them, this is a lower bound (still never zero
+    /// when something was dropped).
     pub dropped: u64,
     /// Reconnections after the first connect.
     pub reconnects: u64,

@@ -10,10 +10,15 @@ use super::model::{Arg, Handler, Kind, Ret};
 pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream {
     let (impl_g, _, where_c) = item.generics.split_for_impl();
     let self_ty = &item.self_ty;
-    let specs = handlers.iter().enumerate().map(|(i, h)| spec(i, h));
+    let specs = handlers.iter().enumerate().map(|(i, h)| {
+        let (cfgs, spec) = (&h.cfgs, spec(i, h));
+        quote!(#(#cfgs)* __nats_actors_specs.push(#spec);)
+    });
     let invokes = handlers.iter().enumerate().map(|(i, h)| {
         let body = invoke_body(h);
+        let cfgs = &h.cfgs;
         quote! {
+            #(#cfgs)*
             impl #impl_g ::nats_actors::__private::Invoke<#i> for #self_ty #where_c {
                 fn invoke<'__nats_actors_a>(
                     __nats_actors_cell: &'__nats_actors_a ::nats_actors::__private::Cell<Self>,
@@ -29,7 +34,10 @@ pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream 
         const _: () = {
             impl #impl_g ::nats_actors::__private::Handlers for #self_ty #where_c {
                 fn handlers() -> ::std::vec::Vec<::nats_actors::__private::HandlerSpec<Self>> {
-                    ::std::vec![#(#specs),*]
+                    #[allow(unused_mut)]
+                    let mut __nats_actors_specs = ::std::vec::Vec::new();
+                    #(#specs)*
+                    __nats_actors_specs
                 }
             }
             #(#invokes)*

@@ -62,6 +62,8 @@ pub struct Handler {
     pub mutable: bool,
     pub args: Vec<Arg>,
     pub ret: Ret,
+    /// The method's `#[cfg(...)]` attributes, repeated on everything generated for it.
+    pub cfgs: Vec<syn::Attribute>,
 }
 
 /// Collects the handlers of `item`, removing their attributes; returns every error combined.
@@ -228,6 +230,12 @@ fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn:
         mutable,
         args,
         ret,
+        cfgs: method
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("cfg"))
+            .cloned()
+            .collect(),
     })
 }
 

@@ -83,8 +83,9 @@ pub(crate) async fn flush() {
 ///
 /// Sets the global tracer and meter providers, the W3C trace-context and baggage propagator, and a
 /// global `tracing` subscriber (logs to stderr filtered by `RUST_LOG`, default `info`, plus the
-/// OpenTelemetry layer). Call it once, from within a multi-thread tokio runtime or before one
-/// starts.
+/// OpenTelemetry layer). Call it once, from within a tokio runtime (the gRPC exporter needs
+/// one); shut the guard down outside async code or from a multi-thread runtime, since the
+/// exporters block while they flush.
 pub fn init(service_name: &str) -> Result<TelemetryGuard, Error> {
     TelemetryBuilder::new(service_name).from_env()?.install()
 }

@@ -16,6 +16,12 @@ impl Orders {
         Ok(order)
     }
 
+    #[request("orders.{payload}.echo")]
+    async fn echo(&self, payload: Param<String>, order: Order) -> Result<Order, HandlerError> {
+        let _ = payload;
+        Ok(order)
+    }
+
     #[request("orders.count")]
     async fn count(&self) -> u64 {
         1
@@ -26,6 +32,7 @@ async fn call(client: &nats_actors::Client) -> Result<(), nats_actors::RequestEr
     let orders = OrdersClient::new(client);
     let _: Order = orders.get("eu", &Order { id: "1".into() }).await?;
     let _: u64 = orders.count().await?;
+    let _: Order = orders.echo("x", &Order { id: "2".into() }).await?;
     Ok(())
 }
 

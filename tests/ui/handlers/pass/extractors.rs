@@ -47,6 +47,11 @@ impl A {
         Ok(vec![])
     }
 
+    /// Compiled out: no subscription, no generated code calling it.
+    #[cfg(any())]
+    #[subscribe("never")]
+    async fn never(&self) {}
+
     /// Plain methods are left alone.
     fn helper(&self) -> u32 {
         1
