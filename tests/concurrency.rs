@@ -215,3 +215,64 @@ async fn shutdown_aborts_handlers_still_running_at_the_deadline() {
     );
     assert!(!slow.finished.load(SeqCst));
 }
+
+#[derive(Actor, Clone, Default)]
+struct Caller {
+    answer: Arc<AtomicUsize>,
+    started: Arc<AtomicBool>,
+}
+
+#[handlers]
+impl Caller {
+    #[subscribe("call.later")]
+    async fn later(&self, ms: u64, ctx: &Context) -> Result<(), HandlerError> {
+        self.started.store(true, SeqCst);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let n: usize = ctx.request("call.answer", &()).await?;
+        self.answer.store(n, SeqCst);
+        Ok(())
+    }
+}
+
+#[derive(Actor)]
+struct Answerer;
+
+#[handlers]
+impl Answerer {
+    #[request("call.answer")]
+    async fn answer(&self) -> usize {
+        42
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_flight_handler_can_still_call_a_responder_of_the_same_runtime_at_shutdown() {
+    logs();
+    let server = server();
+    let caller = Caller::default();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(caller.clone())
+        .actor(Answerer)
+        .start()
+        .await
+        .unwrap();
+    runtime
+        .client()
+        .publish("call.later", &300u64)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            caller.started.load(SeqCst)
+        })
+        .await
+    );
+    let report = runtime.shutdown().await;
+    assert_eq!(report.aborted, 0);
+    assert_eq!(
+        caller.answer.load(SeqCst),
+        42,
+        "request handlers drain after subscriptions"
+    );
+}

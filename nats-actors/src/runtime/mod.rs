@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::actor::Actor;
+use crate::actor::{Actor, HandlerKind};
 use crate::cell::Cell;
 use crate::client::Client;
 use crate::error::Error;
@@ -79,9 +79,8 @@ pub struct RuntimeBuilder {
 pub struct Runtime {
     client: Client,
     owns_connection: bool,
-    tasks: Vec<JoinHandle<()>>,
-    stop: watch::Sender<bool>,
-    stop_flag: Arc<AtomicBool>,
+    /// Subscription handlers first, then request handlers (see [`Runtime::shutdown`]).
+    phases: [Phase; 2],
     counters: Arc<Counters>,
     shutdown_timeout: Duration,
     closed: Arc<Notify>,
@@ -170,14 +169,18 @@ impl Runtime {
     /// handlers finish within the shutdown timeout, replies and publishes are flushed, and a
     /// connection the runtime opened is closed.
     pub async fn shutdown(self) -> ShutdownReport {
-        self.stop_flag.store(true, Relaxed);
-        let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let mut aborted = 0;
-        for mut task in self.tasks {
-            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                task.abort();
-                aborted += 1;
+        // Subscriptions stop first and request handlers after them, so that an in-flight handler
+        // can still call a responder of the same runtime while it finishes.
+        for phase in self.phases {
+            phase.flag.store(true, Relaxed);
+            let _ = phase.stop.send(true);
+            for mut task in phase.tasks {
+                if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                    task.abort();
+                    aborted += 1;
+                }
             }
         }
         if aborted > 0 {
@@ -275,21 +278,19 @@ impl RuntimeBuilder {
             }
         };
         let client = Client::new(nats);
-        let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        let stop_flag = Arc::new(AtomicBool::new(false));
+        let mut phases = [Phase::new(), Phase::new()];
         let mut env = StartEnv {
             client: client.clone(),
             counters: counters.clone(),
-            stop: stop_rx,
-            stop_flag: stop_flag.clone(),
-            tasks: &mut tasks,
+            phases: &mut phases,
         };
         for mut actor in self.actors {
             if let Err(e) = actor.start(&mut env).await {
-                let _ = stop.send(true);
-                for t in tasks {
-                    t.abort();
+                for phase in phases {
+                    let _ = phase.stop.send(true);
+                    for t in phase.tasks {
+                        t.abort();
+                    }
                 }
                 return Err(e);
             }
@@ -305,9 +306,7 @@ impl RuntimeBuilder {
         Ok(Runtime {
             client,
             owns_connection,
-            tasks,
-            stop,
-            stop_flag,
+            phases,
             counters,
             shutdown_timeout: self.shutdown_timeout,
             closed,
@@ -362,13 +361,28 @@ fn events(
     }
 }
 
+/// One shutdown phase: its stop signal and its subscription tasks.
+struct Phase {
+    stop: watch::Sender<bool>,
+    flag: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Phase {
+    fn new() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            flag: Arc::new(AtomicBool::new(false)),
+            tasks: Vec::new(),
+        }
+    }
+}
+
 /// What starting an actor needs from the runtime.
 struct StartEnv<'a> {
     client: Client,
     counters: Arc<Counters>,
-    stop: watch::Receiver<bool>,
-    stop_flag: Arc<AtomicBool>,
-    tasks: &'a mut Vec<JoinHandle<()>>,
+    phases: &'a mut [Phase; 2],
 }
 
 /// An actor waiting to start, with its type erased.
@@ -399,6 +413,10 @@ impl<A: Actor> Starter for Option<A> {
                     } else {
                         None
                     });
+                    let phase = match spec.kind {
+                        HandlerKind::Subscribe => 0,
+                        HandlerKind::Request => 1,
+                    };
                     let worker = Worker {
                         spec: *spec,
                         cell: cell.clone(),
@@ -413,7 +431,7 @@ impl<A: Actor> Starter for Option<A> {
                             instance,
                         )),
                         runtime: env.counters.clone(),
-                        stop: env.stop_flag.clone(),
+                        stop: env.phases[phase].flag.clone(),
                         meta: ProcessMeta {
                             name: format!("process {}", spec.template),
                             template: spec.template,
@@ -438,7 +456,10 @@ impl<A: Actor> Starter for Option<A> {
                         instance,
                         "subscribed"
                     );
-                    env.tasks.push((spec.spawn)(worker, sub, env.stop.clone()));
+                    let stop = env.phases[phase].stop.subscribe();
+                    env.phases[phase]
+                        .tasks
+                        .push((spec.spawn)(worker, sub, stop));
                 }
             }
             Ok(())
