@@ -66,8 +66,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
             if !draining && self.stop.load(Relaxed) {
                 draining = true;
                 if let Err(e) = sub.drain().await {
+                    // The connection is gone: what is already buffered is still handled below,
+                    // then the stream ends.
                     tracing::warn!(handler = %self.name(), error = %e, "cannot drain subscription");
-                    break;
                 }
             }
             tokio::select! {
