@@ -200,35 +200,30 @@ async fn one_trace_across_publish_request_reply_and_publish() {
         assert!(attr(span, "messaging.message.body.size").is_some());
         assert_eq!(span.status, Status::Unset, "{}", span.name);
     }
-    assert_eq!(
-        attr_str(process_start, "messaging.operation.name").as_deref(),
-        Some("process")
-    );
-    assert_eq!(
-        attr_str(process_start, "messaging.operation.type").as_deref(),
-        Some("process")
-    );
-    assert_eq!(
-        attr_str(process_start, "messaging.destination.name").as_deref(),
-        Some("flow.start")
-    );
-    assert_eq!(
-        attr_str(process_start, "messaging.destination.template").as_deref(),
-        Some("flow.start")
-    );
-    assert_eq!(
-        attr_str(send_start, "messaging.operation.type").as_deref(),
-        Some("send")
-    );
-    assert_eq!(
-        attr_str(process_priced, "messaging.consumer.group.name").as_deref(),
-        Some("billing")
-    );
-    assert_eq!(
-        attr_str(reply, "messaging.destination.name"),
-        None,
-        "no destination for an inbox"
-    );
+    for (span, key, want) in [
+        (process_start, "messaging.operation.name", Some("process")),
+        (process_start, "messaging.operation.type", Some("process")),
+        (
+            process_start,
+            "messaging.destination.name",
+            Some("flow.start"),
+        ),
+        (
+            process_start,
+            "messaging.destination.template",
+            Some("flow.start"),
+        ),
+        (send_start, "messaging.operation.type", Some("send")),
+        (
+            process_priced,
+            "messaging.consumer.group.name",
+            Some("billing"),
+        ),
+        // Reply subjects are inboxes: no destination.
+        (reply, "messaging.destination.name", None),
+    ] {
+        assert_eq!(attr_str(span, key).as_deref(), want, "{} {key}", span.name);
+    }
     assert!(
         process_start
             .events
