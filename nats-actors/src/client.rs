@@ -137,8 +137,7 @@ impl Client {
         Resp: DeserializeOwned,
         Req: Serialize + ?Sized,
     {
-        let codec = self.inner.codec;
-        self.request_typed(None, subject, content_type(codec), codec, request)
+        self.request_with_codec(subject, self.inner.codec, request)
             .await
     }
 
