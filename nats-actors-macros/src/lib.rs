@@ -3,6 +3,8 @@
 //! Use them through the `nats_actors` crate, which re-exports them:
 //! `#[derive(Actor)]` with `#[actor(...)]` options on a struct, and `#[handlers]` on its `impl`
 //! block, whose methods carry `#[subscribe("subject", ...)]` or `#[request("subject", ...)]`.
+//! `#[derive(Service)]` with `#[service(...)]` and `#[endpoints]` with `#[endpoint(...)]` methods
+//! make a discoverable NATS micro service (ADR-32) and its typed client.
 //! Every misuse these macros can see is a compile error pointing at the offending token.
 
 extern crate proc_macro;
@@ -10,6 +12,7 @@ extern crate proc_macro;
 mod actor;
 mod handlers;
 mod options;
+mod service;
 mod subject;
 
 use proc_macro::TokenStream;
@@ -28,4 +31,25 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn handlers(args: TokenStream, input: TokenStream) -> TokenStream {
     handlers::expand(args.into(), input.into()).into()
+}
+
+/// Derives `nats_actors::Service` (and `Actor`) for a struct; options go in `#[service(...)]`.
+///
+/// Options: `version = "1.2.0"` (SemVer, required), `name = "..."` (`[A-Za-z0-9_-]+`, defaults
+/// to the type name), `description = "..."`, `metadata(key = "value", ...)`,
+/// `queue_group = "..."` (default `q`).
+#[proc_macro_derive(Service, attributes(service))]
+pub fn derive_service(input: TokenStream) -> TokenStream {
+    service::derive(input.into()).into()
+}
+
+/// Turns the `#[endpoint(...)]` methods of a service's `impl` block into endpoints, and generates
+/// the typed `{Type}Client` (`#[endpoints(client = "pub(crate)")]` sets its visibility).
+///
+/// Endpoint options: `subject = "..."` (defaults to the name), `name = "..."` (defaults to the
+/// method name), `group = "..."` (prefixes the subject), `queue_group = "..."`,
+/// `metadata(key = "value", ...)`, `codec = "json" | "msgpack"`, `concurrency = N`.
+#[proc_macro_attribute]
+pub fn endpoints(args: TokenStream, input: TokenStream) -> TokenStream {
+    service::endpoints(args.into(), input.into()).into()
 }

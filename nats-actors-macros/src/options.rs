@@ -4,10 +4,18 @@ use proc_macro2::Span;
 use syn::parse::ParseStream;
 use syn::{Ident, Lit, LitInt, LitStr, Token};
 
-/// One `key = literal` option as written, kept for its spans.
+/// One `key = literal` (or `key(k = "v", ...)`) option as written, kept for its spans.
 pub struct Opt {
     pub key: Ident,
-    pub value: Lit,
+    pub value: Value,
+}
+
+/// The value of an option.
+pub enum Value {
+    /// `key = literal`.
+    Lit(Lit),
+    /// `key(name = "value", "any.name" = "value")`: string pairs, e.g. metadata.
+    Map(Span, Vec<(LitStr, LitStr)>),
 }
 
 /// Parses `key = lit, key = lit, ...` (after any positional argument was consumed), rejecting
@@ -32,8 +40,14 @@ pub fn parse_list(input: ParseStream, attr: &str, known: &[&str]) -> syn::Result
                 format!("duplicate option `{name}` in #[{attr}]; give it once"),
             ));
         }
-        input.parse::<Token![=]>()?;
-        let value: Lit = input.parse()?;
+        let value = if input.peek(syn::token::Paren) {
+            let content;
+            let paren = syn::parenthesized!(content in input);
+            Value::Map(paren.span.join(), parse_map(&content)?)
+        } else {
+            input.parse::<Token![=]>()?;
+            Value::Lit(input.parse()?)
+        };
         opts.push(Opt { key, value });
         if input.is_empty() {
             break;
@@ -43,9 +57,60 @@ pub fn parse_list(input: ParseStream, attr: &str, known: &[&str]) -> syn::Result
     Ok(opts)
 }
 
+/// `name = "value", "other.name" = "value"`, names unique.
+fn parse_map(input: ParseStream) -> syn::Result<Vec<(LitStr, LitStr)>> {
+    let mut pairs: Vec<(LitStr, LitStr)> = Vec::new();
+    while !input.is_empty() {
+        let key = if input.peek(LitStr) {
+            input.parse::<LitStr>()?
+        } else {
+            let id: Ident = input.parse()?;
+            LitStr::new(&id.to_string(), id.span())
+        };
+        if pairs.iter().any(|(k, _)| k.value() == key.value()) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("duplicate key `{}`; give it once", key.value()),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let value: LitStr = input.parse()?;
+        pairs.push((key, value));
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(pairs)
+}
+
 impl Opt {
-    pub fn str(&self) -> syn::Result<LitStr> {
+    fn lit(&self) -> syn::Result<&Lit> {
         match &self.value {
+            Value::Lit(l) => Ok(l),
+            Value::Map(span, _) => Err(syn::Error::new(
+                *span,
+                format!("option `{}` takes a value: {} = ...", self.key, self.key),
+            )),
+        }
+    }
+
+    /// String pairs: `key(name = "value", ...)`.
+    pub fn map(&self) -> syn::Result<Vec<(LitStr, LitStr)>> {
+        match &self.value {
+            Value::Map(_, pairs) => Ok(pairs.clone()),
+            Value::Lit(l) => Err(syn::Error::new(
+                l.span(),
+                format!(
+                    "option `{}` takes a list of string pairs, e.g. {}(owner = \"billing\")",
+                    self.key, self.key
+                ),
+            )),
+        }
+    }
+
+    pub fn str(&self) -> syn::Result<LitStr> {
+        match self.lit()? {
             Lit::Str(s) => Ok(s.clone()),
             other => Err(syn::Error::new(
                 other.span(),
@@ -59,16 +124,17 @@ impl Opt {
 
     /// A positive integer (at least 1).
     pub fn count(&self) -> syn::Result<(usize, Span)> {
+        let lit = self.lit()?;
         let bad = || {
             syn::Error::new(
-                self.value.span(),
+                lit.span(),
                 format!(
                     "option `{}` takes an integer of at least 1, e.g. {} = 4",
                     self.key, self.key
                 ),
             )
         };
-        match &self.value {
+        match lit {
             Lit::Int(i) => {
                 let n = LitInt::base10_parse::<usize>(i).map_err(|_| bad())?;
                 if n == 0 {

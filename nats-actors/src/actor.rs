@@ -213,6 +213,7 @@ impl<E: Into<HandlerError>> IntoOutcome for Result<(), E> {
 pub mod private {
     pub use super::{ActorOptions, HandlerKind, HandlerSpec, Handlers, Invoke, Outcome};
     pub use crate::cell::Cell;
+    pub use crate::service::private::*;
 
     use super::*;
 

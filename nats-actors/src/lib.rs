@@ -65,7 +65,7 @@
 
 pub use async_nats::{HeaderMap, Message, Subject};
 pub use bytes::Bytes;
-pub use nats_actors_macros::{handlers, Actor};
+pub use nats_actors_macros::{endpoints, handlers, Actor, Service};
 
 mod actor;
 mod cell;
@@ -75,6 +75,7 @@ mod context;
 mod error;
 mod headers;
 mod runtime;
+pub mod service;
 mod stats;
 pub mod telemetry;
 #[cfg(feature = "testing")]
@@ -89,6 +90,9 @@ pub use runtime::connect::{ConnectOptions, DEFAULT_URL};
 pub use runtime::{
     Runtime, RuntimeBuilder, ShutdownHandle, ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT,
 };
+/// JSON Schemas of endpoint payloads and replies: `#[derive(JsonSchema)]`.
+pub use schemars::{self, JsonSchema};
+pub use service::{Service, ServiceError};
 pub use stats::{HandlerStats, Stats};
 
 /// The names a handler module needs: `use nats_actors::prelude::*;`.
@@ -98,8 +102,12 @@ pub use stats::{HandlerStats, Stats};
 /// let _ = HandlerError::bad_request("missing field");
 /// ```
 pub mod prelude {
-    pub use crate::{handlers, Actor, Client, Codec, Context, HandlerError, Param, Runtime};
+    pub use crate::{
+        endpoints, handlers, Actor, Client, Codec, Context, HandlerError, Param, Runtime, Service,
+        ServiceError,
+    };
     pub use dashmap::DashMap;
+    pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
 }
 

@@ -15,6 +15,12 @@ pub(crate) struct HandlerCounters {
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
     pub panics: AtomicU64,
+    /// Whether processing time and the last error are kept (service endpoints).
+    pub timed: bool,
+    /// Nanoseconds spent processing, summed (when `timed`).
+    pub processing_ns: AtomicU64,
+    /// `code:description` of the last error (when `timed`).
+    pub last_error: Mutex<Option<String>>,
 }
 
 impl HandlerCounters {
@@ -34,7 +40,21 @@ impl HandlerCounters {
             failed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             panics: AtomicU64::new(0),
+            timed: false,
+            processing_ns: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         }
+    }
+
+    /// Keeps processing time and the last error too, when `timed`.
+    pub fn timed(mut self, timed: bool) -> Self {
+        self.timed = timed;
+        self
+    }
+
+    /// Messages that ended in an error: handler errors, rejections, panics.
+    pub fn errors(&self) -> u64 {
+        self.failed.load(Relaxed) + self.rejected.load(Relaxed) + self.panics.load(Relaxed)
     }
 }
 

@@ -1,9 +1,9 @@
 //! `#[handlers]` on an `impl` block: parse the handler methods into a model, check them, and
 //! expand to the `Handlers` implementation the runtime calls.
 
-mod client;
-mod expand;
-mod model;
+pub(crate) mod client;
+pub(crate) mod expand;
+pub(crate) mod model;
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -37,9 +37,8 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         None => {
             let generated = expand::handlers_impl(&item, &handlers);
             let client = match client_vis {
-                Some(vis) => {
-                    client::expand(&item, &handlers, &vis).unwrap_or_else(|e| e.to_compile_error())
-                }
+                Some(vis) => client::expand(&item, &handlers, &vis, &client::HANDLERS)
+                    .unwrap_or_else(|e| e.to_compile_error()),
                 None => TokenStream::new(),
             };
             quote! { #item #args_error #generated #client }

@@ -18,14 +18,9 @@ pub enum Kind {
     Request,
 }
 
-impl Kind {
-    fn attr(self) -> &'static str {
-        match self {
-            Kind::Subscribe => "subscribe",
-            Kind::Request => "request",
-        }
-    }
-}
+/// The attributes `#[handlers]` reads.
+const HANDLER_ATTRS: &[(&str, Kind)] =
+    &[("subscribe", Kind::Subscribe), ("request", Kind::Request)];
 
 /// How one argument is extracted from the message.
 pub enum Arg {
@@ -66,38 +61,58 @@ pub struct Handler {
     pub cfgs: Vec<syn::Attribute>,
 }
 
-/// Collects the handlers of `item`, removing their attributes; returns every error combined.
+/// Collects the `#[subscribe]`/`#[request]` handlers of `item`, removing their attributes;
+/// returns every error combined.
 pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
+    collect_with(item, HANDLER_ATTRS, |_, attr, name, _| {
+        parse_attr(attr, name)
+    })
+}
+
+/// The options of one handler attribute, read by the macro that owns the attribute.
+pub struct HandlerAttr {
+    /// The subject template, spanned at what the user wrote.
+    pub template: LitStr,
+    pub queue: Option<String>,
+    pub codec: Option<Codec>,
+    pub concurrency: Option<usize>,
+}
+
+/// Collects the methods of `item` carrying one of `attrs` (attribute name and handler kind),
+/// reading each attribute with `parse(method, attribute, name, kind)`. The attributes are
+/// removed; every error is returned combined.
+pub fn collect_with(
+    item: &mut syn::ItemImpl,
+    attrs: &[(&'static str, Kind)],
+    mut parse: impl FnMut(&ImplItemFn, &syn::Attribute, &'static str, Kind) -> syn::Result<HandlerAttr>,
+) -> (Vec<Handler>, Option<syn::Error>) {
+    let ours = |a: &syn::Attribute| attrs.iter().find(|(n, _)| a.path().is_ident(n)).copied();
     let mut handlers = Vec::new();
     let mut errors: Option<syn::Error> = None;
     for impl_item in &mut item.items {
         let ImplItem::Fn(method) = impl_item else {
             continue;
         };
-        let attrs: Vec<(Kind, syn::Attribute)> = method
+        let found: Vec<(&'static str, Kind, syn::Attribute)> = method
             .attrs
             .iter()
-            .filter_map(|a| {
-                let kind = if a.path().is_ident("subscribe") {
-                    Kind::Subscribe
-                } else if a.path().is_ident("request") {
-                    Kind::Request
-                } else {
-                    return None;
-                };
-                Some((kind, a.clone()))
-            })
+            .filter_map(|a| ours(a).map(|(name, kind)| (name, kind, a.clone())))
             .collect();
-        method
-            .attrs
-            .retain(|a| !a.path().is_ident("subscribe") && !a.path().is_ident("request"));
-        let result = match attrs.as_slice() {
+        method.attrs.retain(|a| ours(a).is_none());
+        let result = match found.as_slice() {
             [] => continue,
-            [(kind, attr)] => parse_handler(method, *kind, attr),
-            [_, (_, second), ..] => Err(syn::Error::new_spanned(
-                second,
-                "a method can be one handler only; remove the second #[subscribe]/#[request]",
-            )),
+            [(name, kind, attr)] => parse(method, attr, name, *kind)
+                .and_then(|parsed| build(method, name, *kind, parsed)),
+            [_, (_, _, second), ..] => {
+                let names: Vec<String> = attrs.iter().map(|(n, _)| format!("#[{n}]")).collect();
+                Err(syn::Error::new_spanned(
+                    second,
+                    format!(
+                        "a method can be one handler only; remove the second {}",
+                        names.join("/")
+                    ),
+                ))
+            }
         };
         match result {
             Ok(h) => handlers.push(h),
@@ -110,13 +125,7 @@ pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
     (handlers, errors)
 }
 
-struct HandlerAttr {
-    template: LitStr,
-    opts: Vec<options::Opt>,
-}
-
-fn parse_attr(attr: &syn::Attribute, kind: Kind) -> syn::Result<HandlerAttr> {
-    let name = kind.attr();
+fn parse_attr(attr: &syn::Attribute, name: &str) -> syn::Result<HandlerAttr> {
     let missing = || {
         syn::Error::new_spanned(
             attr,
@@ -129,7 +138,7 @@ fn parse_attr(attr: &syn::Attribute, kind: Kind) -> syn::Result<HandlerAttr> {
     if list.tokens.is_empty() {
         return Err(missing());
     }
-    list.parse_args_with(|input: ParseStream| {
+    let (template, opts) = list.parse_args_with(|input: ParseStream| {
         let template: LitStr = input.parse().map_err(|e| {
             syn::Error::new(
                 e.span(),
@@ -141,32 +150,34 @@ fn parse_attr(attr: &syn::Attribute, kind: Kind) -> syn::Result<HandlerAttr> {
         if !input.is_empty() {
             input.parse::<Token![,]>()?;
         }
-        let opts = options::parse_list(input, name, KNOWN)?;
-        Ok(HandlerAttr { template, opts })
-    })
-}
-
-fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn::Result<Handler> {
-    let parsed = parse_attr(attr, kind)?;
-    let subject = subject::parse(&parsed.template.value())
-        .map_err(|msg| syn::Error::new(parsed.template.span(), msg))?;
-    let (mut queue, mut codec, mut concurrency) = (None, None, None);
-    for opt in &parsed.opts {
+        Ok((template, options::parse_list(input, name, KNOWN)?))
+    })?;
+    let mut out = HandlerAttr {
+        template,
+        queue: None,
+        codec: None,
+        concurrency: None,
+    };
+    for opt in &opts {
         match opt.key.to_string().as_str() {
-            "queue" => queue = Some(options::queue_name(&opt.str()?)?),
-            "codec" => codec = Some(opt.codec()?),
-            "concurrency" => concurrency = Some(opt.count()?.0),
+            "queue" => out.queue = Some(options::queue_name(&opt.str()?)?),
+            "codec" => out.codec = Some(opt.codec()?),
+            "concurrency" => out.concurrency = Some(opt.count()?.0),
             _ => unreachable!("filtered by parse_list"),
         }
     }
+    Ok(out)
+}
+
+/// Checks the method behind a handler attribute `#[name]` and builds its model.
+fn build(method: &ImplItemFn, name: &str, kind: Kind, parsed: HandlerAttr) -> syn::Result<Handler> {
+    let subject = subject::parse(&parsed.template.value())
+        .map_err(|msg| syn::Error::new(parsed.template.span(), msg))?;
     let sig = &method.sig;
     if sig.asyncness.is_none() {
         return Err(syn::Error::new(
             sig.fn_token.span,
-            format!(
-                "a #[{}] handler must be an `async fn`; add `async`",
-                kind.attr()
-            ),
+            format!("a #[{name}] handler must be an `async fn`; add `async`"),
         ));
     }
     if !sig.generics.params.is_empty() {
@@ -210,7 +221,7 @@ fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn:
         (ReturnType::Default, Kind::Request) => {
             return Err(syn::Error::new(
                 sig.paren_token.span.close(),
-                "a #[request] handler returns its reply; add a return type, e.g. `-> Result<Reply, HandlerError>`",
+                format!("a #[{name}] handler returns its reply; add a return type, e.g. `-> Result<Reply, HandlerError>`"),
             ))
         }
         (ReturnType::Default, Kind::Subscribe) => Ret::Unit,
@@ -224,9 +235,9 @@ fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn:
         kind,
         template: parsed.template,
         subject,
-        queue,
-        codec,
-        concurrency,
+        queue: parsed.queue,
+        codec: parsed.codec,
+        concurrency: parsed.concurrency,
         mutable,
         args,
         ret,

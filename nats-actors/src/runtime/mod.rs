@@ -257,6 +257,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Adds a service: its endpoints, and the answers to discovery (`$SRV.PING`, `INFO`,
+    /// `STATS`) under a new instance id. See [`Service`](crate::Service).
+    pub fn service<S: crate::Service>(mut self, service: S) -> Self {
+        self.actors
+            .push(Box::new(crate::service::Starter::new(service)));
+        self
+    }
+
     /// How long in-flight handlers may run after shutdown starts (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -362,10 +370,10 @@ fn events(
 }
 
 /// One shutdown phase: its stop signal and its subscription tasks.
-struct Phase {
-    stop: watch::Sender<bool>,
+pub(crate) struct Phase {
+    pub(crate) stop: watch::Sender<bool>,
     flag: Arc<AtomicBool>,
-    tasks: Vec<JoinHandle<()>>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
 }
 
 impl Phase {
@@ -379,90 +387,101 @@ impl Phase {
 }
 
 /// What starting an actor needs from the runtime.
-struct StartEnv<'a> {
-    client: Client,
-    counters: Arc<Counters>,
-    phases: &'a mut [Phase; 2],
+pub(crate) struct StartEnv<'a> {
+    pub(crate) client: Client,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) phases: &'a mut [Phase; 2],
 }
 
 /// An actor waiting to start, with its type erased.
-trait Starter: Send {
+pub(crate) trait Starter: Send {
     fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>>;
 }
 
 impl<A: Actor> Starter for Option<A> {
     fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let Some(actor) = self.take() else {
-                return Ok(());
-            };
-            let opts = A::options();
-            let specs = A::handlers();
-            if specs.is_empty() {
-                tracing::warn!(
-                    actor = opts.name,
-                    "actor has no #[subscribe] or #[request] handlers"
-                );
+            match self.take() {
+                Some(actor) => start_actor(actor, env, false).await.map(drop),
+                None => Ok(()),
             }
-            let exclusive = specs.iter().any(|s| s.exclusive);
-            for (instance, state) in actor.instances().into_iter().enumerate() {
-                let cell = Arc::new(Cell::new(state, exclusive));
-                for spec in &specs {
-                    let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
-                        Some(opts.name)
-                    } else {
-                        None
-                    });
-                    let phase = match spec.kind {
-                        HandlerKind::Subscribe => 0,
-                        HandlerKind::Request => 1,
-                    };
-                    let worker = Worker {
-                        spec: *spec,
-                        cell: cell.clone(),
-                        client: env.client.clone(),
-                        codec: spec.codec.or(opts.codec).unwrap_or_default(),
-                        queue,
-                        limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
-                        counters: env.counters.register(HandlerCounters::new(
-                            opts.name,
-                            spec.method,
-                            spec.template,
-                            instance,
-                        )),
-                        runtime: env.counters.clone(),
-                        stop: env.phases[phase].flag.clone(),
-                        meta: ProcessMeta {
-                            name: format!("process {}", spec.template),
-                            template: spec.template,
-                            queue,
-                            server: Server::of(env.client.nats()),
-                        },
-                        metrics: HandlerMetrics::new(spec.template, queue),
-                    };
-                    let sub = worker
-                        .subscribe()
-                        .await
-                        .map_err(|source| Error::Subscribe {
-                            handler: format!("{}::{}", opts.name, spec.method),
-                            subject: spec.subject.to_string(),
-                            source,
-                        })?;
-                    tracing::debug!(
-                        actor = opts.name,
-                        handler = spec.method,
-                        subject = spec.subject,
-                        queue,
-                        instance,
-                        "subscribed"
-                    );
-                    let stop = env.phases[phase].stop.subscribe();
-                    env.phases[phase]
-                        .tasks
-                        .push((spec.spawn)(worker, sub, stop));
-                }
-            }
-            Ok(())
         })
     }
+}
+
+/// Subscribes every handler of every instance of `actor` and spawns their tasks; returns the
+/// counters registered, in handler order, instance after instance. `timed` counters also sum
+/// the processing time and keep the last error (the stats of service endpoints).
+pub(crate) async fn start_actor<A: Actor>(
+    actor: A,
+    env: &mut StartEnv<'_>,
+    timed: bool,
+) -> Result<Vec<Arc<HandlerCounters>>, Error> {
+    let opts = A::options();
+    let specs = A::handlers();
+    if specs.is_empty() {
+        tracing::warn!(
+            actor = opts.name,
+            "actor has no #[subscribe] or #[request] handlers"
+        );
+    }
+    let exclusive = specs.iter().any(|s| s.exclusive);
+    let mut registered = Vec::new();
+    for (instance, state) in actor.instances().into_iter().enumerate() {
+        let cell = Arc::new(Cell::new(state, exclusive));
+        for spec in &specs {
+            let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
+                Some(opts.name)
+            } else {
+                None
+            });
+            let phase = match spec.kind {
+                HandlerKind::Subscribe => 0,
+                HandlerKind::Request => 1,
+            };
+            let counters = env.counters.register(
+                HandlerCounters::new(opts.name, spec.method, spec.template, instance).timed(timed),
+            );
+            registered.push(counters.clone());
+            let worker = Worker {
+                spec: *spec,
+                cell: cell.clone(),
+                client: env.client.clone(),
+                codec: spec.codec.or(opts.codec).unwrap_or_default(),
+                queue,
+                limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
+                counters,
+                runtime: env.counters.clone(),
+                stop: env.phases[phase].flag.clone(),
+                meta: ProcessMeta {
+                    name: format!("process {}", spec.template),
+                    template: spec.template,
+                    queue,
+                    server: Server::of(env.client.nats()),
+                },
+                metrics: HandlerMetrics::new(spec.template, queue),
+            };
+            let sub = worker
+                .subscribe()
+                .await
+                .map_err(|source| Error::Subscribe {
+                    handler: format!("{}::{}", opts.name, spec.method),
+                    subject: spec.subject.to_string(),
+                    source,
+                })?;
+            tracing::debug!(
+                actor = opts.name,
+                handler = spec.method,
+                subject = spec.subject,
+                queue,
+                instance,
+                "subscribed"
+            );
+            let stop = env.phases[phase].stop.subscribe();
+            env.phases[phase]
+                .tasks
+                .push((spec.spawn)(worker, sub, stop));
+        }
+    }
+    Ok(registered)
 }

@@ -20,7 +20,7 @@ use crate::context::Context;
 use crate::error::HandlerError;
 use crate::headers;
 use crate::stats::{Counters, HandlerCounters};
-use crate::telemetry::metrics::HandlerMetrics;
+use crate::telemetry::metrics::{self, HandlerMetrics};
 use crate::telemetry::spans::{self, ProcessMeta, SendKind};
 
 /// Everything a subscription task needs.
@@ -127,7 +127,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             HandlerKind::Subscribe => None,
         };
         let span = spans::process(&self.meta, &msg);
-        let started = self.metrics.as_ref().map(HandlerMetrics::now);
+        let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
         let ctx = Context::new(
             span.clone(),
             msg,
@@ -192,8 +192,23 @@ impl<A: Send + Sync + 'static> Worker<A> {
             Some(_) => &self.counters.failed,
         };
         counter.fetch_add(1, Relaxed);
-        if let (Some(m), Some(t)) = (&self.metrics, started) {
-            m.record(t, error_type);
+        if let Some(t) = started {
+            let took = metrics::elapsed(t);
+            if let Some(m) = &self.metrics {
+                m.record(took.as_secs_f64(), error_type);
+            }
+            if self.counters.timed {
+                let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                self.counters.processing_ns.fetch_add(ns, Relaxed);
+                if let Some(e) = &error {
+                    let last = format!("{}:{}", e.code(), e.description());
+                    *self
+                        .counters
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(last);
+                }
+            }
         }
         let Some(error) = error else { return };
         spans::fail(&span, error_type.unwrap_or("handler"), error.description());

@@ -15,7 +15,18 @@ fn clock() -> &'static quanta::Clock {
     CLOCK.get_or_init(quanta::Clock::new)
 }
 
-fn meter() -> Meter {
+/// The clock processing durations are measured with: a read costs a few nanoseconds (TSC) where
+/// the OS clock costs tens, and the hot path reads it twice per message.
+pub(crate) fn now() -> quanta::Instant {
+    clock().now()
+}
+
+/// Time since `started` (a reading of [`now`]).
+pub(crate) fn elapsed(started: quanta::Instant) -> std::time::Duration {
+    clock().now().saturating_duration_since(started)
+}
+
+pub(crate) fn meter() -> Meter {
     opentelemetry::global::meter("nats-actors")
 }
 
@@ -54,18 +65,8 @@ impl HandlerMetrics {
         })
     }
 
-    /// The clock the duration is measured with: a read costs a few nanoseconds (TSC) where the
-    /// OS clock costs tens, and the hot path reads it twice per message.
-    pub(crate) fn now(&self) -> quanta::Instant {
-        clock().now()
-    }
-
-    /// Records one processed message that started at `started`.
-    pub(crate) fn record(&self, started: quanta::Instant, error_type: Option<&'static str>) {
-        let seconds = clock()
-            .now()
-            .saturating_duration_since(started)
-            .as_secs_f64();
+    /// Records one processed message that took `seconds`.
+    pub(crate) fn record(&self, seconds: f64, error_type: Option<&'static str>) {
         match error_type {
             None => self.ok.record(seconds),
             Some(e) => {

@@ -1,0 +1,249 @@
+//! The answers to discovery, in the shapes of ADR-32 (field names as async-nats and the Go
+//! client serialize them), and the task that gives them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use async_nats::Subscriber;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::stats::HandlerCounters;
+
+/// The prefix of the discovery subjects.
+pub(crate) const PREFIX: &str = "$SRV";
+
+/// The verbs of discovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Ping,
+    Info,
+    Stats,
+}
+
+impl Verb {
+    pub(crate) const ALL: [Verb; 3] = [Verb::Ping, Verb::Info, Verb::Stats];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Verb::Ping => "PING",
+            Verb::Info => "INFO",
+            Verb::Stats => "STATS",
+        }
+    }
+}
+
+/// One running service instance, as discovery describes it.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub name: &'static str,
+    pub id: String,
+    pub version: &'static str,
+    pub description: &'static str,
+    pub metadata: BTreeMap<String, String>,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One endpoint of an instance, with the counters of its handler.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub name: &'static str,
+    pub subject: &'static str,
+    pub queue_group: &'static str,
+    pub metadata: BTreeMap<String, String>,
+    pub counters: Arc<HandlerCounters>,
+}
+
+#[derive(Serialize)]
+struct Ping<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    id: &'a str,
+    version: &'a str,
+    metadata: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Info<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    id: &'a str,
+    version: &'a str,
+    description: &'a str,
+    metadata: &'a BTreeMap<String, String>,
+    endpoints: Vec<EndpointInfo<'a>>,
+}
+
+#[derive(Serialize)]
+struct EndpointInfo<'a> {
+    name: &'a str,
+    subject: &'a str,
+    queue_group: &'a str,
+    metadata: &'a BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Stats<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    id: &'a str,
+    version: &'a str,
+    metadata: &'a BTreeMap<String, String>,
+    started: &'a str,
+    endpoints: Vec<EndpointStats<'a>>,
+}
+
+#[derive(Serialize)]
+struct EndpointStats<'a> {
+    name: &'a str,
+    subject: &'a str,
+    queue_group: &'a str,
+    num_requests: u64,
+    num_errors: u64,
+    /// Nanoseconds.
+    processing_time: u64,
+    /// Nanoseconds.
+    average_processing_time: u64,
+    /// `code:description`, empty when there was none.
+    last_error: String,
+}
+
+impl Instance {
+    /// The answer to PING.
+    pub(crate) fn ping(&self) -> Bytes {
+        json(&Ping {
+            kind: "io.nats.micro.v1.ping_response",
+            name: self.name,
+            id: &self.id,
+            version: self.version,
+            metadata: &self.metadata,
+        })
+    }
+
+    /// The answer to INFO.
+    pub(crate) fn info(&self) -> Bytes {
+        json(&Info {
+            kind: "io.nats.micro.v1.info_response",
+            name: self.name,
+            id: &self.id,
+            version: self.version,
+            description: self.description,
+            metadata: &self.metadata,
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| EndpointInfo {
+                    name: e.name,
+                    subject: e.subject,
+                    queue_group: e.queue_group,
+                    metadata: &e.metadata,
+                })
+                .collect(),
+        })
+    }
+
+    /// The answer to STATS: the counters as they are now.
+    pub(crate) fn stats(&self) -> Bytes {
+        json(&Stats {
+            kind: "io.nats.micro.v1.stats_response",
+            name: self.name,
+            id: &self.id,
+            version: self.version,
+            metadata: &self.metadata,
+            started: &self.started,
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| {
+                    let c = &e.counters;
+                    let requests = c.received.load(Relaxed);
+                    let processing = c.processing_ns.load(Relaxed);
+                    EndpointStats {
+                        name: e.name,
+                        subject: e.subject,
+                        queue_group: e.queue_group,
+                        num_requests: requests,
+                        num_errors: c.errors(),
+                        processing_time: processing,
+                        average_processing_time: processing.checked_div(requests).unwrap_or(0),
+                        last_error: c
+                            .last_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clone()
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// The nine discovery subjects: each verb alone, with the name, with the name and the id.
+    pub(crate) fn subjects(&self) -> Vec<(Verb, String)> {
+        Verb::ALL
+            .iter()
+            .flat_map(|v| {
+                let verb = v.as_str();
+                [
+                    (*v, format!("{PREFIX}.{verb}")),
+                    (*v, format!("{PREFIX}.{verb}.{}", self.name)),
+                    (*v, format!("{PREFIX}.{verb}.{}.{}", self.name, self.id)),
+                ]
+            })
+            .collect()
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Bytes {
+    serde_json::to_vec(value)
+        .expect("discovery documents are plain strings, numbers and maps")
+        .into()
+}
+
+/// Answers discovery until the runtime stops its request handlers (`stop`), then unsubscribes:
+/// the instance disappears from discovery when its endpoints stop taking requests.
+pub(crate) async fn respond(
+    nats: async_nats::Client,
+    instance: Arc<Instance>,
+    subscriptions: Vec<(Verb, Subscriber)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Built once: PING and INFO do not change while the instance runs.
+    let (ping, info) = (instance.ping(), instance.info());
+    let _instruments = super::metrics::observe(instance.clone());
+    let mut requests = futures::stream::select_all(
+        subscriptions
+            .into_iter()
+            .map(|(verb, sub)| sub.map(move |m| (verb, m))),
+    );
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            changed = stop.changed() => if changed.is_err() { break },
+            next = requests.next() => {
+                let Some((verb, msg)) = next else { break };
+                let Some(reply) = msg.reply else { continue };
+                let answer = match verb {
+                    Verb::Ping => ping.clone(),
+                    Verb::Info => info.clone(),
+                    Verb::Stats => instance.stats(),
+                };
+                if let Err(e) = nats.publish(reply, answer).await {
+                    tracing::warn!(service = instance.name, verb = verb.as_str(), error = %e, "cannot answer discovery");
+                }
+            }
+        }
+    }
+    // Dropping the subscriptions unsubscribes them.
+}
