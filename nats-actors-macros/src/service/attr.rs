@@ -97,7 +97,7 @@ pub fn expand(input: &DeriveInput, service: &ServiceAttr) -> TokenStream {
     let values = metadata.iter().map(|(_, v)| v);
     let queue = queue_group.as_deref().unwrap_or("q");
     let handlers = quote::quote_spanned! {ident.span()=>
-        <Self as #p::Handlers>::handlers()
+        <Self as #p::Endpoints>::endpoint_handlers()
     };
     let endpoints = quote::quote_spanned! {ident.span()=>
         <Self as #p::Endpoints>::endpoints()

@@ -137,8 +137,14 @@ pub struct EndpointSpec {
     message = "`{Self}` has no endpoints",
     label = "add #[endpoints] to an impl block of `{Self}` with #[endpoint] methods"
 )]
-pub trait Endpoints {
+pub trait Endpoints: crate::actor::Handlers + Sized {
     fn endpoints() -> Vec<EndpointSpec>;
+
+    /// The endpoints' request handlers, reached through this trait so that a service without
+    /// `#[endpoints]` gets one error.
+    fn endpoint_handlers() -> Vec<crate::actor::HandlerSpec<Self>> {
+        <Self as crate::actor::Handlers>::handlers()
+    }
 }
 
 /// A type's name and JSON Schema (as JSON text).

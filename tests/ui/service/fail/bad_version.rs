@@ -1,0 +1,15 @@
+use nats_actors::prelude::*;
+
+#[derive(Service)]
+#[service(name = "users", version = "1.2")]
+struct S;
+
+#[endpoints]
+impl S {
+    #[endpoint(subject = "users.get")]
+    async fn get(&self, id: u64) -> Result<u64, ServiceError> {
+        Ok(id)
+    }
+}
+
+fn main() {}
