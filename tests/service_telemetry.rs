@@ -27,7 +27,7 @@ impl Orders {
         if order.id == 0 {
             return Err(ServiceError::with_code(422, "order 0 is reserved"));
         }
-        Ok(order.id % 2 == 0)
+        Ok(order.id.is_multiple_of(2))
     }
 }
 
