@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Tests, examples and benches find nats-server here when it is not on PATH already.
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: test demo bench nats-server python-env fmt lint doc
+.PHONY: test demo service-demo bench nats-server python-env fmt lint doc
 
 PYTHON_ENV := $(CURDIR)/.tools/venv
 
@@ -29,6 +29,10 @@ test: nats-server python-env
 ## Starts a throwaway server (unless NATS_URL is set) and runs actors that exchange events and a request.
 demo: nats-server
 	$(CARGO) run --example demo
+
+## A service: typed client calls and its $SRV.PING/INFO/STATS answers (throwaway server unless NATS_URL).
+service-demo: nats-server
+	$(CARGO) run --example service_api
 
 ## Side-by-side benchmarks against raw async-nats (release build; takes a few minutes).
 bench: nats-server
