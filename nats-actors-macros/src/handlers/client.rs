@@ -9,8 +9,9 @@ use syn::{GenericArgument, LitStr, PathArguments, Token, Type, Visibility};
 
 use super::model::{Arg, Handler, Kind, Ret};
 
-/// `client` (a `pub` client) or `client = "pub(crate)"`; `None` without arguments.
-pub fn parse_args(args: TokenStream) -> syn::Result<Option<Visibility>> {
+/// `client` (a `pub` client) or `client = "pub(crate)"`; `None` without arguments. `attr` names
+/// the macro in errors (`handlers`, `endpoints`).
+pub fn parse_args(args: TokenStream, attr: &str) -> syn::Result<Option<Visibility>> {
     if args.is_empty() {
         return Ok(None);
     }
@@ -19,7 +20,7 @@ pub fn parse_args(args: TokenStream) -> syn::Result<Option<Visibility>> {
         if key != "client" {
             return Err(syn::Error::new(
                 key.span(),
-                format!("unknown option `{key}` for #[handlers]; expected `client` or `client = \"pub(crate)\"`"),
+                format!("unknown option `{key}` for #[{attr}]; expected `client` or `client = \"pub(crate)\"`"),
             ));
         }
         if input.peek(Token![=]) {

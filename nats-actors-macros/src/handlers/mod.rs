@@ -10,7 +10,7 @@ use quote::quote;
 
 /// Expands `#[handlers]`.
 pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
-    let (client_vis, args_error) = match client::parse_args(args) {
+    let (client_vis, args_error) = match client::parse_args(args, "handlers") {
         Ok(v) => (v, None),
         Err(e) => (None, Some(e.to_compile_error())),
     };

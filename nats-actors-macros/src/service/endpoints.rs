@@ -34,17 +34,28 @@ pub const CLIENT: Origin = Origin {
 pub struct EndpointAttr {
     method: String,
     name: String,
+    /// Where the name was given (or the method name).
+    span: proc_macro2::Span,
     metadata: Vec<(LitStr, LitStr)>,
 }
 
 /// The handlers and endpoint options of `item`, and every error combined.
 pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Vec<EndpointAttr>, Option<syn::Error>) {
-    let mut endpoints = Vec::new();
+    let mut endpoints: Vec<EndpointAttr> = Vec::new();
     let (handlers, errors) = model::collect_with(
         item,
         &[("endpoint", Kind::Request)],
         |method, attr, _, _| {
             let (endpoint, handler) = parse_attr(method, attr)?;
+            if endpoints.iter().any(|e| e.name == endpoint.name) {
+                return Err(syn::Error::new(
+                    endpoint.span,
+                    format!(
+                        "a second endpoint named \"{}\"; endpoint names are unique in a service: set another with #[endpoint(name = \"...\")]",
+                        endpoint.name
+                    ),
+                ));
+            }
             endpoints.push(endpoint);
             Ok(handler)
         },
@@ -105,6 +116,7 @@ fn parse_attr(
     let endpoint = EndpointAttr {
         method: ident.to_string(),
         name: name_value,
+        span: name.span(),
         metadata,
     };
     Ok((endpoint, handler))

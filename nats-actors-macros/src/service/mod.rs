@@ -32,7 +32,7 @@ pub fn derive(input: TokenStream) -> TokenStream {
 
 /// Expands `#[endpoints]` on an `impl` block.
 pub fn endpoints(args: TokenStream, input: TokenStream) -> TokenStream {
-    let (client_vis, args_error) = match client::parse_args(args) {
+    let (client_vis, args_error) = match client::parse_args(args, "endpoints") {
         Ok(v) => (v.unwrap_or_else(|| syn::parse_quote!(pub)), None),
         Err(e) => (syn::parse_quote!(pub), Some(e.to_compile_error())),
     };

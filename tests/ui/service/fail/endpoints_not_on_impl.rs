@@ -1,0 +1,6 @@
+use nats_actors::prelude::*;
+
+#[endpoints]
+fn get() {}
+
+fn main() {}
