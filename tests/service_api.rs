@@ -78,6 +78,13 @@ impl Users {
         tokio::time::sleep(Duration::from_millis(500)).await;
         7
     }
+
+    /// One at a time, 100 ms each: requests queue up behind it.
+    #[endpoint(subject = "users.nap")]
+    async fn nap(&self, n: u32) -> u32 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        n
+    }
 }
 
 async fn start(server: &nats_actors::testing::NatsServer, instance: u32) -> Runtime {
@@ -181,9 +188,9 @@ async fn ping_info_and_stats_answer_in_the_adr32_shapes() {
         who["metadata"].get("request_type").is_none(),
         "no payload, no request schema"
     );
-    assert_eq!(endpoints.len(), 4);
+    assert_eq!(endpoints.len(), 5);
     let typed: async_nats::service::Info = serde_json::from_value(info.clone()).unwrap();
-    assert_eq!(typed.endpoints.len(), 4);
+    assert_eq!(typed.endpoints.len(), 5);
 
     // STATS after N = 3 good requests and M = 2 errors on `get`, 1 panic on `boom`.
     let client = UsersClient::new(runtime.client());
@@ -394,4 +401,45 @@ async fn a_python_client_reads_the_400_of_a_bad_payload() {
         .contains(&"v1.users.get".into()));
     assert_eq!(runtime.stats().handler("users::get").rejected, 1);
     runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_requests_already_delivered() {
+    logs();
+    let server = server();
+    let runtime = start(&server, 1).await;
+    let client = UsersClient::new(&nats_actors::Client::new(nats(&server).await))
+        .with_timeout(Duration::from_secs(5));
+    let calls: Vec<_> = (0..5u32)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move { client.nap(&n).await })
+        })
+        .collect();
+    // The first is running; the others were sent with it and wait in the subscription's buffer
+    // (the endpoint takes one at a time, 100 ms each) when the shutdown starts.
+    let started = nats_actors_suite::eventually(Duration::from_secs(5), || async {
+        runtime.stats().handler("users::nap").received >= 1
+    })
+    .await;
+    assert!(started);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let taken = runtime.stats().handler("users::nap").received;
+    assert!(
+        taken < 5,
+        "requests are still queued at shutdown ({taken} taken)"
+    );
+    let report = runtime.shutdown().await;
+    assert_eq!(report.aborted, 0);
+    for (n, call) in calls.into_iter().enumerate() {
+        let reply = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .expect("answered in time")
+            .unwrap();
+        assert_eq!(
+            reply.unwrap(),
+            n as u32,
+            "request {n} was answered, not dropped"
+        );
+    }
 }
