@@ -247,3 +247,73 @@ pub(crate) async fn respond(
     }
     // Dropping the subscriptions unsubscribes them.
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance() -> Instance {
+        let counters = Arc::new(HandlerCounters::new("users", "get", "users.get", 0).timed(true));
+        Instance {
+            name: "users",
+            id: "ID1".into(),
+            version: "1.0.0",
+            description: "d",
+            metadata: BTreeMap::from([("k".into(), "v".into())]),
+            started: "2026-01-01T00:00:00Z".into(),
+            endpoints: vec![Endpoint {
+                name: "get",
+                subject: "users.get",
+                queue_group: "q",
+                metadata: BTreeMap::new(),
+                counters,
+            }],
+        }
+    }
+
+    fn parse(b: Bytes) -> serde_json::Value {
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    #[test]
+    fn an_idle_endpoint_has_zero_stats_and_an_empty_last_error() {
+        let stats = parse(instance().stats());
+        let e = &stats["endpoints"][0];
+        assert_eq!(e["num_requests"], 0);
+        assert_eq!(e["average_processing_time"], 0);
+        assert_eq!(e["last_error"], "");
+        assert_eq!(stats["metadata"]["k"], "v");
+    }
+
+    #[test]
+    fn stats_average_the_processing_time_and_keep_the_last_error() {
+        let i = instance();
+        let c = &i.endpoints[0].counters;
+        c.received.store(4, Relaxed);
+        c.failed.store(1, Relaxed);
+        c.panics.store(1, Relaxed);
+        c.processing_ns.store(1000, Relaxed);
+        *c.last_error.lock().unwrap() = Some("500:boom".into());
+        let e = &parse(i.stats())["endpoints"][0];
+        assert_eq!(
+            (e["num_requests"].as_u64(), e["num_errors"].as_u64()),
+            (Some(4), Some(2))
+        );
+        assert_eq!(e["average_processing_time"], 250);
+        assert_eq!(e["last_error"], "500:boom");
+    }
+
+    #[test]
+    fn nine_subjects_without_and_with_name_and_id() {
+        let subjects: Vec<String> = instance().subjects().into_iter().map(|(_, s)| s).collect();
+        assert_eq!(subjects.len(), 9);
+        for s in ["$SRV.PING", "$SRV.INFO.users", "$SRV.STATS.users.ID1"] {
+            assert!(subjects.iter().any(|x| x == s), "{s}");
+        }
+        assert_eq!(
+            parse(instance().ping())["type"],
+            "io.nats.micro.v1.ping_response"
+        );
+        assert_eq!(parse(instance().info())["endpoints"][0]["queue_group"], "q");
+    }
+}
