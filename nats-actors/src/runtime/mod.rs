@@ -261,7 +261,7 @@ impl RuntimeBuilder {
     /// `STATS`) under a new instance id. See [`Service`](crate::Service).
     pub fn service<S: crate::Service>(mut self, service: S) -> Self {
         self.actors
-            .push(Box::new(crate::service::Starter::new(service)));
+            .push(Box::new(crate::service::ServiceStarter::new(service)));
         self
     }
 

@@ -44,7 +44,7 @@ mod discovery;
 mod metrics;
 mod start;
 
-pub(crate) use start::Starter;
+pub(crate) use start::ServiceStarter;
 
 use std::borrow::Cow;
 

@@ -12,9 +12,9 @@ use crate::error::Error;
 use crate::runtime::{self, StartEnv};
 
 /// A service waiting to start.
-pub(crate) struct Starter<S>(Option<S>);
+pub(crate) struct ServiceStarter<S>(Option<S>);
 
-impl<S> Starter<S> {
+impl<S> ServiceStarter<S> {
     pub(crate) fn new(service: S) -> Self {
         Self(Some(service))
     }
@@ -23,7 +23,7 @@ impl<S> Starter<S> {
 /// The shutdown phase of request handlers: discovery stops with them.
 const REQUEST_PHASE: usize = 1;
 
-impl<S: Service> runtime::Starter for Starter<S> {
+impl<S: Service> runtime::Starter for ServiceStarter<S> {
     fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let Some(service) = self.0.take() else {
