@@ -15,6 +15,16 @@ pub(crate) struct HandlerCounters {
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
     pub panics: AtomicU64,
+    pub js: JsCounters,
+}
+
+/// What a JetStream consumer handler did with its messages beyond handling them.
+#[derive(Debug, Default)]
+pub(crate) struct JsCounters {
+    pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub ack_failures: AtomicU64,
 }
 
 impl HandlerCounters {
@@ -34,6 +44,7 @@ impl HandlerCounters {
             failed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             panics: AtomicU64::new(0),
+            js: JsCounters::default(),
         }
     }
 }
@@ -75,6 +86,10 @@ impl Counters {
                 failed: c.failed.load(Relaxed),
                 rejected: c.rejected.load(Relaxed),
                 panics: c.panics.load(Relaxed),
+                retried: c.js.retried.load(Relaxed),
+                dead_lettered: c.js.dead_lettered.load(Relaxed),
+                duplicates: c.js.duplicates.load(Relaxed),
+                ack_failures: c.js.ack_failures.load(Relaxed),
             })
             .collect();
         Stats {
@@ -134,6 +149,10 @@ impl Stats {
             sum.failed += h.failed;
             sum.rejected += h.rejected;
             sum.panics += h.panics;
+            sum.retried += h.retried;
+            sum.dead_lettered += h.dead_lettered;
+            sum.duplicates += h.duplicates;
+            sum.ack_failures += h.ack_failures;
         }
         sum
     }
@@ -159,4 +178,12 @@ pub struct HandlerStats {
     pub rejected: u64,
     /// Panics caught.
     pub panics: u64,
+    /// JetStream: messages negatively acknowledged for redelivery.
+    pub retried: u64,
+    /// JetStream: messages stored in the dead-letter stream and terminated.
+    pub dead_lettered: u64,
+    /// JetStream: messages an idempotent consumer had already processed, acked without a call.
+    pub duplicates: u64,
+    /// JetStream: acks, naks or terms that could not be sent (the message will be redelivered).
+    pub ack_failures: u64,
 }

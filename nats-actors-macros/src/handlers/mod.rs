@@ -2,6 +2,7 @@
 //! expand to the `Handlers` implementation the runtime calls.
 
 mod client;
+mod consumer;
 mod expand;
 mod model;
 

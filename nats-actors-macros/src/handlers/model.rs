@@ -16,6 +16,7 @@ const KNOWN: &[&str] = &["queue", "codec", "concurrency"];
 pub enum Kind {
     Subscribe,
     Request,
+    Consume,
 }
 
 impl Kind {
@@ -23,7 +24,14 @@ impl Kind {
         match self {
             Kind::Subscribe => "subscribe",
             Kind::Request => "request",
+            Kind::Consume => "consumer",
         }
+    }
+
+    fn of(attr: &syn::Attribute) -> Option<Self> {
+        [Kind::Subscribe, Kind::Request, Kind::Consume]
+            .into_iter()
+            .find(|k| attr.path().is_ident(k.attr()))
     }
 }
 
@@ -62,6 +70,8 @@ pub struct Handler {
     pub mutable: bool,
     pub args: Vec<Arg>,
     pub ret: Ret,
+    /// The options of a `#[consumer]`.
+    pub consumer: Option<super::consumer::Consumer>,
     /// The method's `#[cfg(...)]` attributes, repeated on everything generated for it.
     pub cfgs: Vec<syn::Attribute>,
 }
@@ -77,26 +87,15 @@ pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
         let attrs: Vec<(Kind, syn::Attribute)> = method
             .attrs
             .iter()
-            .filter_map(|a| {
-                let kind = if a.path().is_ident("subscribe") {
-                    Kind::Subscribe
-                } else if a.path().is_ident("request") {
-                    Kind::Request
-                } else {
-                    return None;
-                };
-                Some((kind, a.clone()))
-            })
+            .filter_map(|a| Kind::of(a).map(|kind| (kind, a.clone())))
             .collect();
-        method
-            .attrs
-            .retain(|a| !a.path().is_ident("subscribe") && !a.path().is_ident("request"));
+        method.attrs.retain(|a| Kind::of(a).is_none());
         let result = match attrs.as_slice() {
             [] => continue,
             [(kind, attr)] => parse_handler(method, *kind, attr),
             [_, (_, second), ..] => Err(syn::Error::new_spanned(
                 second,
-                "a method can be one handler only; remove the second #[subscribe]/#[request]",
+                "a method can be one handler only; remove the second #[subscribe]/#[request]/#[consumer]",
             )),
         };
         match result {
@@ -147,18 +146,26 @@ fn parse_attr(attr: &syn::Attribute, kind: Kind) -> syn::Result<HandlerAttr> {
 }
 
 fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn::Result<Handler> {
-    let parsed = parse_attr(attr, kind)?;
-    let subject = subject::parse(&parsed.template.value())
-        .map_err(|msg| syn::Error::new(parsed.template.span(), msg))?;
-    let (mut queue, mut codec, mut concurrency) = (None, None, None);
-    for opt in &parsed.opts {
-        match opt.key.to_string().as_str() {
-            "queue" => queue = Some(options::queue_name(&opt.str()?)?),
-            "codec" => codec = Some(opt.codec()?),
-            "concurrency" => concurrency = Some(opt.count()?.0),
-            _ => unreachable!("filtered by parse_list"),
+    let (mut queue, mut codec, mut concurrency, mut consumer) = (None, None, None, None);
+    let (template, subject) = if kind == Kind::Consume {
+        let parsed = super::consumer::parse(attr)?;
+        (codec, concurrency) = (parsed.codec, parsed.concurrency);
+        consumer = Some(parsed.consumer);
+        (parsed.template, parsed.subject)
+    } else {
+        let parsed = parse_attr(attr, kind)?;
+        let subject = subject::parse(&parsed.template.value())
+            .map_err(|msg| syn::Error::new(parsed.template.span(), msg))?;
+        for opt in &parsed.opts {
+            match opt.key.to_string().as_str() {
+                "queue" => queue = Some(options::queue_name(&opt.str()?)?),
+                "codec" => codec = Some(opt.codec()?),
+                "concurrency" => concurrency = Some(opt.count()?.0),
+                _ => unreachable!("filtered by parse_list"),
+            }
         }
-    }
+        (parsed.template, subject)
+    };
     let sig = &method.sig;
     if sig.asyncness.is_none() {
         return Err(syn::Error::new(
@@ -194,7 +201,7 @@ fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn:
     let mut payload: Option<Span> = None;
     for input in sig.inputs.iter().skip(1) {
         let FnArg::Typed(pt) = input else { continue };
-        let arg = classify(&pt.ty, &pt.pat, &subject, &parsed.template)?;
+        let arg = classify(&pt.ty, &pt.pat, &subject, &template)?;
         if let Arg::Payload(ty) = &arg {
             if payload.is_some() {
                 return Err(syn::Error::new(
@@ -213,7 +220,7 @@ fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn:
                 "a #[request] handler returns its reply; add a return type, e.g. `-> Result<Reply, HandlerError>`",
             ))
         }
-        (ReturnType::Default, Kind::Subscribe) => Ret::Unit,
+        (ReturnType::Default, _) => Ret::Unit,
         (ReturnType::Type(_, ty), _) if last_segment(ty).as_deref() == Some("Result") => {
             Ret::Result((**ty).clone())
         }
@@ -222,7 +229,7 @@ fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn:
     Ok(Handler {
         method: sig.ident.clone(),
         kind,
-        template: parsed.template,
+        template,
         subject,
         queue,
         codec,
@@ -230,6 +237,7 @@ fn parse_handler(method: &ImplItemFn, kind: Kind, attr: &syn::Attribute) -> syn:
         mutable,
         args,
         ret,
+        consumer,
         cfgs: method
             .attrs
             .iter()
@@ -288,7 +296,9 @@ fn classify(ty: &Type, pat: &Pat, subject: &Template, template: &LitStr) -> syn:
                 }
             }
         }
-        Some("HeaderMap" | "Message" | "Bytes" | "Subject") => Ok(Arg::Extract(ty.clone())),
+        Some("HeaderMap" | "Message" | "Bytes" | "Subject" | "Delivery") => {
+            Ok(Arg::Extract(ty.clone()))
+        }
         _ => Ok(Arg::Payload(ty.clone())),
     }
 }

@@ -90,7 +90,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         while in_flight.next().await.is_some() {}
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{}::{}", self.counters.actor, self.spec.method)
     }
 
@@ -121,25 +121,12 @@ impl<A: Send + Sync + 'static> Worker<A> {
     where
         A: Invoke<I>,
     {
-        self.counters.received.fetch_add(1, Relaxed);
         let reply_to = match self.spec.kind {
             HandlerKind::Request => msg.reply.clone(),
-            HandlerKind::Subscribe => None,
+            _ => None,
         };
-        let span = spans::process(&self.meta, &msg);
-        let started = self.metrics.as_ref().map(HandlerMetrics::now);
-        let ctx = Context::new(
-            span.clone(),
-            msg,
-            self.client.clone(),
-            self.codec,
-            self.spec.template,
-        );
-        let fut = <A as Invoke<I>>::invoke(&self.cell, &ctx);
-        let outcome = AssertUnwindSafe(fut)
-            .catch_unwind()
-            .instrument(span.clone())
-            .await;
+        let (ctx, outcome, started) = self.invoke::<I>(msg, None, None).await;
+        let span = ctx.span();
         let (error, error_type) = match outcome {
             Ok(Outcome::Done) => (None, None),
             Ok(Outcome::Reply(payload, codec)) => match &reply_to {
@@ -152,7 +139,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     h.insert(codec::CONTENT_TYPE, codec.content_type());
                     match self
                         .client
-                        .send(Some(&span), SendKind::Reply, reply.as_str(), h, payload)
+                        .send(Some(span), SendKind::Reply, reply.as_str(), h, payload)
                         .await
                     {
                         Ok(()) => (None, None),
@@ -164,27 +151,84 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     }
                 }
             },
-            Ok(Outcome::Failed(err)) => {
-                if err.code() < 500 {
-                    tracing::info!(handler = %self.name(), code = err.code(), error = %err.description(), "handler refused the message");
-                } else {
-                    tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed");
+            Ok(Outcome::Failed(err)) => (Some(err), Some("handler")),
+            Ok(Outcome::Rejected(err)) => (Some(err), Some("decode")),
+            Err(panic) => (Some(panic), Some("panic")),
+        };
+        self.record(span, started, error_type, error.as_ref());
+        let Some(error) = error else { return };
+        if self.spec.kind == HandlerKind::Request {
+            match reply_to {
+                Some(reply) => self.error_reply(span, reply, &error).await,
+                None => self.no_reply_subject(),
+            }
+        }
+    }
+
+    /// Runs the handler on `msg` inside its process span. Returns the context (with the message
+    /// and the span), the outcome (a panic as an error with its message) and when it started.
+    /// With `progress`, a `+WPI` goes to that ack subject every period while the handler runs.
+    pub(crate) async fn invoke<const I: usize>(
+        &self,
+        msg: Message,
+        delivery: Option<crate::jetstream::Delivery>,
+        progress: Option<(&async_nats::Subject, Duration)>,
+    ) -> (
+        Context,
+        Result<Outcome, HandlerError>,
+        Option<quanta::Instant>,
+    )
+    where
+        A: Invoke<I>,
+    {
+        self.counters.received.fetch_add(1, Relaxed);
+        let span = spans::process(&self.meta, &msg);
+        let started = self.metrics.as_ref().map(HandlerMetrics::now);
+        let ctx = Context::new(
+            span.clone(),
+            msg,
+            self.client.clone(),
+            self.codec,
+            self.spec.template,
+            delivery,
+        );
+        let fut = AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, &ctx))
+            .catch_unwind()
+            .instrument(span);
+        let outcome = match progress {
+            None => fut.await,
+            Some((ack, period)) => {
+                let mut fut = std::pin::pin!(fut);
+                let mut tick =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                loop {
+                    tokio::select! {
+                        biased;
+                        out = &mut fut => break out,
+                        _ = tick.tick() => {
+                            if let Err(e) = self.client.nats().publish(ack.clone(), bytes::Bytes::from_static(b"+WPI")).await {
+                                tracing::warn!(handler = %self.name(), error = %e, "cannot send an in-progress ack");
+                            }
+                        }
+                    }
                 }
-                (Some(err), Some("handler"))
-            }
-            Ok(Outcome::Rejected(err)) => {
-                tracing::warn!(handler = %self.name(), reason = %err.description(), "message rejected; handler not called");
-                (Some(err), Some("decode"))
-            }
-            Err(panic) => {
-                let what = panic_message(&*panic);
-                tracing::error!(handler = %self.name(), panic = %what, "handler panicked; the actor goes on");
-                (
-                    Some(HandlerError::new(format!("handler panicked: {what}"))),
-                    Some("panic"),
-                )
             }
         };
+        let outcome = outcome.map_err(|panic| {
+            let what = panic_message(&*panic);
+            HandlerError::new(format!("handler panicked: {what}"))
+        });
+        (ctx, outcome, started)
+    }
+
+    /// Logs an error, counts the outcome, records the duration metric and fails the span.
+    pub(crate) fn record(
+        &self,
+        span: &tracing::Span,
+        started: Option<quanta::Instant>,
+        error_type: Option<&'static str>,
+        error: Option<&HandlerError>,
+    ) {
         let counter = match error_type {
             None => &self.counters.handled,
             Some("decode") => &self.counters.rejected,
@@ -195,14 +239,24 @@ impl<A: Send + Sync + 'static> Worker<A> {
         if let (Some(m), Some(t)) = (&self.metrics, started) {
             m.record(t, error_type);
         }
-        let Some(error) = error else { return };
-        spans::fail(&span, error_type.unwrap_or("handler"), error.description());
-        if self.spec.kind == HandlerKind::Request {
-            match reply_to {
-                Some(reply) => self.error_reply(&span, reply, &error).await,
-                None => self.no_reply_subject(),
+        let (Some(err), Some(t)) = (error, error_type) else {
+            return;
+        };
+        match t {
+            "panic" => {
+                tracing::error!(handler = %self.name(), panic = %err.description(), "handler panicked; the actor goes on")
+            }
+            "decode" => {
+                tracing::warn!(handler = %self.name(), reason = %err.description(), "message rejected; handler not called")
+            }
+            _ if err.code() < 500 => {
+                tracing::info!(handler = %self.name(), code = err.code(), error = %err.description(), "handler refused the message")
+            }
+            _ => {
+                tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed")
             }
         }
+        spans::fail(span, t, err.description());
     }
 
     async fn error_reply(
