@@ -364,8 +364,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
         self.record(ctx.span(), started, error_type, error.as_ref());
         let Some(error) = error else {
             if let (Some(processed), Some(key)) = (&js.processed, &key) {
-                // Acked even if this fails: the work is done; only a later duplicate would run again.
-                if let Err(e) = processed.mark(key, ack_wait).await {
+                // Kept alive while it is recorded (through a server restart, if need be). Acked
+                // even if this fails: the work is done; only a later duplicate would run again.
+                let marked = self.with_progress(processed.mark(key, MARK_WITHIN), &ack, period);
+                if let Err(e) = marked.await {
                     tracing::warn!(consumer = %js.what, key, error = %e, "processed, but the id could not be recorded");
                 }
             }
@@ -462,6 +464,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
         }
     }
 }
+
+/// How long recording a processed id is retried before the message is acked without it.
+const MARK_WITHIN: Duration = Duration::from_secs(60);
 
 /// How often a message that is not done gets an in-progress ack: a third of `ack_wait`.
 fn keepalive(ack_wait: Duration) -> Duration {

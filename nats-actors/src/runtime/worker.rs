@@ -197,28 +197,37 @@ impl<A: Send + Sync + 'static> Worker<A> {
             .instrument(span);
         let outcome = match progress {
             None => fut.await,
-            Some((ack, period)) => {
-                let mut fut = std::pin::pin!(fut);
-                let mut tick =
-                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-                loop {
-                    tokio::select! {
-                        biased;
-                        out = &mut fut => break out,
-                        _ = tick.tick() => {
-                            if let Err(e) = self.client.nats().publish(ack.clone(), bytes::Bytes::from_static(b"+WPI")).await {
-                                tracing::warn!(handler = %self.name(), error = %e, "cannot send an in-progress ack");
-                            }
-                        }
-                    }
-                }
-            }
+            Some((ack, period)) => self.with_progress(fut, ack, period).await,
         };
         let outcome = outcome.map_err(|panic| {
             let what = panic_message(&*panic);
             HandlerError::new(format!("handler panicked: {what}"))
         });
         (ctx, outcome, started)
+    }
+
+    /// Runs `fut`, sending `+WPI` to the JetStream ack subject `ack` every `period` until it is
+    /// done, so that the server does not redeliver the message meanwhile.
+    pub(crate) async fn with_progress<F: std::future::Future>(
+        &self,
+        fut: F,
+        ack: &async_nats::Subject,
+        period: Duration,
+    ) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut fut => return out,
+                _ = tick.tick() => {
+                    let wpi = bytes::Bytes::from_static(b"+WPI");
+                    if let Err(e) = self.client.nats().publish(ack.clone(), wpi).await {
+                        tracing::warn!(handler = %self.name(), error = %e, "cannot send an in-progress ack");
+                    }
+                }
+            }
+        }
     }
 
     /// Logs an error, counts the outcome, records the duration metric and fails the span.
