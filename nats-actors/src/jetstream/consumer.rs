@@ -37,6 +37,8 @@ pub struct JsSource {
     what: String,
     dead_letters: Option<Arc<DeadLetters>>,
     processed: Option<Processed>,
+    /// The stream and consumer names of the last delivery, shared by the next ones.
+    names: std::sync::Mutex<(Arc<str>, Arc<str>)>,
 }
 
 /// Why a message stream stopped yielding.
@@ -99,6 +101,7 @@ impl JsSource {
                 what,
                 dead_letters: None,
                 processed: None,
+                names: Default::default(),
             };
             return Ok((source, None));
         };
@@ -166,6 +169,7 @@ impl JsSource {
             what,
             dead_letters,
             processed,
+            names: Default::default(),
         };
         Ok((source, watcher))
     }
@@ -272,6 +276,18 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     biased;
                     Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
                     next = messages.next(), if in_flight.len() < self.limit => match next {
+                        // One at a time: run it here (no task node per message), still keeping
+                        // the waiting messages alive.
+                        Some(Ok(m)) if self.limit == 1 => {
+                            let mut one = std::pin::pin!(self.process_js::<I>(&js, m));
+                            loop {
+                                tokio::select! {
+                                    biased;
+                                    () = &mut one => break,
+                                    _ = keepalive.tick() => self.keep_alive(&mut messages, &mut waiting).await,
+                                }
+                            }
+                        }
                         Some(Ok(m)) => in_flight.push(self.process_js::<I>(&js, m)),
                         Some(Err(Problem::Transient(e))) => {
                             tracing::debug!(consumer = %js.what, error = %e, "pull stream problem; going on");
@@ -283,16 +299,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                         }
                         None => continue 'streams,
                     },
-                    _ = keepalive.tick() => {
-                        while let Some(Some(Ok(m))) = messages.next().now_or_never() {
-                            waiting.push_back(m);
-                        }
-                        for m in &waiting {
-                            if let Some(reply) = m.message.reply.as_ref() {
-                                self.send_ack(reply, "+WPI".into()).await;
-                            }
-                        }
-                    }
+                    _ = keepalive.tick() => self.keep_alive(&mut messages, &mut waiting).await,
                     _ = shutdown.changed() => self.stop.store(true, Relaxed),
                 }
                 if self.stop.load(Relaxed) {
@@ -316,11 +323,27 @@ impl<A: Send + Sync + 'static> Worker<A> {
         while in_flight.next().await.is_some() {}
     }
 
+    /// Moves what the pull stream already holds into `waiting` and sends each waiting message
+    /// an in-progress ack.
+    async fn keep_alive(&self, messages: &mut Messages, waiting: &mut VecDeque<JsMessage>) {
+        while let Some(Some(Ok(m))) = messages.next().now_or_never() {
+            waiting.push_back(m);
+        }
+        for m in waiting.iter() {
+            if let Some(reply) = m.message.reply.as_ref() {
+                self.send_ack(reply, "+WPI".into()).await;
+            }
+        }
+    }
+
     async fn process_js<const I: usize>(&self, js: &JsSource, msg: JsMessage)
     where
         A: Invoke<I>,
     {
-        let delivery = Delivery::of(&msg);
+        let delivery = {
+            let mut names = js.names.lock().unwrap_or_else(|e| e.into_inner());
+            Delivery::of(&msg, &mut names)
+        };
         let JsMessage { message, .. } = msg;
         let (Some(delivery), Some(ack)) = (delivery, message.reply.clone()) else {
             tracing::warn!(consumer = %js.what, subject = %message.subject, "not a JetStream delivery; ignored");

@@ -109,12 +109,20 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    fn of(msg: &async_nats::jetstream::Message) -> Option<Self> {
+    /// Reads the delivery from the ack subject; `names` are the stream and consumer names seen
+    /// last, shared instead of allocated again.
+    fn of(msg: &async_nats::jetstream::Message, names: &mut (Arc<str>, Arc<str>)) -> Option<Self> {
         let info = msg.info().ok()?;
         let nanos = u64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0);
+        if &*names.0 != info.stream {
+            names.0 = Arc::from(info.stream);
+        }
+        if &*names.1 != info.consumer {
+            names.1 = Arc::from(info.consumer);
+        }
         Some(Self {
-            stream: Arc::from(info.stream),
-            consumer: Arc::from(info.consumer),
+            stream: names.0.clone(),
+            consumer: names.1.clone(),
             stream_sequence: info.stream_sequence,
             consumer_sequence: info.consumer_sequence,
             delivered: u64::try_from(info.delivered).unwrap_or(1),

@@ -288,39 +288,52 @@ impl Client {
                     continue;
                 }
             };
-            let mut headers = HeaderMap::new();
-            headers.insert(codec::CONTENT_TYPE, codec.content_type());
-            options.headers(&mut headers, &subject, &payload, i);
-            let (span, started) = self.begin(
-                None,
-                SendKind::Publish,
-                &subject,
-                payload.len(),
-                &mut headers,
-            );
-            let sent = match self.check_size(&subject, &headers, &payload) {
-                Ok(()) => js
-                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            let headers = || {
+                let mut h = HeaderMap::new();
+                h.insert(codec::CONTENT_TYPE, codec.content_type());
+                options.headers(&mut h, &subject, &payload, i);
+                h
             };
+            let mut first = headers();
+            let (span, started) =
+                self.begin(None, SendKind::Publish, &subject, payload.len(), &mut first);
+            let sent = match self.check_size(&subject, &first, &payload) {
+                Ok(()) => js
+                    .publish_with_headers(subject.clone(), first, payload.clone())
+                    .await
+                    .ok(),
+                Err(_) => None,
+            };
+            // On failure the message is sent again through the retrying path, with its headers
+            // made again (not cloned up front: the common path stays allocation-light).
+            let retry = sent.is_none().then(headers);
             pending.push_back(futures::future::Either::Right(async move {
-                let first = match sent {
-                    Ok(ack) => ack.await.ok(),
-                    Err(_) => None,
+                let acked = match sent {
+                    Some(ack) => ack.await.ok(),
+                    None => None,
                 };
-                let result = match first {
+                let result = match acked {
                     Some(ack) => Ok(Published {
                         stream: ack.stream,
                         sequence: ack.sequence,
                         duplicate: ack.duplicate,
                     }),
-                    // Headers already carry the id and expectations: send as is, with retries.
                     None => {
+                        let mut h = retry.unwrap_or_default();
+                        if h.is_empty() {
+                            h.insert(codec::CONTENT_TYPE, codec.content_type());
+                            options.headers(&mut h, &subject, &payload, i);
+                        }
                         let again = options.without_id();
-                        self.js_send(Some(&span), &subject, headers, payload, &again, usize::MAX)
-                            .await
+                        Box::pin(self.js_send(
+                            Some(&span),
+                            &subject,
+                            h,
+                            payload,
+                            &again,
+                            usize::MAX,
+                        ))
+                        .await
                     }
                 };
                 let error_type = result.as_ref().err().map(|_| "jetstream_publish");
