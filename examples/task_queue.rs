@@ -66,7 +66,7 @@ fn unlucky(id: u64, attempt: u64) -> bool {
         id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ attempt.wrapping_mul(0xD1B5_4A32_D192_ED03);
     x ^= x >> 29;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x % 4 == 0
+    x.is_multiple_of(4)
 }
 
 #[tokio::main]

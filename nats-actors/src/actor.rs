@@ -229,7 +229,7 @@ pub mod private {
     ) -> tokio::task::JoinHandle<()> {
         match source {
             crate::runtime::Source::Core(sub) => tokio::spawn(worker.run::<I>(sub, stop)),
-            crate::runtime::Source::JetStream(js) => tokio::spawn(worker.consume::<I>(js, stop)),
+            crate::runtime::Source::JetStream(js) => tokio::spawn(worker.consume::<I>(*js, stop)),
         }
     }
 

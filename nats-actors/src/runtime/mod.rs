@@ -12,7 +12,7 @@ pub enum Source {
     /// A core subscription (`#[subscribe]`, `#[request]`).
     Core(async_nats::Subscriber),
     /// A JetStream consumer (`#[consumer]`).
-    JetStream(crate::jetstream::JsSource),
+    JetStream(Box<crate::jetstream::JsSource>),
 }
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -496,7 +496,7 @@ impl<A: Actor> Starter for Option<A> {
                             )
                             .await?;
                             env.phases[phase].tasks.extend(watcher);
-                            Source::JetStream(source)
+                            Source::JetStream(Box::new(source))
                         }
                         None => Source::Core(worker.subscribe().await.map_err(|source| {
                             Error::Subscribe {

@@ -215,6 +215,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
         period: Duration,
     ) -> F::Output {
         let mut fut = std::pin::pin!(fut);
+        // Most handlers finish on their first poll: the timer is made only for those that wait.
+        if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+            return out;
+        }
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
