@@ -530,3 +530,62 @@ async fn a_consumer_deleted_under_the_runtime_is_made_again() {
     );
     runtime.shutdown().await;
 }
+
+#[derive(Actor, Clone, Default)]
+struct Replay {
+    seen: Arc<Mutex<Vec<(u64, u64)>>>,
+}
+
+#[handlers]
+impl Replay {
+    #[consumer(stream = "HISTORY", ordered = true, filter = "history.>")]
+    async fn replay(&self, job: Job, delivery: Delivery) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((job.n, delivery.stream_sequence));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_consumer_replays_the_stream_in_order() {
+    logs();
+    let server = server();
+    let nats = nats(&server).await;
+    let js = async_nats::jetstream::new(nats.clone());
+    js.create_stream(stream("HISTORY", "history.>"))
+        .await
+        .unwrap();
+    let client = Client::new(nats);
+    for n in 0..20u64 {
+        client
+            .js_publish(&format!("history.{}", n % 3), &Job { n })
+            .await
+            .unwrap();
+    }
+    let actor = Replay::default();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            actor.seen.lock().unwrap().len() == 20
+        })
+        .await
+    );
+    let seen = actor.seen.lock().unwrap().clone();
+    assert_eq!(seen, (0..20u64).map(|n| (n, n + 1)).collect::<Vec<_>>());
+    // No durable consumer and no dead-letter stream were made for it.
+    let names: Vec<String> = js
+        .stream_names()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(names, ["HISTORY"]);
+    runtime.shutdown().await;
+}
