@@ -589,3 +589,55 @@ async fn an_ordered_consumer_replays_the_stream_in_order() {
     assert_eq!(names, ["HISTORY"]);
     runtime.shutdown().await;
 }
+
+#[derive(Actor, Clone, Default)]
+struct Blocking {
+    deliveries: Arc<Mutex<Vec<u64>>>,
+}
+
+#[handlers]
+impl Blocking {
+    #[consumer(stream = "BLOCK", durable = "blocking", ack_wait = "1s")]
+    async fn run(&self, _job: Job, delivery: Delivery) {
+        self.deliveries.lock().unwrap().push(delivery.delivered);
+        if delivery.delivered == 1 {
+            // Blocks its thread past ack_wait: no in-progress ack can go out meanwhile.
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_after_ack_wait_is_counted_and_the_redelivery_seen() {
+    logs();
+    let server = server();
+    let actor = Blocking::default();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(stream("BLOCK", "block.>"))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
+    runtime
+        .client()
+        .js_publish("block.a", &Job { n: 1 })
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            runtime.stats().handler("Blocking::run").late_acks == 1
+        })
+        .await,
+        "{:?}",
+        runtime.stats().handler("Blocking::run")
+    );
+    // The server had given up on the first delivery and sent it again.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            actor.deliveries.lock().unwrap().contains(&2)
+        })
+        .await
+    );
+    runtime.shutdown().await;
+}

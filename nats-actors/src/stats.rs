@@ -25,6 +25,7 @@ pub(crate) struct JsCounters {
     pub dead_lettered: AtomicU64,
     pub duplicates: AtomicU64,
     pub ack_failures: AtomicU64,
+    pub late_acks: AtomicU64,
 }
 
 impl HandlerCounters {
@@ -90,6 +91,7 @@ impl Counters {
                 dead_lettered: c.js.dead_lettered.load(Relaxed),
                 duplicates: c.js.duplicates.load(Relaxed),
                 ack_failures: c.js.ack_failures.load(Relaxed),
+                late_acks: c.js.late_acks.load(Relaxed),
             })
             .collect();
         Stats {
@@ -153,6 +155,7 @@ impl Stats {
             sum.dead_lettered += h.dead_lettered;
             sum.duplicates += h.duplicates;
             sum.ack_failures += h.ack_failures;
+            sum.late_acks += h.late_acks;
         }
         sum
     }
@@ -186,4 +189,7 @@ pub struct HandlerStats {
     pub duplicates: u64,
     /// JetStream: acks, naks or terms that could not be sent (the message will be redelivered).
     pub ack_failures: u64,
+    /// JetStream: acks sent more than `ack_wait` after the server last heard about the message
+    /// (in-progress acks could not be sent): it may have been redelivered meanwhile.
+    pub late_acks: u64,
 }

@@ -24,7 +24,7 @@ use crate::actor::{Invoke, Outcome};
 use crate::client::Client;
 use crate::context::Context;
 use crate::error::{Error, HandlerError};
-use crate::runtime::Worker;
+use crate::runtime::{Progress, Worker};
 use crate::stats::HandlerCounters;
 
 /// What a consumer handler's task owns besides its [`Worker`].
@@ -379,9 +379,14 @@ impl<A: Send + Sync + 'static> Worker<A> {
             }
         }
         let ack_wait = js.spec.ack_wait();
-        let period = keepalive(ack_wait);
+        let last = std::sync::Mutex::new(std::time::Instant::now());
+        let progress = Progress {
+            ack: &ack,
+            period: keepalive(ack_wait),
+            last: &last,
+        };
         let (ctx, outcome, started) = self
-            .invoke::<I>(message, Some(delivery.clone()), Some((&ack, period)))
+            .invoke::<I>(message, Some(delivery.clone()), Some(progress))
             .await;
         let (error, error_type) = classify(outcome);
         self.record(ctx.span(), started, error_type, error.as_ref());
@@ -389,10 +394,16 @@ impl<A: Send + Sync + 'static> Worker<A> {
             if let (Some(processed), Some(key)) = (&js.processed, &key) {
                 // Kept alive while it is recorded (through a server restart, if need be). Acked
                 // even if this fails: the work is done; only a later duplicate would run again.
-                let marked = self.with_progress(processed.mark(key, MARK_WITHIN), &ack, period);
+                let marked = self.with_progress(processed.mark(key, MARK_WITHIN), progress);
                 if let Err(e) = marked.await {
                     tracing::warn!(consumer = %js.what, key, error = %e, "processed, but the id could not be recorded");
                 }
+            }
+            let quiet = last.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+            if quiet > ack_wait {
+                // The server may already have given the message to someone else.
+                self.counters.js.late_acks.fetch_add(1, Relaxed);
+                tracing::warn!(consumer = %js.what, stream_sequence = delivery.stream_sequence, ?quiet, ?ack_wait, "ack sent after ack_wait: the message may be redelivered");
             }
             self.ack(js, &ack).await;
             return;

@@ -4,6 +4,7 @@
 pub(crate) mod connect;
 mod worker;
 
+pub(crate) use worker::Progress;
 pub use worker::Worker;
 
 /// Where a handler's messages come from.

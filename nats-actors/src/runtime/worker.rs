@@ -23,6 +23,15 @@ use crate::stats::{Counters, HandlerCounters};
 use crate::telemetry::metrics::HandlerMetrics;
 use crate::telemetry::spans::{self, ProcessMeta, SendKind};
 
+/// In-progress acks for a JetStream message: its ack subject, how often, and when the server
+/// last heard about it (updated with each `+WPI`).
+#[derive(Clone, Copy)]
+pub(crate) struct Progress<'a> {
+    pub ack: &'a async_nats::Subject,
+    pub period: Duration,
+    pub last: &'a std::sync::Mutex<std::time::Instant>,
+}
+
 /// Everything a subscription task needs.
 #[doc(hidden)]
 pub struct Worker<A> {
@@ -172,7 +181,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         &self,
         msg: Message,
         delivery: Option<crate::jetstream::Delivery>,
-        progress: Option<(&async_nats::Subject, Duration)>,
+        progress: Option<Progress<'_>>,
     ) -> (
         Context,
         Result<Outcome, HandlerError>,
@@ -197,7 +206,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             .instrument(span);
         let outcome = match progress {
             None => fut.await,
-            Some((ack, period)) => self.with_progress(fut, ack, period).await,
+            Some(p) => self.with_progress(fut, p).await,
         };
         let outcome = outcome.map_err(|panic| {
             let what = panic_message(&*panic);
@@ -206,14 +215,14 @@ impl<A: Send + Sync + 'static> Worker<A> {
         (ctx, outcome, started)
     }
 
-    /// Runs `fut`, sending `+WPI` to the JetStream ack subject `ack` every `period` until it is
-    /// done, so that the server does not redeliver the message meanwhile.
+    /// Runs `fut`, sending `+WPI` to the JetStream ack subject every period until it is done, so
+    /// that the server does not redeliver the message meanwhile.
     pub(crate) async fn with_progress<F: std::future::Future>(
         &self,
         fut: F,
-        ack: &async_nats::Subject,
-        period: Duration,
+        progress: Progress<'_>,
     ) -> F::Output {
+        let Progress { ack, period, last } = progress;
         let mut fut = std::pin::pin!(fut);
         // Most handlers finish on their first poll: the timer is made only for those that wait.
         if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
@@ -226,8 +235,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
                 out = &mut fut => return out,
                 _ = tick.tick() => {
                     let wpi = bytes::Bytes::from_static(b"+WPI");
-                    if let Err(e) = self.client.nats().publish(ack.clone(), wpi).await {
-                        tracing::warn!(handler = %self.name(), error = %e, "cannot send an in-progress ack");
+                    match self.client.nats().publish(ack.clone(), wpi).await {
+                        Ok(()) => *last.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now(),
+                        Err(e) => tracing::warn!(handler = %self.name(), error = %e, "cannot send an in-progress ack"),
                     }
                 }
             }
