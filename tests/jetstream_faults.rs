@@ -204,3 +204,107 @@ async fn a_panic_in_one_of_a_hundred_ends_processed_or_dead_lettered_and_the_run
     assert_eq!(done, 990);
     runtime.shutdown().await;
 }
+
+#[derive(Actor, Clone, Default)]
+struct Tally {
+    seen: Arc<DashMap<u64, u32>>,
+}
+
+#[handlers]
+impl Tally {
+    #[consumer(
+        stream = "REPLICATED",
+        durable = "tally",
+        ack_wait = "2s",
+        backoff = "100ms",
+        max_deliver = 20,
+        concurrency = 4
+    )]
+    async fn count(&self, job: Job) {
+        *self.seen.entry(job.n).or_insert(0) += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_killed_under_load_loses_nothing() {
+    logs();
+    let mut cluster = nats_actors_suite::NatsCluster::start(3).expect("start a 3-node cluster");
+    let actor = Tally::default();
+    let options = nats_actors::ConnectOptions::new(cluster.urls()).retry_on_initial_connect(true);
+    // The cluster elects its JetStream meta leader after start: retry until the stream is made.
+    let mut runtime = None;
+    for _ in 0..50 {
+        let started = Runtime::builder()
+            .connect(options.clone())
+            .stream(StreamConfig {
+                name: "REPLICATED".into(),
+                subjects: vec!["replicated.>".into()],
+                num_replicas: 3,
+                ..Default::default()
+            })
+            .actor(actor.clone())
+            .start()
+            .await;
+        match started {
+            Ok(r) => {
+                runtime = Some(r);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let runtime = runtime.expect("the cluster takes the stream within 10 s");
+    let client = runtime.client().clone();
+    const JOBS: u64 = 3_000;
+    let publisher = tokio::spawn(async move {
+        let mut failed = 0;
+        for chunk in 0..(JOBS / 250) {
+            let options = JsPublish::new().msg_id(format!("c-{chunk}")).attempts(60);
+            let jobs = (chunk * 250..(chunk + 1) * 250).map(|n| ("replicated.jobs", Job { n }));
+            failed += client
+                .js_publish_pipelined(jobs, 64, &options)
+                .await
+                .iter()
+                .filter(|r| r.is_err())
+                .count();
+        }
+        failed
+    });
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            actor.seen.len() >= 500
+        })
+        .await
+    );
+    // Kill the stream's leader: the others elect a new one; publishers and the consumer go on.
+    let info = runtime
+        .client()
+        .jetstream()
+        .get_stream("REPLICATED")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    let leader = info
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("a stream leader");
+    let index: usize = leader.trim_start_matches('n').parse().unwrap();
+    cluster.node(index).kill();
+    println!("killed {leader}");
+
+    let failed = tokio::time::timeout(Duration::from_secs(120), publisher)
+        .await
+        .expect("publisher finished")
+        .unwrap();
+    assert_eq!(failed, 0);
+    let all = eventually(Duration::from_secs(90), || async {
+        actor.seen.len() as u64 == JOBS
+    })
+    .await;
+    assert!(all, "{} of {JOBS} jobs seen", actor.seen.len());
+    let redelivered = actor.seen.iter().filter(|e| *e.value() > 1).count();
+    println!("{JOBS} jobs handled after losing {leader}; {redelivered} handled more than once (at-least-once)");
+    runtime.shutdown().await;
+}

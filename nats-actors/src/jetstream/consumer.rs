@@ -76,6 +76,9 @@ impl JsSource {
                     spec.stream
                 ),
             })?;
+        // What the consumer keeps beside the stream (dead letters, processed ids) is replicated
+        // like the stream.
+        let replicas = stream.cached_info().config.num_replicas.max(1);
         let (filter_subject, filter_subjects) = match spec.filters {
             [one] => (one.to_string(), Vec::new()),
             many => (String::new(), many.iter().map(|s| s.to_string()).collect()),
@@ -130,14 +133,15 @@ impl JsSource {
                     .idempotency_ttl_ms
                     .map(Duration::from_millis)
                     .unwrap_or(idempotency::DEFAULT_TTL);
-                Some(Processed::open(client, spec.stream, durable, ttl).await?)
+                Some(Processed::open(client, spec.stream, durable, ttl, replicas).await?)
             }
             false => None,
         };
         let (dead_letters, watcher) = match spec.dead_letter_stream() {
             None => (None, None),
             Some(name) => {
-                let dl = Arc::new(DeadLetters::ensure(client, name, spec.stream, durable).await?);
+                let dl = DeadLetters::ensure(client, name, spec.stream, durable, replicas).await?;
+                let dl = Arc::new(dl);
                 let subject = format!(
                     "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{durable}",
                     spec.stream

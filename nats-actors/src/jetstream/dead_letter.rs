@@ -99,11 +99,13 @@ pub(crate) struct DeadLetters {
 
 impl DeadLetters {
     /// Makes sure stream `name` exists and takes `dlq.<name>.<source>.<consumer>`.
+    /// A new dead-letter stream gets `replicas` (the source stream's).
     pub(crate) async fn ensure(
         client: &Client,
         name: String,
         source: &str,
         consumer: &str,
+        replicas: usize,
     ) -> Result<Self, Error> {
         let js = client.jetstream();
         let subject = format!("dlq.{name}.{source}.{consumer}");
@@ -127,6 +129,7 @@ impl DeadLetters {
                     subjects: vec![format!("dlq.{name}.>")],
                     storage: StorageType::File,
                     duplicate_window: Duration::from_secs(120),
+                    num_replicas: replicas,
                     description: Some(format!("dead letters of {source} (nats-actors)")),
                     ..Default::default()
                 };

@@ -23,12 +23,13 @@ pub(crate) struct Processed {
 }
 
 impl Processed {
-    /// Opens (or makes) bucket `processed_<stream>_<consumer>`.
+    /// Opens (or makes, with `replicas`: the stream's) bucket `processed_<stream>_<consumer>`.
     pub(crate) async fn open(
         client: &Client,
         stream: &str,
         consumer: &str,
         ttl: Duration,
+        replicas: usize,
     ) -> Result<Self, Error> {
         let bucket = format!("processed_{}_{}", sanitize(stream), sanitize(consumer));
         let config = Config {
@@ -37,6 +38,7 @@ impl Processed {
             history: 1,
             max_age: ttl,
             storage: StorageType::File,
+            num_replicas: replicas,
             ..Default::default()
         };
         let kv = client
