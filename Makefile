@@ -39,6 +39,7 @@ service-demo: nats-server
 ## Side-by-side benchmarks against raw async-nats (release build; takes a few minutes).
 bench: nats-server
 	$(CARGO) bench --bench core
+	$(CARGO) bench --bench jetstream
 
 fmt:
 	$(CARGO) fmt --all

@@ -25,6 +25,9 @@ use nats_actors::ConnectOptions;
 use opentelemetry_otlp::WithExportConfig;
 use tokio::sync::Notify;
 
+mod common;
+use common::{cpu_time, median};
+
 // Small enough that nats-server's 64 MB per-client pending limit is not reached when the
 // subscriber lags the publisher (the server would cut it off as a slow consumer).
 const PUBSUB_MESSAGES: u64 = 200_000;
@@ -77,25 +80,6 @@ impl Counter {
     async fn echo(&self, event: Event) -> Event {
         event
     }
-}
-
-/// CPU time (user + sys) of this process.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // Fields 14 and 15 of the stat line (utime, stime), counted after the `)`; 100 ticks per second.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 struct Run {
@@ -188,11 +172,6 @@ async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
         cpu_per_msg_us: cpu.as_secs_f64() * 1e6 / received.max(1) as f64,
     };
     (run, dropped)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 async fn sequential_p50(

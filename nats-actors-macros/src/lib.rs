@@ -2,7 +2,8 @@
 //!
 //! Use them through the `nats_actors` crate, which re-exports them:
 //! `#[derive(Actor)]` with `#[actor(...)]` options on a struct, and `#[handlers]` on its `impl`
-//! block, whose methods carry `#[subscribe("subject", ...)]` or `#[request("subject", ...)]`.
+//! block, whose methods carry `#[subscribe("subject", ...)]`, `#[request("subject", ...)]` or
+//! `#[consumer(stream = "...", durable = "...", ...)]` (a JetStream pull consumer).
 //! `#[derive(Service)]` with `#[service(...)]` and `#[endpoints]` with `#[endpoint(...)]` methods
 //! make a discoverable NATS micro service (ADR-32) and its typed client.
 //! Every misuse these macros can see is a compile error pointing at the offending token.
@@ -27,7 +28,8 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
     actor::expand(input.into()).into()
 }
 
-/// Turns the `#[subscribe]` and `#[request]` methods of an `impl` block into NATS handlers.
+/// Turns the `#[subscribe]`, `#[request]` and `#[consumer]` methods of an `impl` block into NATS
+/// handlers.
 #[proc_macro_attribute]
 pub fn handlers(args: TokenStream, input: TokenStream) -> TokenStream {
     handlers::expand(args.into(), input.into()).into()

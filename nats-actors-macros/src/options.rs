@@ -85,7 +85,8 @@ fn parse_map(input: ParseStream) -> syn::Result<Vec<(LitStr, LitStr)>> {
 }
 
 impl Opt {
-    fn lit(&self) -> syn::Result<&Lit> {
+    /// The literal of `key = literal` (an error for `key(...)`).
+    pub fn lit(&self) -> syn::Result<&Lit> {
         match &self.value {
             Value::Lit(l) => Ok(l),
             Value::Map(span, _) => Err(syn::Error::new(

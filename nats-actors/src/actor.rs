@@ -78,6 +78,8 @@ impl ActorOptions {
 pub enum HandlerKind {
     Subscribe,
     Request,
+    /// A JetStream pull consumer (`#[consumer]`): the result decides the ack.
+    Consume,
 }
 
 /// What a handler invocation came to.
@@ -108,7 +110,7 @@ pub trait Invoke<const I: usize>: Sized + Send + Sync + 'static {
 #[doc(hidden)]
 pub type Spawn<A> = fn(
     crate::runtime::Worker<A>,
-    async_nats::Subscriber,
+    crate::runtime::Source,
     tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()>;
 
@@ -123,6 +125,8 @@ pub struct HandlerSpec<A> {
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
     pub exclusive: bool,
+    /// The consumer's options, for [`HandlerKind::Consume`].
+    pub consumer: Option<&'static crate::jetstream::ConsumerSpec>,
     pub spawn: Spawn<A>,
 }
 
@@ -186,7 +190,7 @@ where
 /// What a `#[subscribe]` handler may return.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "a #[subscribe] handler returns `()` or `Result<(), E>`, not `{Self}`",
+    message = "a #[subscribe] or #[consumer] handler returns `()` or `Result<(), E>`, not `{Self}`",
     note = "E converts into HandlerError: any std::error::Error does"
 )]
 pub trait IntoOutcome {
@@ -213,17 +217,21 @@ impl<E: Into<HandlerError>> IntoOutcome for Result<(), E> {
 pub mod private {
     pub use super::{ActorOptions, HandlerKind, HandlerSpec, Handlers, Invoke, Outcome};
     pub use crate::cell::Cell;
+    pub use crate::jetstream::{ConsumerSpec, DeadLetterTarget, DeliverFrom};
     pub use crate::service::private::*;
 
     use super::*;
 
-    /// Spawns the subscription task of handler `I` of `A`.
+    /// Spawns the task of handler `I` of `A` on its subscription or JetStream consumer.
     pub fn spawn<A: Invoke<I>, const I: usize>(
         worker: crate::runtime::Worker<A>,
-        sub: async_nats::Subscriber,
+        source: crate::runtime::Source,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(worker.run::<I>(sub, stop))
+        match source {
+            crate::runtime::Source::Core(sub) => tokio::spawn(worker.run::<I>(sub, stop)),
+            crate::runtime::Source::JetStream(js) => tokio::spawn(worker.consume::<I>(*js, stop)),
+        }
     }
 
     /// Puts parameter values into a subject template: `orders.{id}` with `[(1, "7")]` gives

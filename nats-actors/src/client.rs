@@ -2,7 +2,7 @@
 //!
 //! [`Context`]: crate::Context
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Message};
@@ -42,6 +42,8 @@ struct Inner {
     codec: Codec,
     timeout: Duration,
     server: Server,
+    /// Made on first use: it spawns the task that collects publish acks.
+    jetstream: Arc<OnceLock<async_nats::jetstream::Context>>,
 }
 
 impl Client {
@@ -53,6 +55,7 @@ impl Client {
                 nats,
                 codec: Codec::Json,
                 timeout: DEFAULT_REQUEST_TIMEOUT,
+                jetstream: Arc::default(),
             }),
         }
     }
@@ -66,6 +69,7 @@ impl Client {
                 codec,
                 timeout: i.timeout,
                 server: i.server.clone(),
+                jetstream: i.jetstream.clone(),
             }),
         }
     }
@@ -79,6 +83,7 @@ impl Client {
                 codec: i.codec,
                 timeout,
                 server: i.server.clone(),
+                jetstream: i.jetstream.clone(),
             }),
         }
     }
@@ -86,6 +91,21 @@ impl Client {
     /// The underlying async-nats client.
     pub fn nats(&self) -> &async_nats::Client {
         &self.inner.nats
+    }
+
+    /// A JetStream context on the same connection (for what nats-actors does not wrap: stream
+    /// administration, KV, object store).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_actors::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let info = client.jetstream().get_stream("ORDERS").await?.get_info().await?;
+    /// println!("{} messages", info.state.messages);
+    /// # Ok(()) }
+    /// ```
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        self.inner
+            .jetstream
+            .get_or_init(|| async_nats::jetstream::new(self.inner.nats.clone()))
     }
 
     /// The codec used to encode.
@@ -312,7 +332,7 @@ impl Client {
 
     /// The span of a send or request (its context injected into `headers`, except for replies),
     /// and the start of its duration metric.
-    fn begin(
+    pub(crate) fn begin(
         &self,
         parent: Option<&Span>,
         what: SendKind,
@@ -327,7 +347,7 @@ impl Client {
         (span, ClientMetrics::get().map(|m| (m, Instant::now())))
     }
 
-    fn check_size(
+    pub(crate) fn check_size(
         &self,
         subject: &str,
         headers: &HeaderMap,
@@ -372,10 +392,10 @@ fn service_error(headers: Option<&HeaderMap>) -> Option<RequestError> {
     Some(RequestError::Service { code, description })
 }
 
-type Started = Option<(&'static ClientMetrics, Instant)>;
+pub(crate) type Started = Option<(&'static ClientMetrics, Instant)>;
 
 /// Marks the span failed and records the operation's metric.
-fn finish<T, E: std::fmt::Display>(
+pub(crate) fn finish<T, E: std::fmt::Display>(
     span: &Span,
     started: Started,
     op: Operation,

@@ -13,6 +13,7 @@ use crate::client::Client;
 use crate::codec::{self, Codec};
 use crate::error::{HandlerError, PublishError, RequestError};
 use crate::headers;
+use crate::jetstream::{Delivery, JsPublish, Published};
 
 /// Trace headers larger than this are not passed on (W3C allows 8192 bytes of baggage).
 const MAX_TRACE_HEADER: usize = 8192;
@@ -44,6 +45,7 @@ pub struct Context {
     client: Client,
     default_codec: Codec,
     template: &'static str,
+    delivery: Option<Delivery>,
 }
 
 impl Context {
@@ -53,6 +55,7 @@ impl Context {
         client: Client,
         default_codec: Codec,
         template: &'static str,
+        delivery: Option<Delivery>,
     ) -> Self {
         Self {
             message,
@@ -60,7 +63,13 @@ impl Context {
             client,
             default_codec,
             template,
+            delivery,
         }
+    }
+
+    /// The JetStream delivery (stream, sequences, delivery count), in a `#[consumer]` handler.
+    pub fn delivery(&self) -> Option<&Delivery> {
+        self.delivery.as_ref()
     }
 
     /// The `process` span of this message (disabled when it is not recorded).
@@ -144,6 +153,31 @@ impl Context {
         let headers = self.outgoing_headers(codec);
         self.client
             .request_typed(Some(&self.span), subject, headers, codec, request)
+            .await
+    }
+
+    /// Publishes `value` to a JetStream stream and waits for the server's ack, continuing this
+    /// message's trace; see [`Client::js_publish`].
+    pub async fn js_publish<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+    ) -> Result<Published, PublishError> {
+        self.js_publish_with(subject, value, &JsPublish::new())
+            .await
+    }
+
+    /// Like [`Context::js_publish`], with a message id, expectations and retries.
+    pub async fn js_publish_with<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+        options: &JsPublish,
+    ) -> Result<Published, PublishError> {
+        let codec = self.default_codec;
+        let headers = self.outgoing_headers(codec);
+        self.client
+            .js_publish_encoded(Some(&self.span), subject, headers, codec, value, options)
             .await
     }
 

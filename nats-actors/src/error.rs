@@ -37,6 +37,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A JetStream stream, consumer or bucket could not be set up at startup; `what` names it
+    /// (and the field, for a change the server cannot apply).
+    #[error("cannot set up {what}: {reason}")]
+    JetStream {
+        /// The stream, consumer or bucket.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A publish failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -128,6 +137,19 @@ pub enum PublishError {
         #[source]
         source: async_nats::PublishError,
     },
+    /// A JetStream publish was not acknowledged: match `source.kind()` (no stream for the
+    /// subject, wrong last sequence, timed out, ...). It may still have been stored when it
+    /// timed out; with a `Nats-Msg-Id`, publishing it again cannot store it twice.
+    #[error("JetStream publish to `{subject}` failed after {attempts} attempt(s): {source}")]
+    JetStream {
+        /// The subject.
+        subject: String,
+        /// How many times it was sent.
+        attempts: u32,
+        /// The cause.
+        #[source]
+        source: async_nats::jetstream::context::PublishError,
+    },
 }
 
 /// A request failed. Match on the variant: each failure mode is distinct.
@@ -212,7 +234,20 @@ impl RequestError {
 pub struct HandlerError {
     code: u16,
     description: String,
+    retry: Retry,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Whether a JetStream consumer retries the message after this error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retry {
+    /// By the code: 4xx never (retrying bad input cannot help), anything else with the
+    /// consumer's backoff.
+    ByCode,
+    /// After this delay.
+    After(Duration),
+    /// Never: term and dead-letter.
+    Never,
 }
 
 impl HandlerError {
@@ -226,7 +261,60 @@ impl HandlerError {
         Self {
             code,
             description: description.into(),
+            retry: Retry::ByCode,
             source: None,
+        }
+    }
+
+    /// A transient failure (code 503) that a JetStream consumer retries after `delay` (a nak
+    /// with that delay), instead of the consumer's backoff.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = nats_actors::HandlerError::retry_after("database busy", Duration::from_secs(2));
+    /// assert_eq!(err.retry_delay(), Some(Duration::from_secs(2)));
+    /// assert!(err.is_retryable());
+    /// ```
+    pub fn retry_after(description: impl Into<String>, delay: Duration) -> Self {
+        let mut err = Self::with_code(503, description);
+        err.retry = Retry::After(delay);
+        err
+    }
+
+    /// A failure that retrying cannot fix (code 500): a JetStream consumer terminates the
+    /// message with this reason and stores it in the dead-letter stream.
+    ///
+    /// ```
+    /// let err = nats_actors::HandlerError::fatal("order references a deleted account");
+    /// assert!(!err.is_retryable());
+    /// ```
+    pub fn fatal(description: impl Into<String>) -> Self {
+        let mut err = Self::new(description);
+        err.retry = Retry::Never;
+        err
+    }
+
+    /// Whether a JetStream consumer redelivers the message after this error: not for
+    /// [`HandlerError::fatal`] nor for codes 400-499 (bad input stays bad), else yes.
+    ///
+    /// ```
+    /// use nats_actors::HandlerError;
+    /// assert!(!HandlerError::bad_request("no such field").is_retryable());
+    /// assert!(HandlerError::new("connection reset").is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self.retry {
+            Retry::ByCode => !(400..500).contains(&self.code),
+            Retry::After(_) => true,
+            Retry::Never => false,
+        }
+    }
+
+    /// The delay asked for with [`HandlerError::retry_after`].
+    pub fn retry_delay(&self) -> Option<Duration> {
+        match self.retry {
+            Retry::After(d) => Some(d),
+            _ => None,
         }
     }
 
@@ -256,6 +344,7 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
         Self {
             code: 500,
             description: err.to_string(),
+            retry: Retry::ByCode,
             source: Some(Box::new(err)),
         }
     }

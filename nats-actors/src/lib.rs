@@ -74,6 +74,7 @@ mod codec;
 mod context;
 mod error;
 mod headers;
+pub mod jetstream;
 mod runtime;
 pub mod service;
 mod stats;

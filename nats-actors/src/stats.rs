@@ -21,6 +21,17 @@ pub(crate) struct HandlerCounters {
     pub processing_ns: AtomicU64,
     /// `code:description` of the last error (when `timed`).
     pub last_error: Mutex<Option<String>>,
+    pub js: JsCounters,
+}
+
+/// What a JetStream consumer handler did with its messages beyond handling them.
+#[derive(Debug, Default)]
+pub(crate) struct JsCounters {
+    pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub ack_failures: AtomicU64,
+    pub late_acks: AtomicU64,
 }
 
 impl HandlerCounters {
@@ -43,6 +54,7 @@ impl HandlerCounters {
             timed: false,
             processing_ns: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            js: JsCounters::default(),
         }
     }
 
@@ -95,6 +107,11 @@ impl Counters {
                 failed: c.failed.load(Relaxed),
                 rejected: c.rejected.load(Relaxed),
                 panics: c.panics.load(Relaxed),
+                retried: c.js.retried.load(Relaxed),
+                dead_lettered: c.js.dead_lettered.load(Relaxed),
+                duplicates: c.js.duplicates.load(Relaxed),
+                ack_failures: c.js.ack_failures.load(Relaxed),
+                late_acks: c.js.late_acks.load(Relaxed),
             })
             .collect();
         Stats {
@@ -154,6 +171,11 @@ impl Stats {
             sum.failed += h.failed;
             sum.rejected += h.rejected;
             sum.panics += h.panics;
+            sum.retried += h.retried;
+            sum.dead_lettered += h.dead_lettered;
+            sum.duplicates += h.duplicates;
+            sum.ack_failures += h.ack_failures;
+            sum.late_acks += h.late_acks;
         }
         sum
     }
@@ -179,4 +201,15 @@ pub struct HandlerStats {
     pub rejected: u64,
     /// Panics caught.
     pub panics: u64,
+    /// JetStream: messages negatively acknowledged for redelivery.
+    pub retried: u64,
+    /// JetStream: messages stored in the dead-letter stream and terminated.
+    pub dead_lettered: u64,
+    /// JetStream: messages an idempotent consumer had already processed, acked without a call.
+    pub duplicates: u64,
+    /// JetStream: acks, naks or terms that could not be sent (the message will be redelivered).
+    pub ack_failures: u64,
+    /// JetStream: acks sent more than `ack_wait` after the server last heard about the message
+    /// (in-progress acks could not be sent): it may have been redelivered meanwhile.
+    pub late_acks: u64,
 }

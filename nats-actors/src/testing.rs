@@ -223,6 +223,68 @@ impl NatsServer {
     }
 }
 
+/// A cluster of `nats-server` processes on loopback (JetStream on, each with its own store),
+/// routed to each other; each is killed on drop. For failover tests: kill one node, the others
+/// elect new leaders and the clients move over.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use nats_actors::testing::NatsCluster;
+/// let mut cluster = NatsCluster::start(3)?;
+/// let client = async_nats::ConnectOptions::new().connect(cluster.urls()).await?;
+/// cluster.node(0).kill(); // the client reconnects to another node
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct NatsCluster {
+    nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` routed servers named `n0`, `n1`, ... in cluster `nats-actors-test`.
+    pub fn start(size: usize) -> Result<Self, TestingError> {
+        let ports: Vec<u16> = (0..size)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map(|a| a.port())
+            })
+            .collect::<Result<_, _>>()?;
+        let routes = ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                NatsServer::builder()
+                    .arg("-n")
+                    .arg(format!("n{i}"))
+                    .arg("--cluster_name")
+                    .arg("nats-actors-test")
+                    .arg("--cluster")
+                    .arg(format!("nats://127.0.0.1:{port}"))
+                    .arg("--routes")
+                    .arg(routes.clone())
+                    .start()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { nodes })
+    }
+
+    /// The client URLs of every node.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(NatsServer::url).collect()
+    }
+
+    /// Node `i` (to kill or restart it).
+    pub fn node(&mut self, i: usize) -> &mut NatsServer {
+        &mut self.nodes[i]
+    }
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use nats_actors::testing::NatsServer;
+pub use nats_actors::testing::{NatsCluster, NatsServer};
 
 /// Starts a real nats-server (JetStream on) for one test.
 pub fn server() -> NatsServer {

@@ -54,7 +54,9 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
     let kind = match h.kind {
         Kind::Subscribe => quote!(#p::HandlerKind::Subscribe),
         Kind::Request => quote!(#p::HandlerKind::Request),
+        Kind::Consume => quote!(#p::HandlerKind::Consume),
     };
+    let consumer = option(h.consumer.as_ref().map(|c| c.spec()));
     let queue = option(h.queue.as_ref().map(|q| quote!(#q)));
     let codec = option(h.codec.map(|c| quote!(#c)));
     let concurrency = option(h.concurrency.map(|c| quote!(#c)));
@@ -69,6 +71,7 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
             codec: #codec,
             concurrency: #concurrency,
             exclusive: #exclusive,
+            consumer: #consumer,
             spawn: #p::spawn::<Self, #index>,
         }
     }
@@ -121,7 +124,7 @@ fn invoke_body(h: &Handler) -> TokenStream {
     };
     let finish = match (&h.ret, h.kind) {
         (Ret::Unit, _) => quote!(#p::outcome(__nats_actors_ret)),
-        (Ret::Result(ty) | Ret::Value(ty), Kind::Subscribe) => {
+        (Ret::Result(ty) | Ret::Value(ty), Kind::Subscribe | Kind::Consume) => {
             quote_spanned! {ty.span()=> #p::outcome(__nats_actors_ret) }
         }
         (Ret::Result(ty), Kind::Request) => {

@@ -2,6 +2,7 @@
 //! expand to the `Handlers` implementation the runtime calls.
 
 pub(crate) mod client;
+mod consumer;
 pub(crate) mod expand;
 pub(crate) mod model;
 

@@ -16,11 +16,15 @@ const KNOWN: &[&str] = &["queue", "codec", "concurrency"];
 pub enum Kind {
     Subscribe,
     Request,
+    Consume,
 }
 
 /// The attributes `#[handlers]` reads.
-const HANDLER_ATTRS: &[(&str, Kind)] =
-    &[("subscribe", Kind::Subscribe), ("request", Kind::Request)];
+const HANDLER_ATTRS: &[(&str, Kind)] = &[
+    ("subscribe", Kind::Subscribe),
+    ("request", Kind::Request),
+    ("consumer", Kind::Consume),
+];
 
 /// How one argument is extracted from the message.
 pub enum Arg {
@@ -59,13 +63,26 @@ pub struct Handler {
     pub ret: Ret,
     /// The method's `#[cfg(...)]` attributes, repeated on everything generated for it.
     pub cfgs: Vec<syn::Attribute>,
+    /// The options of a `#[consumer]`.
+    pub consumer: Option<super::consumer::Consumer>,
 }
 
 /// Collects the `#[subscribe]`/`#[request]` handlers of `item`, removing their attributes;
 /// returns every error combined.
 pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
-    collect_with(item, HANDLER_ATTRS, |_, attr, name, _| {
-        parse_attr(attr, name)
+    collect_with(item, HANDLER_ATTRS, |_, attr, name, kind| match kind {
+        Kind::Consume => {
+            let parsed = super::consumer::parse(attr)?;
+            Ok(HandlerAttr {
+                template: parsed.template,
+                subject: Some(parsed.subject),
+                queue: None,
+                codec: parsed.codec,
+                concurrency: parsed.concurrency,
+                consumer: Some(parsed.consumer),
+            })
+        }
+        _ => parse_attr(attr, name),
     })
 }
 
@@ -73,9 +90,12 @@ pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
 pub struct HandlerAttr {
     /// The subject template, spanned at what the user wrote.
     pub template: LitStr,
+    /// The checked template, when the parser made it (else `template` is parsed as a subject).
+    pub subject: Option<Template>,
     pub queue: Option<String>,
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
+    pub consumer: Option<super::consumer::Consumer>,
 }
 
 /// Collects the methods of `item` carrying one of `attrs` (attribute name and handler kind),
@@ -154,9 +174,11 @@ fn parse_attr(attr: &syn::Attribute, name: &str) -> syn::Result<HandlerAttr> {
     })?;
     let mut out = HandlerAttr {
         template,
+        subject: None,
         queue: None,
         codec: None,
         concurrency: None,
+        consumer: None,
     };
     for opt in &opts {
         match opt.key.to_string().as_str() {
@@ -171,8 +193,11 @@ fn parse_attr(attr: &syn::Attribute, name: &str) -> syn::Result<HandlerAttr> {
 
 /// Checks the method behind a handler attribute `#[name]` and builds its model.
 fn build(method: &ImplItemFn, name: &str, kind: Kind, parsed: HandlerAttr) -> syn::Result<Handler> {
-    let subject = subject::parse(&parsed.template.value())
-        .map_err(|msg| syn::Error::new(parsed.template.span(), msg))?;
+    let subject = match parsed.subject {
+        Some(subject) => subject,
+        None => subject::parse(&parsed.template.value())
+            .map_err(|msg| syn::Error::new(parsed.template.span(), msg))?,
+    };
     let sig = &method.sig;
     if sig.asyncness.is_none() {
         return Err(syn::Error::new(
@@ -224,7 +249,7 @@ fn build(method: &ImplItemFn, name: &str, kind: Kind, parsed: HandlerAttr) -> sy
                 format!("a #[{name}] handler returns its reply; add a return type, e.g. `-> Result<Reply, HandlerError>`"),
             ))
         }
-        (ReturnType::Default, Kind::Subscribe) => Ret::Unit,
+        (ReturnType::Default, _) => Ret::Unit,
         (ReturnType::Type(_, ty), _) if last_segment(ty).as_deref() == Some("Result") => {
             Ret::Result((**ty).clone())
         }
@@ -247,6 +272,7 @@ fn build(method: &ImplItemFn, name: &str, kind: Kind, parsed: HandlerAttr) -> sy
             .filter(|a| a.path().is_ident("cfg"))
             .cloned()
             .collect(),
+        consumer: parsed.consumer,
     })
 }
 
@@ -299,7 +325,9 @@ fn classify(ty: &Type, pat: &Pat, subject: &Template, template: &LitStr) -> syn:
                 }
             }
         }
-        Some("HeaderMap" | "Message" | "Bytes" | "Subject") => Ok(Arg::Extract(ty.clone())),
+        Some("HeaderMap" | "Message" | "Bytes" | "Subject" | "Delivery") => {
+            Ok(Arg::Extract(ty.clone()))
+        }
         _ => Ok(Arg::Payload(ty.clone())),
     }
 }

@@ -84,9 +84,11 @@ fn parse_attr(
     let mut metadata = Vec::new();
     let mut handler = HandlerAttr {
         template: name.clone(),
+        subject: None,
         queue: None,
         codec: None,
         concurrency: None,
+        consumer: None,
     };
     for opt in &opts {
         match opt.key.to_string().as_str() {

@@ -4,7 +4,17 @@
 pub(crate) mod connect;
 mod worker;
 
+pub(crate) use worker::Progress;
 pub use worker::Worker;
+
+/// Where a handler's messages come from.
+#[doc(hidden)]
+pub enum Source {
+    /// A core subscription (`#[subscribe]`, `#[request]`).
+    Core(async_nats::Subscriber),
+    /// A JetStream consumer (`#[consumer]`).
+    JetStream(Box<crate::jetstream::JsSource>),
+}
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -18,6 +28,7 @@ use crate::actor::{Actor, HandlerKind};
 use crate::cell::Cell;
 use crate::client::Client;
 use crate::error::Error;
+use crate::jetstream::JsSource;
 use crate::stats::{Counters, HandlerCounters, Stats};
 use crate::telemetry::metrics::{self, HandlerMetrics};
 use crate::telemetry::spans::{ProcessMeta, Server};
@@ -58,6 +69,7 @@ enum Connection {
 /// ```
 pub struct RuntimeBuilder {
     connection: Connection,
+    streams: Vec<crate::jetstream::StreamConfig>,
     actors: Vec<Box<dyn Starter>>,
     shutdown_timeout: Duration,
 }
@@ -134,6 +146,7 @@ impl Runtime {
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder {
             connection: Connection::Options(ConnectOptions::from_env()),
+            streams: Vec::new(),
             actors: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
@@ -265,6 +278,30 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Declares a JetStream stream: at [`RuntimeBuilder::start`], before any actor starts, it is
+    /// created if missing and updated if it differs. A change the server cannot apply (e.g. the
+    /// storage type) fails the start with [`Error::JetStream`] naming the fields.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nats_actors::Error> {
+    /// use nats_actors::jetstream::{StreamConfig, RetentionPolicy};
+    /// let runtime = nats_actors::Runtime::builder()
+    ///     .stream(StreamConfig {
+    ///         name: "ORDERS".into(),
+    ///         subjects: vec!["orders.>".into()],
+    ///         retention: RetentionPolicy::Limits,
+    ///         max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+    ///         ..Default::default()
+    ///     })
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn stream(mut self, config: crate::jetstream::StreamConfig) -> Self {
+        self.streams.push(config);
+        self
+    }
+
     /// How long in-flight handlers may run after shutdown starts (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -286,6 +323,9 @@ impl RuntimeBuilder {
             }
         };
         let client = Client::new(nats);
+        for stream in &self.streams {
+            crate::jetstream::declare(client.jetstream(), stream).await?;
+        }
         let mut phases = [Phase::new(), Phase::new()];
         let mut env = StartEnv {
             client: client.clone(),
@@ -422,7 +462,7 @@ pub(crate) async fn start_actor<A: Actor>(
     if specs.is_empty() {
         tracing::warn!(
             actor = opts.name,
-            "actor has no #[subscribe] or #[request] handlers"
+            "actor has no #[subscribe], #[request] or #[consumer] handlers"
         );
     }
     let exclusive = specs.iter().any(|s| s.exclusive);
@@ -436,9 +476,10 @@ pub(crate) async fn start_actor<A: Actor>(
                 None
             });
             let phase = match spec.kind {
-                HandlerKind::Subscribe => 0,
+                HandlerKind::Subscribe | HandlerKind::Consume => 0,
                 HandlerKind::Request => 1,
             };
+            let handler = format!("{}::{}", opts.name, spec.method);
             let counters = env.counters.register(
                 HandlerCounters::new(opts.name, spec.method, spec.template, instance).timed(timed),
             );
@@ -450,37 +491,53 @@ pub(crate) async fn start_actor<A: Actor>(
                 codec: spec.codec.or(opts.codec).unwrap_or_default(),
                 queue,
                 limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
-                counters,
+                counters: counters.clone(),
                 runtime: env.counters.clone(),
                 stop: env.phases[phase].flag.clone(),
                 meta: ProcessMeta {
                     name: format!("process {}", spec.template),
                     template: spec.template,
-                    queue,
+                    queue: match spec.kind {
+                        HandlerKind::Consume => spec.consumer.and_then(|c| c.durable),
+                        _ => queue,
+                    },
                     server: Server::of(env.client.nats()),
                 },
                 metrics: HandlerMetrics::new(spec.template, queue),
             };
-            let sub = worker
-                .subscribe()
-                .await
-                .map_err(|source| Error::Subscribe {
-                    handler: format!("{}::{}", opts.name, spec.method),
-                    subject: spec.subject.to_string(),
-                    source,
-                })?;
+            let stop = env.phases[phase].stop.subscribe();
+            let source = match spec.consumer {
+                Some(consumer) => {
+                    let (source, watcher) =
+                        JsSource::setup(&env.client, consumer, &handler, counters, stop.clone())
+                            .await?;
+                    env.phases[phase].tasks.extend(watcher);
+                    Source::JetStream(Box::new(source))
+                }
+                None => {
+                    Source::Core(
+                        worker
+                            .subscribe()
+                            .await
+                            .map_err(|source| Error::Subscribe {
+                                handler,
+                                subject: spec.subject.to_string(),
+                                source,
+                            })?,
+                    )
+                }
+            };
             tracing::debug!(
                 actor = opts.name,
                 handler = spec.method,
                 subject = spec.subject,
                 queue,
                 instance,
-                "subscribed"
+                "started"
             );
-            let stop = env.phases[phase].stop.subscribe();
             env.phases[phase]
                 .tasks
-                .push((spec.spawn)(worker, sub, stop));
+                .push((spec.spawn)(worker, source, stop));
         }
     }
     Ok(registered)

@@ -23,6 +23,15 @@ use crate::stats::{Counters, HandlerCounters};
 use crate::telemetry::metrics::{self, HandlerMetrics};
 use crate::telemetry::spans::{self, ProcessMeta, SendKind};
 
+/// In-progress acks for a JetStream message: its ack subject, how often, and when the server
+/// last heard about it (updated with each `+WPI`).
+#[derive(Clone, Copy)]
+pub(crate) struct Progress<'a> {
+    pub ack: &'a async_nats::Subject,
+    pub period: Duration,
+    pub last: &'a std::sync::Mutex<std::time::Instant>,
+}
+
 /// Everything a subscription task needs.
 #[doc(hidden)]
 pub struct Worker<A> {
@@ -90,7 +99,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         while in_flight.next().await.is_some() {}
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{}::{}", self.counters.actor, self.spec.method)
     }
 
@@ -121,25 +130,12 @@ impl<A: Send + Sync + 'static> Worker<A> {
     where
         A: Invoke<I>,
     {
-        self.counters.received.fetch_add(1, Relaxed);
         let reply_to = match self.spec.kind {
             HandlerKind::Request => msg.reply.clone(),
-            HandlerKind::Subscribe => None,
+            _ => None,
         };
-        let span = spans::process(&self.meta, &msg);
-        let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
-        let ctx = Context::new(
-            span.clone(),
-            msg,
-            self.client.clone(),
-            self.codec,
-            self.spec.template,
-        );
-        let fut = <A as Invoke<I>>::invoke(&self.cell, &ctx);
-        let outcome = AssertUnwindSafe(fut)
-            .catch_unwind()
-            .instrument(span.clone())
-            .await;
+        let (ctx, outcome, started) = self.invoke::<I>(msg, None, None).await;
+        let span = ctx.span();
         let (error, error_type) = match outcome {
             Ok(Outcome::Done) => (None, None),
             Ok(Outcome::Reply(payload, codec)) => match &reply_to {
@@ -152,7 +148,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     h.insert(codec::CONTENT_TYPE, codec.content_type());
                     match self
                         .client
-                        .send(Some(&span), SendKind::Reply, reply.as_str(), h, payload)
+                        .send(Some(span), SendKind::Reply, reply.as_str(), h, payload)
                         .await
                     {
                         Ok(()) => (None, None),
@@ -164,27 +160,98 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     }
                 }
             },
-            Ok(Outcome::Failed(err)) => {
-                if err.code() < 500 {
-                    tracing::info!(handler = %self.name(), code = err.code(), error = %err.description(), "handler refused the message");
-                } else {
-                    tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed");
-                }
-                (Some(err), Some("handler"))
-            }
-            Ok(Outcome::Rejected(err)) => {
-                tracing::warn!(handler = %self.name(), reason = %err.description(), "message rejected; handler not called");
-                (Some(err), Some("decode"))
-            }
-            Err(panic) => {
-                let what = panic_message(&*panic);
-                tracing::error!(handler = %self.name(), panic = %what, "handler panicked; the actor goes on");
-                (
-                    Some(HandlerError::new(format!("handler panicked: {what}"))),
-                    Some("panic"),
-                )
-            }
+            Ok(Outcome::Failed(err)) => (Some(err), Some("handler")),
+            Ok(Outcome::Rejected(err)) => (Some(err), Some("decode")),
+            Err(panic) => (Some(panic), Some("panic")),
         };
+        self.record(span, started, error_type, error.as_ref());
+        let Some(error) = error else { return };
+        if self.spec.kind == HandlerKind::Request {
+            match reply_to {
+                Some(reply) => self.error_reply(span, reply, &error).await,
+                None => self.no_reply_subject(),
+            }
+        }
+    }
+
+    /// Runs the handler on `msg` inside its process span. Returns the context (with the message
+    /// and the span), the outcome (a panic as an error with its message) and when it started.
+    /// With `progress`, a `+WPI` goes to that ack subject every period while the handler runs.
+    pub(crate) async fn invoke<const I: usize>(
+        &self,
+        msg: Message,
+        delivery: Option<crate::jetstream::Delivery>,
+        progress: Option<Progress<'_>>,
+    ) -> (
+        Context,
+        Result<Outcome, HandlerError>,
+        Option<quanta::Instant>,
+    )
+    where
+        A: Invoke<I>,
+    {
+        self.counters.received.fetch_add(1, Relaxed);
+        let span = spans::process(&self.meta, &msg);
+        let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
+        let ctx = Context::new(
+            span.clone(),
+            msg,
+            self.client.clone(),
+            self.codec,
+            self.spec.template,
+            delivery,
+        );
+        let fut = AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, &ctx))
+            .catch_unwind()
+            .instrument(span);
+        let outcome = match progress {
+            None => fut.await,
+            Some(p) => self.with_progress(fut, p).await,
+        };
+        let outcome = outcome.map_err(|panic| {
+            let what = panic_message(&*panic);
+            HandlerError::new(format!("handler panicked: {what}"))
+        });
+        (ctx, outcome, started)
+    }
+
+    /// Runs `fut`, sending `+WPI` to the JetStream ack subject every period until it is done, so
+    /// that the server does not redeliver the message meanwhile.
+    pub(crate) async fn with_progress<F: std::future::Future>(
+        &self,
+        fut: F,
+        progress: Progress<'_>,
+    ) -> F::Output {
+        let Progress { ack, period, last } = progress;
+        let mut fut = std::pin::pin!(fut);
+        // Most handlers finish on their first poll: the timer is made only for those that wait.
+        if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+            return out;
+        }
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut fut => return out,
+                _ = tick.tick() => {
+                    let wpi = bytes::Bytes::from_static(b"+WPI");
+                    match self.client.nats().publish(ack.clone(), wpi).await {
+                        Ok(()) => *last.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now(),
+                        Err(e) => tracing::warn!(handler = %self.name(), error = %e, "cannot send an in-progress ack"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logs an error, counts the outcome, records the duration metric and fails the span.
+    pub(crate) fn record(
+        &self,
+        span: &tracing::Span,
+        started: Option<quanta::Instant>,
+        error_type: Option<&'static str>,
+        error: Option<&HandlerError>,
+    ) {
         let counter = match error_type {
             None => &self.counters.handled,
             Some("decode") => &self.counters.rejected,
@@ -210,14 +277,24 @@ impl<A: Send + Sync + 'static> Worker<A> {
                 }
             }
         }
-        let Some(error) = error else { return };
-        spans::fail(&span, error_type.unwrap_or("handler"), error.description());
-        if self.spec.kind == HandlerKind::Request {
-            match reply_to {
-                Some(reply) => self.error_reply(&span, reply, &error).await,
-                None => self.no_reply_subject(),
+        let (Some(err), Some(t)) = (error, error_type) else {
+            return;
+        };
+        match t {
+            "panic" => {
+                tracing::error!(handler = %self.name(), panic = %err.description(), "handler panicked; the actor goes on")
+            }
+            "decode" => {
+                tracing::warn!(handler = %self.name(), reason = %err.description(), "message rejected; handler not called")
+            }
+            _ if err.code() < 500 => {
+                tracing::info!(handler = %self.name(), code = err.code(), error = %err.description(), "handler refused the message")
+            }
+            _ => {
+                tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed")
             }
         }
+        spans::fail(span, t, err.description());
     }
 
     async fn error_reply(

@@ -1,0 +1,130 @@
+//! Idempotent consumers: the ids of processed messages live in a KV bucket with a TTL, shared by
+//! every instance and kept across restarts, so a redelivered message that was already processed
+//! is acked without calling the handler again.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{Config, Store};
+use async_nats::jetstream::stream::StorageType;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+
+use super::Delivery;
+use crate::client::Client;
+use crate::error::Error;
+use crate::headers;
+
+/// Default time a processed id is remembered.
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The processed ids of one consumer.
+pub(crate) struct Processed {
+    kv: Store,
+}
+
+impl Processed {
+    /// Opens (or makes, with `replicas`: the stream's) bucket `processed_<stream>_<consumer>`.
+    pub(crate) async fn open(
+        client: &Client,
+        stream: &str,
+        consumer: &str,
+        ttl: Duration,
+        replicas: usize,
+    ) -> Result<Self, Error> {
+        let bucket = format!("processed_{}_{}", sanitize(stream), sanitize(consumer));
+        let config = Config {
+            bucket: bucket.clone(),
+            description: format!("ids of messages {consumer} processed (nats-actors)"),
+            history: 1,
+            max_age: ttl,
+            storage: StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        let kv = client
+            .jetstream()
+            .create_or_update_key_value(config)
+            .await
+            .map_err(|e| Error::JetStream {
+                what: format!("idempotency bucket {bucket}"),
+                reason: e.to_string(),
+            })?;
+        Ok(Self { kv })
+    }
+
+    /// The message's id: its `Nats-Msg-Id` when it has one (the same message published twice),
+    /// else its stream sequence (the same stored message delivered twice).
+    pub(crate) fn key(headers: Option<&HeaderMap>, delivery: &Delivery) -> String {
+        match headers.and_then(|h| headers::get(h, "Nats-Msg-Id")) {
+            Some(id) if !id.is_empty() => format!("id.{}", encode(id)),
+            _ => format!("seq.{}", delivery.stream_sequence),
+        }
+    }
+
+    /// Whether `key` was processed; an error when the bucket cannot be read (then nothing is
+    /// known, and the message must wait).
+    pub(crate) async fn seen(&self, key: &str) -> Result<bool, String> {
+        self.kv
+            .get(key)
+            .await
+            .map(|v| v.is_some())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Records `key` as processed, retrying for up to `within` (a server restart).
+    pub(crate) async fn mark(&self, key: &str, within: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.kv.put(key, Bytes::new()).await {
+                Ok(_) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() + delay >= deadline => {
+                    return Err(e.to_string())
+                }
+                Err(e) => {
+                    tracing::debug!(key, error = %e, "cannot record a processed id yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// A bucket name token: `[A-Za-z0-9_-]`, anything else as `_`.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A KV key token for any id: kept when it is made of safe characters, else hex.
+fn encode(id: &str) -> String {
+    let safe = id.len() <= 200
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '='));
+    if safe {
+        id.to_string()
+    } else {
+        id.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_valid_kv_keys() {
+        assert_eq!(encode("order-7"), "order-7");
+        assert_eq!(encode("a.b c"), "612e622063");
+        assert_eq!(sanitize("ORDERS.v2"), "ORDERS_v2");
+    }
+}

@@ -1,0 +1,460 @@
+//! Publishing to JetStream: wait for the ack, deduplicate with `Nats-Msg-Id`, retry only what is
+//! safe to retry, and pipeline many messages with a bounded window.
+
+use std::time::Duration;
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Serialize;
+use tracing::{Instrument, Span};
+
+use crate::client::{self, Client};
+use crate::codec::{self, Codec};
+use crate::error::PublishError;
+use crate::telemetry::metrics::Operation;
+use crate::telemetry::spans::SendKind;
+
+/// Default attempts of a JetStream publish (see [`JsPublish::attempts`]).
+pub const DEFAULT_ATTEMPTS: u32 = 5;
+
+/// What the server said about a stored message.
+///
+/// ```no_run
+/// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::PublishError> {
+/// use nats_actors::jetstream::JsPublish;
+/// let first = client.js_publish_with("orders.created", &"o-1", &JsPublish::new().msg_id("o-1")).await?;
+/// let again = client.js_publish_with("orders.created", &"o-1", &JsPublish::new().msg_id("o-1")).await?;
+/// assert!(!first.duplicate && again.duplicate);
+/// assert_eq!(first.sequence, again.sequence);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Published {
+    /// The stream that stored it.
+    pub stream: String,
+    /// Its sequence in the stream (the earlier copy's, for a duplicate).
+    pub sequence: u64,
+    /// The server had already stored a message with the same `Nats-Msg-Id` within the stream's
+    /// duplicate window; this one was not stored again.
+    pub duplicate: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+enum MsgId {
+    #[default]
+    None,
+    Explicit(String),
+    Derived,
+}
+
+/// Options of a JetStream publish: message id (deduplication), expectations, retries.
+///
+/// A publish that timed out may have been stored. It is retried only when it carries a message
+/// id, so that the server drops a second copy; a publish with no stream listening (`no
+/// responders`, e.g. during a leader election) stored nothing and is always retried.
+///
+/// ```
+/// use nats_actors::jetstream::JsPublish;
+/// let opts = JsPublish::new().msg_id("order-7").expected_last_sequence(41).attempts(10);
+/// # let _ = opts;
+/// let derived = JsPublish::new().derive_msg_id(); // id = hash of subject and payload
+/// # let _ = derived;
+/// ```
+#[derive(Clone, Debug)]
+pub struct JsPublish {
+    msg_id: MsgId,
+    expected_last_sequence: Option<u64>,
+    expected_last_subject_sequence: Option<u64>,
+    expected_last_msg_id: Option<String>,
+    expected_stream: Option<String>,
+    attempts: u32,
+}
+
+impl Default for JsPublish {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsPublish {
+    /// No message id, no expectations, [`DEFAULT_ATTEMPTS`] attempts.
+    pub fn new() -> Self {
+        Self {
+            msg_id: MsgId::None,
+            expected_last_sequence: None,
+            expected_last_subject_sequence: None,
+            expected_last_msg_id: None,
+            expected_stream: None,
+            attempts: DEFAULT_ATTEMPTS,
+        }
+    }
+
+    /// Sets `Nats-Msg-Id`: the stream stores one message per id within its duplicate window.
+    /// In [`Client::js_publish_pipelined`] the id of message `i` is `<id>-<i>`.
+    pub fn msg_id(mut self, id: impl Into<String>) -> Self {
+        self.msg_id = MsgId::Explicit(id.into());
+        self
+    }
+
+    /// Derives `Nats-Msg-Id` from the subject and the encoded payload (a 128-bit hash), so that
+    /// publishing the same content twice within the duplicate window stores it once, e.g. when
+    /// a redelivered message makes a handler publish again.
+    pub fn derive_msg_id(mut self) -> Self {
+        self.msg_id = MsgId::Derived;
+        self
+    }
+
+    /// Stored only if the stream's last sequence is `sequence` (optimistic concurrency).
+    pub fn expected_last_sequence(mut self, sequence: u64) -> Self {
+        self.expected_last_sequence = Some(sequence);
+        self
+    }
+
+    /// Stored only if the last message on this subject has `sequence`.
+    pub fn expected_last_subject_sequence(mut self, sequence: u64) -> Self {
+        self.expected_last_subject_sequence = Some(sequence);
+        self
+    }
+
+    /// Stored only if the stream's last message id is `id`.
+    pub fn expected_last_msg_id(mut self, id: impl Into<String>) -> Self {
+        self.expected_last_msg_id = Some(id.into());
+        self
+    }
+
+    /// Stored only if the subject belongs to `stream`.
+    pub fn expected_stream(mut self, stream: impl Into<String>) -> Self {
+        self.expected_stream = Some(stream.into());
+        self
+    }
+
+    /// How many times to send it in all (at least 1), with exponential backoff from 100 ms up to
+    /// 2 s between attempts.
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// The same options for headers that already carry the message id and expectations.
+    fn without_id(&self) -> Self {
+        Self {
+            msg_id: MsgId::None,
+            expected_last_sequence: None,
+            expected_last_subject_sequence: None,
+            expected_last_msg_id: None,
+            expected_stream: None,
+            attempts: self.attempts,
+        }
+    }
+
+    fn headers(&self, headers: &mut HeaderMap, subject: &str, payload: &[u8], index: usize) {
+        let id = match &self.msg_id {
+            MsgId::None => None,
+            MsgId::Explicit(id) if index == usize::MAX => Some(id.clone()),
+            MsgId::Explicit(id) => Some(format!("{id}-{index}")),
+            MsgId::Derived => Some(derive_id(subject, payload)),
+        };
+        let mut set = |name: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                headers.insert(name, v.as_str());
+            }
+        };
+        set("Nats-Msg-Id", id);
+        set(
+            "Nats-Expected-Last-Sequence",
+            self.expected_last_sequence.map(|s| s.to_string()),
+        );
+        set(
+            "Nats-Expected-Last-Subject-Sequence",
+            self.expected_last_subject_sequence.map(|s| s.to_string()),
+        );
+        set(
+            "Nats-Expected-Last-Msg-Id",
+            self.expected_last_msg_id.clone(),
+        );
+        set("Nats-Expected-Stream", self.expected_stream.clone());
+    }
+}
+
+/// 128 bits of FNV-1a over the subject, a separator and the payload, as hex.
+fn derive_id(subject: &str, payload: &[u8]) -> String {
+    let fnv = |basis: u64| {
+        let mut h = basis;
+        for b in subject.bytes().chain([0u8]).chain(payload.iter().copied()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    };
+    format!(
+        "{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x8422_2325_cbf2_9ce4)
+    )
+}
+
+fn retryable(kind: PublishErrorKind, has_id: bool) -> bool {
+    match kind {
+        // No stream answered: nothing was stored.
+        PublishErrorKind::StreamNotFound => true,
+        // It may have been stored: only a message id makes a second send safe.
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => has_id,
+        _ => false,
+    }
+}
+
+impl Client {
+    /// Publishes `value` to a JetStream stream (client codec, `Content-Type` header) and waits
+    /// for the server's ack.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::PublishError> {
+    /// let ack = client.js_publish("orders.created", &("o-1", 250)).await?;
+    /// println!("stored as {}#{}", ack.stream, ack.sequence);
+    /// # Ok(()) }
+    /// ```
+    pub async fn js_publish<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+    ) -> Result<Published, PublishError> {
+        self.js_publish_with(subject, value, &JsPublish::new())
+            .await
+    }
+
+    /// Like [`Client::js_publish`], with a message id, expectations and retries.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::PublishError> {
+    /// use nats_actors::jetstream::JsPublish;
+    /// let opts = JsPublish::new().msg_id("o-1").attempts(10);
+    /// client.js_publish_with("orders.created", &"o-1", &opts).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn js_publish_with<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+        options: &JsPublish,
+    ) -> Result<Published, PublishError> {
+        let codec = self.codec();
+        let mut headers = HeaderMap::new();
+        headers.insert(codec::CONTENT_TYPE, codec.content_type());
+        self.js_publish_encoded(None, subject, headers, codec, value, options)
+            .await
+    }
+
+    /// Publishes many messages with up to `window` acks outstanding at once, and returns each
+    /// one's result in order. A failure does not stop the others.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_actors::Client) {
+    /// use nats_actors::jetstream::JsPublish;
+    /// let tasks = (0..1000).map(|i| (format!("tasks.{}", i % 4), i));
+    /// let results = client.js_publish_pipelined(tasks, 256, &JsPublish::new().msg_id("batch-7")).await;
+    /// let stored = results.iter().filter(|r| r.is_ok()).count();
+    /// println!("{stored} of 1000 stored");
+    /// # }
+    /// ```
+    pub async fn js_publish_pipelined<S, T, I>(
+        &self,
+        messages: I,
+        window: usize,
+        options: &JsPublish,
+    ) -> Vec<Result<Published, PublishError>>
+    where
+        I: IntoIterator<Item = (S, T)>,
+        S: AsRef<str>,
+        T: Serialize,
+    {
+        let codec = self.codec();
+        let window = window.max(1);
+        let js = self.jetstream();
+        let mut results = Vec::new();
+        // Sent one after the other (so the stream stores them in order), acks awaited in order
+        // with at most `window` outstanding; a failed ack falls back to the retrying path.
+        let mut pending = futures::stream::FuturesOrdered::new();
+        for (i, (subject, value)) in messages.into_iter().enumerate() {
+            let subject = subject.as_ref().to_string();
+            let payload = match codec.encode(&value) {
+                Ok(p) => p,
+                Err(source) => {
+                    pending.push_back(futures::future::Either::Left(std::future::ready(Err(
+                        PublishError::Encode { subject, source },
+                    ))));
+                    continue;
+                }
+            };
+            let headers = || {
+                let mut h = HeaderMap::new();
+                h.insert(codec::CONTENT_TYPE, codec.content_type());
+                options.headers(&mut h, &subject, &payload, i);
+                h
+            };
+            let mut first = headers();
+            let (span, started) =
+                self.begin(None, SendKind::Publish, &subject, payload.len(), &mut first);
+            let sent = match self.check_size(&subject, &first, &payload) {
+                Ok(()) => js
+                    .publish_with_headers(subject.clone(), first, payload.clone())
+                    .await
+                    .ok(),
+                Err(_) => None,
+            };
+            // On failure the message is sent again through the retrying path, with its headers
+            // made again (not cloned up front: the common path stays allocation-light).
+            let retry = sent.is_none().then(headers);
+            pending.push_back(futures::future::Either::Right(async move {
+                let acked = match sent {
+                    Some(ack) => ack.await.ok(),
+                    None => None,
+                };
+                let result = match acked {
+                    Some(ack) => Ok(Published {
+                        stream: ack.stream,
+                        sequence: ack.sequence,
+                        duplicate: ack.duplicate,
+                    }),
+                    None => {
+                        let mut h = retry.unwrap_or_default();
+                        if h.is_empty() {
+                            h.insert(codec::CONTENT_TYPE, codec.content_type());
+                            options.headers(&mut h, &subject, &payload, i);
+                        }
+                        let again = options.without_id();
+                        Box::pin(self.js_send(
+                            Some(&span),
+                            &subject,
+                            h,
+                            payload,
+                            &again,
+                            usize::MAX,
+                        ))
+                        .await
+                    }
+                };
+                let error_type = result.as_ref().err().map(|_| "jetstream_publish");
+                client::finish(&span, started, Operation::Send, &result, error_type);
+                result
+            }));
+            while pending.len() >= window {
+                if let Some(r) = pending.next().await {
+                    results.push(r);
+                }
+            }
+        }
+        while let Some(r) = pending.next().await {
+            results.push(r);
+        }
+        results
+    }
+
+    pub(crate) async fn js_publish_encoded<T: Serialize + ?Sized>(
+        &self,
+        parent: Option<&Span>,
+        subject: &str,
+        headers: HeaderMap,
+        codec: Codec,
+        value: &T,
+        options: &JsPublish,
+    ) -> Result<Published, PublishError> {
+        let payload = codec.encode(value).map_err(|source| PublishError::Encode {
+            subject: subject.into(),
+            source,
+        })?;
+        self.js_send(parent, subject, headers, payload, options, usize::MAX)
+            .await
+    }
+
+    /// Sends under a `send` span and waits for the ack, retrying what is safe to retry.
+    /// `index` numbers the messages of a pipelined batch (`usize::MAX` for a single one).
+    pub(crate) async fn js_send(
+        &self,
+        parent: Option<&Span>,
+        subject: &str,
+        mut headers: HeaderMap,
+        payload: Bytes,
+        options: &JsPublish,
+        index: usize,
+    ) -> Result<Published, PublishError> {
+        options.headers(&mut headers, subject, &payload, index);
+        let has_id = headers.get("Nats-Msg-Id").is_some();
+        let (span, started) = self.begin(
+            parent,
+            SendKind::Publish,
+            subject,
+            payload.len(),
+            &mut headers,
+        );
+        let result = async {
+            self.check_size(subject, &headers, &payload)?;
+            let js = self.jetstream();
+            let mut attempt = 1;
+            loop {
+                let sent = match js
+                    .publish_with_headers(subject.to_owned(), headers.clone(), payload.clone())
+                    .await
+                {
+                    Ok(ack) => ack.await,
+                    Err(e) => Err(e),
+                };
+                match sent {
+                    Ok(ack) => {
+                        return Ok(Published {
+                            stream: ack.stream,
+                            sequence: ack.sequence,
+                            duplicate: ack.duplicate,
+                        })
+                    }
+                    Err(e) if attempt < options.attempts && retryable(e.kind(), has_id) => {
+                        let delay = Duration::from_millis(100 << (attempt - 1).min(4))
+                            .min(Duration::from_secs(2));
+                        tracing::debug!(subject, attempt, error = %e, ?delay, "JetStream publish failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    Err(source) => {
+                        return Err(PublishError::JetStream {
+                            subject: subject.into(),
+                            attempts: attempt,
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let error_type = result.as_ref().err().map(|e| match e {
+            PublishError::MaxPayload { .. } => "max_payload",
+            _ => "jetstream_publish",
+        });
+        client::finish(&span, started, Operation::Send, &result, error_type);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_depend_on_subject_and_payload() {
+        let a = derive_id("a", b"x");
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, derive_id("a", b"x"));
+        assert_ne!(a, derive_id("a", b"y"));
+        assert_ne!(a, derive_id("ax", b""));
+    }
+
+    #[test]
+    fn only_safe_failures_are_retried() {
+        assert!(retryable(PublishErrorKind::StreamNotFound, false));
+        assert!(!retryable(PublishErrorKind::TimedOut, false));
+        assert!(retryable(PublishErrorKind::TimedOut, true));
+        assert!(!retryable(PublishErrorKind::WrongLastSequence, true));
+    }
+}

@@ -1,0 +1,13 @@
+#![allow(unused_variables)]
+use nats_actors::prelude::*;
+
+#[derive(Actor)]
+struct A;
+
+#[handlers]
+impl A {
+    #[consumer(stream = "S", ordered = true, durable = "d")]
+    async fn h(&self, n: u32) {}
+}
+
+fn main() {}
