@@ -272,6 +272,28 @@ impl RuntimeBuilder {
 
     /// Adds a service: its endpoints, and the answers to discovery (`$SRV.PING`, `INFO`,
     /// `STATS`) under a new instance id. See [`Service`](crate::Service).
+    ///
+    /// ```no_run
+    /// use nats_actors::prelude::*;
+    ///
+    /// #[derive(Service)]
+    /// #[service(name = "clock", version = "1.0.0")]
+    /// struct Clock;
+    ///
+    /// #[endpoints]
+    /// impl Clock {
+    ///     #[endpoint(subject = "clock.now")]
+    ///     async fn now(&self) -> u64 {
+    ///         std::time::SystemTime::now()
+    ///             .duration_since(std::time::UNIX_EPOCH)
+    ///             .map_or(0, |d| d.as_secs())
+    ///     }
+    /// }
+    ///
+    /// # async fn run() -> Result<(), nats_actors::Error> {
+    /// Runtime::builder().connect_from_env().service(Clock).run_until_shutdown_signal().await
+    /// # }
+    /// ```
     pub fn service<S: crate::Service>(mut self, service: S) -> Self {
         self.actors
             .push(Box::new(crate::service::ServiceStarter::new(service)));
