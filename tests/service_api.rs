@@ -370,11 +370,12 @@ async fn a_python_client_reads_the_400_of_a_bad_payload() {
         "{}/tests/python/service_bad_payload.py",
         env!("CARGO_MANIFEST_DIR")
     );
+    let url = server.url();
     let out = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::task::spawn_blocking(move || {
             Command::new(python)
-                .args([script, server.url(), "v1.users.get".into(), "users".into()])
+                .args([script, url, "v1.users.get".into(), "users".into()])
                 .output()
                 .unwrap()
         }),
@@ -400,7 +401,7 @@ async fn a_python_client_reads_the_400_of_a_bad_payload() {
         .unwrap()
         .contains(&"v1.users.get".into()));
     assert_eq!(runtime.stats().handler("users::get").rejected, 1);
-    runtime.shutdown().await;
+    assert_eq!(runtime.shutdown().await.aborted, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
