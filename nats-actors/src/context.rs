@@ -13,7 +13,7 @@ use crate::client::Client;
 use crate::codec::{self, Codec};
 use crate::error::{HandlerError, PublishError, RequestError};
 use crate::headers;
-use crate::jetstream::{Delivery, JsPublish, Published};
+use crate::jetstream::{Delivery, JsPublish, LazyDelivery, Published};
 
 /// Trace headers larger than this are not passed on (W3C allows 8192 bytes of baggage).
 const MAX_TRACE_HEADER: usize = 8192;
@@ -45,7 +45,7 @@ pub struct Context {
     client: Client,
     default_codec: Codec,
     template: &'static str,
-    delivery: Option<Delivery>,
+    delivery: Option<LazyDelivery>,
 }
 
 impl Context {
@@ -55,7 +55,7 @@ impl Context {
         client: Client,
         default_codec: Codec,
         template: &'static str,
-        delivery: Option<Delivery>,
+        delivery: Option<LazyDelivery>,
     ) -> Self {
         Self {
             message,
@@ -69,7 +69,7 @@ impl Context {
 
     /// The JetStream delivery (stream, sequences, delivery count), in a `#[consumer]` handler.
     pub fn delivery(&self) -> Option<&Delivery> {
-        self.delivery.as_ref()
+        self.delivery.as_ref()?.get(self.message.reply.as_ref())
     }
 
     /// The `process` span of this message (disabled when it is not recorded).

@@ -4,7 +4,7 @@
 //! and naks what it holds at shutdown so that another instance takes it at once.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,13 +19,14 @@ use tokio::task::JoinHandle;
 
 use super::dead_letter::{self, DeadLetters, Letter};
 use super::idempotency::{self, Processed};
-use super::{ConsumerSpec, DeliverFrom, Delivery};
+use super::{ConsumerSpec, DeliverFrom, Delivery, LazyDelivery};
 use crate::actor::{Invoke, Outcome};
 use crate::client::Client;
 use crate::context::Context;
 use crate::error::{Error, HandlerError};
 use crate::runtime::{Progress, Worker};
 use crate::stats::HandlerCounters;
+use crate::telemetry::metrics;
 
 /// What a consumer handler's task owns besides its [`Worker`].
 pub struct JsSource {
@@ -37,8 +38,9 @@ pub struct JsSource {
     what: String,
     dead_letters: Option<Arc<DeadLetters>>,
     processed: Option<Processed>,
-    /// The stream and consumer names of the last delivery, shared by the next ones.
-    names: std::sync::Mutex<(Arc<str>, Arc<str>)>,
+    /// The stream's and the durable consumer's names, shared by every delivery.
+    stream_name: Arc<str>,
+    durable_name: Option<Arc<str>>,
 }
 
 /// Why a message stream stopped yielding.
@@ -104,7 +106,8 @@ impl JsSource {
                 what,
                 dead_letters: None,
                 processed: None,
-                names: Default::default(),
+                stream_name: Arc::from(spec.stream),
+                durable_name: None,
             };
             return Ok((source, None));
         };
@@ -173,7 +176,8 @@ impl JsSource {
             what,
             dead_letters,
             processed,
-            names: Default::default(),
+            stream_name: Arc::from(spec.stream),
+            durable_name: Some(Arc::from(durable)),
         };
         Ok((source, watcher))
     }
@@ -344,15 +348,12 @@ impl<A: Send + Sync + 'static> Worker<A> {
     where
         A: Invoke<I>,
     {
-        let delivery = {
-            let mut names = js.names.lock().unwrap_or_else(|e| e.into_inner());
-            Delivery::of(&msg, &mut names)
-        };
         let JsMessage { message, .. } = msg;
-        let (Some(delivery), Some(ack)) = (delivery, message.reply.clone()) else {
+        let Some(ack) = message.reply.clone() else {
             tracing::warn!(consumer = %js.what, subject = %message.subject, "not a JetStream delivery; ignored");
             return;
         };
+        let delivery = LazyDelivery::new(js.stream_name.clone(), js.durable_name.clone());
         if js.config.is_none() {
             // Ordered consumers do not ack: the outcome is only counted.
             let (ctx, outcome, started) = self.invoke::<I>(message, Some(delivery), None).await;
@@ -360,10 +361,29 @@ impl<A: Send + Sync + 'static> Worker<A> {
             self.record(ctx.span(), started, error_type, error.as_ref());
             return;
         }
-        let key = js
-            .processed
-            .as_ref()
-            .map(|_| Processed::key(message.headers.as_ref(), &delivery));
+        let key = match &js.processed {
+            Some(_) => match delivery.get(Some(&ack)) {
+                Some(d) => Some(Processed::key(message.headers.as_ref(), d)),
+                None => {
+                    tracing::warn!(consumer = %js.what, ack = %ack, "unreadable ack subject; ignored");
+                    return;
+                }
+            },
+            None => None,
+        };
+        // A redelivery that arrives while the first delivery is still being handled here (its
+        // id not recorded yet) waits for it, instead of running the handler a second time.
+        let _claim = match (&js.processed, &key) {
+            (Some(processed), Some(key)) => match processed.claim(key) {
+                Some(claim) => Some(claim),
+                None => {
+                    self.counters.js.retried.fetch_add(1, Relaxed);
+                    self.nak(&ack, keepalive(js.spec.ack_wait())).await;
+                    return;
+                }
+            },
+            _ => None,
+        };
         if let (Some(processed), Some(key)) = (&js.processed, &key) {
             match processed.seen(key).await {
                 Ok(false) => {}
@@ -383,14 +403,15 @@ impl<A: Send + Sync + 'static> Worker<A> {
             }
         }
         let ack_wait = js.spec.ack_wait();
-        let last = std::sync::Mutex::new(std::time::Instant::now());
+        let last = AtomicU64::new(0);
         let progress = Progress {
             ack: &ack,
             period: keepalive(ack_wait),
+            start: metrics::now(),
             last: &last,
         };
         let (ctx, outcome, started) = self
-            .invoke::<I>(message, Some(delivery.clone()), Some(progress))
+            .invoke::<I>(message, Some(delivery), Some(progress))
             .await;
         let (error, error_type) = classify(outcome);
         self.record(ctx.span(), started, error_type, error.as_ref());
@@ -403,13 +424,19 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     tracing::warn!(consumer = %js.what, key, error = %e, "processed, but the id could not be recorded");
                 }
             }
-            let quiet = last.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+            let quiet = metrics::elapsed(progress.start)
+                .saturating_sub(Duration::from_nanos(last.load(Relaxed)));
             if quiet > ack_wait {
                 // The server may already have given the message to someone else.
                 self.counters.js.late_acks.fetch_add(1, Relaxed);
-                tracing::warn!(consumer = %js.what, stream_sequence = delivery.stream_sequence, ?quiet, ?ack_wait, "ack sent after ack_wait: the message may be redelivered");
+                let seq = ctx.delivery().map(|d| d.stream_sequence);
+                tracing::warn!(consumer = %js.what, stream_sequence = ?seq, ?quiet, ?ack_wait, "ack sent after ack_wait: the message may be redelivered");
             }
             self.ack(js, &ack).await;
+            return;
+        };
+        let Some(delivery) = ctx.delivery().cloned() else {
+            tracing::warn!(consumer = %js.what, ack = %ack, "unreadable ack subject; the message is left to redelivery");
             return;
         };
         let retry = match error_type {

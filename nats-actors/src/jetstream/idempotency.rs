@@ -2,6 +2,8 @@
 //! every instance and kept across restarts, so a redelivered message that was already processed
 //! is acked without calling the handler again.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{Config, Store};
@@ -17,9 +19,25 @@ use crate::headers;
 /// Default time a processed id is remembered.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// The processed ids of one consumer.
+/// The processed ids of one consumer, and the ids this process is handling right now.
 pub(crate) struct Processed {
     kv: Store,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// An id being handled by this process; released on drop.
+pub(crate) struct Claim {
+    key: String,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
 }
 
 impl Processed {
@@ -49,7 +67,20 @@ impl Processed {
                 what: format!("idempotency bucket {bucket}"),
                 reason: e.to_string(),
             })?;
-        Ok(Self { kv })
+        Ok(Self {
+            kv,
+            in_flight: Arc::default(),
+        })
+    }
+
+    /// Claims `key` for this delivery; `None` while another delivery of the same id is being
+    /// handled here.
+    pub(crate) fn claim(&self, key: &str) -> Option<Claim> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight.insert(key.to_string()).then(|| Claim {
+            key: key.to_string(),
+            in_flight: self.in_flight.clone(),
+        })
     }
 
     /// The message's id: its `Nats-Msg-Id` when it has one (the same message published twice),

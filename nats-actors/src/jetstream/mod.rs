@@ -109,26 +109,57 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Reads the delivery from the ack subject; `names` are the stream and consumer names seen
-    /// last, shared instead of allocated again.
-    fn of(msg: &async_nats::jetstream::Message, names: &mut (Arc<str>, Arc<str>)) -> Option<Self> {
-        let info = msg.info().ok()?;
-        let nanos = u64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0);
-        if &*names.0 != info.stream {
-            names.0 = Arc::from(info.stream);
-        }
-        if &*names.1 != info.consumer {
-            names.1 = Arc::from(info.consumer);
-        }
+    /// Reads a JetStream ack subject: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.
+    /// <consumer seq>.<nanos>.<pending>`, or the newer form with a domain and an account hash
+    /// after `$JS.ACK.` (and a token more at the end). `stream`/`consumer` are shared when they
+    /// are the names in the subject.
+    fn parse(reply: &str, stream: &Arc<str>, consumer: Option<&Arc<str>>) -> Option<Self> {
+        let rest = reply.strip_prefix("$JS.ACK.")?;
+        let tokens: Vec<&str> = rest.split('.').collect();
+        let t = match tokens.len() {
+            7 => &tokens[..],
+            n if n >= 9 => &tokens[2..9],
+            _ => return None,
+        };
+        let name = |have: Option<&Arc<str>>, token: &str| match have {
+            Some(a) if &**a == token => a.clone(),
+            _ => Arc::from(token),
+        };
+        let num = |i: usize| t[i].parse::<u64>().ok();
         Some(Self {
-            stream: names.0.clone(),
-            consumer: names.1.clone(),
-            stream_sequence: info.stream_sequence,
-            consumer_sequence: info.consumer_sequence,
-            delivered: u64::try_from(info.delivered).unwrap_or(1),
-            pending: info.pending,
-            published: SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
+            stream: name(Some(stream), t[0]),
+            consumer: name(consumer, t[1]),
+            delivered: num(2)?,
+            stream_sequence: num(3)?,
+            consumer_sequence: num(4)?,
+            published: SystemTime::UNIX_EPOCH + Duration::from_nanos(num(5)?),
+            pending: num(6)?,
         })
+    }
+}
+
+/// The delivery of a message, read from its ack subject only when something asks for it (the
+/// `Delivery` extractor, a failure, idempotency): a message that is simply acked never pays for it.
+pub(crate) struct LazyDelivery {
+    stream: Arc<str>,
+    consumer: Option<Arc<str>>,
+    parsed: std::sync::OnceLock<Option<Delivery>>,
+}
+
+impl LazyDelivery {
+    pub(crate) fn new(stream: Arc<str>, consumer: Option<Arc<str>>) -> Self {
+        Self {
+            stream,
+            consumer,
+            parsed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The delivery of the message with ack subject `reply`.
+    pub(crate) fn get(&self, reply: Option<&async_nats::Subject>) -> Option<&Delivery> {
+        self.parsed
+            .get_or_init(|| Delivery::parse(reply?.as_str(), &self.stream, self.consumer.as_ref()))
+            .as_ref()
     }
 }
 
@@ -231,6 +262,35 @@ mod tests {
         double_ack: false,
         batch: None,
     };
+
+    #[test]
+    fn ack_subjects_of_both_forms() {
+        let stream: Arc<str> = Arc::from("ORDERS");
+        let d = Delivery::parse(
+            "$JS.ACK.ORDERS.audit.3.42.17.1700000000000000000.5",
+            &stream,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                d.delivered,
+                d.stream_sequence,
+                d.consumer_sequence,
+                d.pending
+            ),
+            (3, 42, 17, 5)
+        );
+        assert!(Arc::ptr_eq(&d.stream, &stream));
+        assert_eq!(&*d.consumer, "audit");
+        let v2 = "$JS.ACK.hub.ACCHASH.ORDERS.audit.1.7.7.1700000000000000000.0.xyz";
+        assert_eq!(
+            Delivery::parse(v2, &stream, None).unwrap().stream_sequence,
+            7
+        );
+        assert!(Delivery::parse("$JS.ACK.ORDERS.audit.x.1.1.1.1", &stream, None).is_none());
+        assert!(Delivery::parse("_INBOX.abc", &stream, None).is_none());
+    }
 
     #[test]
     fn backoff_schedule_then_its_last_step() {

@@ -29,7 +29,10 @@ use crate::telemetry::spans::{self, ProcessMeta, SendKind};
 pub(crate) struct Progress<'a> {
     pub ack: &'a async_nats::Subject,
     pub period: Duration,
-    pub last: &'a std::sync::Mutex<std::time::Instant>,
+    /// When the message was taken.
+    pub start: quanta::Instant,
+    /// Nanoseconds after `start` of the last `+WPI`.
+    pub last: &'a std::sync::atomic::AtomicU64,
 }
 
 /// Everything a subscription task needs.
@@ -180,7 +183,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
     pub(crate) async fn invoke<const I: usize>(
         &self,
         msg: Message,
-        delivery: Option<crate::jetstream::Delivery>,
+        delivery: Option<crate::jetstream::LazyDelivery>,
         progress: Option<Progress<'_>>,
     ) -> (
         Context,
@@ -222,7 +225,12 @@ impl<A: Send + Sync + 'static> Worker<A> {
         fut: F,
         progress: Progress<'_>,
     ) -> F::Output {
-        let Progress { ack, period, last } = progress;
+        let Progress {
+            ack,
+            period,
+            start,
+            last,
+        } = progress;
         let mut fut = std::pin::pin!(fut);
         // Most handlers finish on their first poll: the timer is made only for those that wait.
         if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
@@ -236,7 +244,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
                 _ = tick.tick() => {
                     let wpi = bytes::Bytes::from_static(b"+WPI");
                     match self.client.nats().publish(ack.clone(), wpi).await {
-                        Ok(()) => *last.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now(),
+                        Ok(()) => {
+                            let ns = metrics::elapsed(start).as_nanos();
+                            last.store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
+                        }
                         Err(e) => tracing::warn!(handler = %self.name(), error = %e, "cannot send an in-progress ack"),
                     }
                 }
