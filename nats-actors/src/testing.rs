@@ -18,6 +18,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Runs the server (`"$@"`) under a watchdog shell that SIGKILLs it when its own stdin closes:
+/// when [`NatsServer::kill`] drops the pipe, or when the test process dies without running any
+/// destructor (an abort), so that no server outlives its test.
+const WATCHDOG: &str = r#""$@" </dev/null & pid=$!; cat >/dev/null; kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; exit 0"#;
+
 /// Why a test server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -130,7 +135,8 @@ impl NatsServer {
     /// Kills the server (as a crash would).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            // Closing the watchdog's stdin makes it SIGKILL the server and exit.
+            drop(child.stdin.take());
             let _ = child.wait();
         }
     }
@@ -152,7 +158,11 @@ impl NatsServer {
     }
 
     fn spawn(&mut self, port: Option<u16>) -> Result<(), TestingError> {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(WATCHDOG)
+            .arg("nats-server")
+            .arg(&self.bin);
         cmd.args(["-a", "127.0.0.1", "-p"]);
         cmd.arg(port.map_or_else(|| "-1".to_string(), |p| p.to_string()));
         if self.options.jetstream {
@@ -167,7 +177,7 @@ impl NatsServer {
         }
         cmd.args(&self.options.args);
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
@@ -215,7 +225,7 @@ impl NatsServer {
                 Ok(())
             }
             _ => {
-                let _ = child.kill();
+                drop(child.stdin.take());
                 let _ = child.wait();
                 Err(TestingError::NoPort(seen))
             }
