@@ -251,7 +251,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut recreate = false;
         let mut attempt = 0usize;
-        'streams: while !self.stop.load(Relaxed) {
+        while !self.stop.load(Relaxed) {
             let mut messages = match js.messages(recreate).await {
                 Ok(m) => {
                     if recreate {
@@ -273,7 +273,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                 }
             };
             recreate = false;
-            loop {
+            let ended = loop {
                 while in_flight.len() < self.limit {
                     match waiting.pop_front() {
                         Some(m) => in_flight.push(self.process_js::<I>(&js, m)),
@@ -303,39 +303,63 @@ impl<A: Send + Sync + 'static> Worker<A> {
                         Some(Err(Problem::Recreate(e))) => {
                             tracing::warn!(consumer = %js.what, error = %e, "pull stream ended");
                             recreate = true;
-                            continue 'streams;
+                            break "the pull stream ended";
                         }
-                        None => continue 'streams,
+                        None => break "the pull stream ended",
                     },
                     _ = keepalive.tick() => self.keep_alive(&mut messages, &mut waiting).await,
                     _ = shutdown.changed() => self.stop.store(true, Relaxed),
                 }
                 if self.stop.load(Relaxed) {
-                    // What was pulled but not started goes back at once, not after ack_wait.
-                    while let Some(Some(Ok(m))) = messages.next().now_or_never() {
-                        waiting.push_back(m);
-                    }
-                    let returned = waiting.len();
-                    for m in waiting.drain(..) {
-                        if let Some(reply) = m.message.reply.as_ref() {
-                            self.send_ack(reply, "-NAK".into()).await;
-                        }
-                    }
-                    if returned > 0 {
-                        tracing::info!(consumer = %js.what, returned, "returned pulled messages at shutdown");
-                    }
-                    break 'streams;
+                    break "shutdown";
+                }
+            };
+            // Before the stream is made again (or at shutdown): what was pulled but not started
+            // goes back at once, not after ack_wait, and what runs finishes here, with its
+            // in-progress acks, rather than freezing while a new stream is set up.
+            for _ in 0..10_000 {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(m))) => waiting.push_back(m),
+                    Some(Some(Err(_))) => {}
+                    _ => break,
                 }
             }
+            drop(messages);
+            let returned = waiting.len();
+            for m in waiting.drain(..) {
+                if let Some(reply) = m.message.reply.as_ref() {
+                    self.send_ack(reply, "-NAK".into()).await;
+                }
+            }
+            if returned > 0 {
+                tracing::info!(consumer = %js.what, returned, why = ended, "returned pulled messages that had not started");
+            }
+            while in_flight.next().await.is_some() {}
         }
         while in_flight.next().await.is_some() {}
     }
 
     /// Moves what the pull stream already holds into `waiting` and sends each waiting message
     /// an in-progress ack.
+    ///
+    /// At most [`MAX_WAITING`] (or `batch`) are held: taking more from the stream would make it
+    /// pull more, and a slow instance would hoard what idle instances could handle.
     async fn keep_alive(&self, messages: &mut Messages, waiting: &mut VecDeque<JsMessage>) {
-        while let Some(Some(Ok(m))) = messages.next().now_or_never() {
-            waiting.push_back(m);
+        let cap = self
+            .spec
+            .consumer
+            .and_then(|c| c.batch)
+            .unwrap_or(MAX_WAITING)
+            .max(self.limit);
+        for _ in 0..cap * 2 {
+            if waiting.len() >= cap {
+                break;
+            }
+            match messages.next().now_or_never() {
+                Some(Some(Ok(m))) => waiting.push_back(m),
+                Some(Some(Err(_))) => {}
+                _ => break,
+            }
         }
         for m in waiting.iter() {
             if let Some(reply) = m.message.reply.as_ref() {
@@ -529,6 +553,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
         }
     }
 }
+
+/// Messages pulled and waiting for a busy handler that get in-progress acks, by default.
+const MAX_WAITING: usize = 64;
 
 /// How long recording a processed id is retried before the message is acked without it.
 const MARK_WITHIN: Duration = Duration::from_secs(60);

@@ -4,7 +4,8 @@
 //! A dead letter keeps the original payload and headers (trace context included) and adds
 //! `Nats-Actors-Dlq-*` headers: the original subject, stream, stream sequence, consumer,
 //! delivery count, last error and time. It is published to `dlq.<DLQ>.<stream>.<consumer>` with
-//! the message id `dlq-<stream>-<sequence>`, so the same message is never stored twice.
+//! the message id `dlq-<stream>-<consumer>-<sequence>`, so the same message is never stored
+//! twice for one consumer (each consumer that gives up on it records its own failure).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,9 @@ pub const DLQ_ERROR: &str = "Nats-Actors-Dlq-Error";
 pub const DLQ_TIME: &str = "Nats-Actors-Dlq-Time";
 /// Its original `Nats-Msg-Id`, if it had one.
 pub const DLQ_MSG_ID: &str = "Nats-Actors-Dlq-Msg-Id";
+/// Prefix of the server control headers it carried (`Nats-TTL`, `Nats-Rollup`, ...), kept
+/// under this prefix in the dead letter and restored by replay.
+const DLQ_ORIGINAL: &str = "Nats-Actors-Dlq-Orig-";
 
 const DLQ_HEADERS: [&str; 8] = [
     DLQ_SUBJECT,
@@ -174,12 +178,26 @@ impl DeadLetters {
                     }
                     continue;
                 }
+                let server = n.len() > 5 && n[..5].eq_ignore_ascii_case("Nats-");
+                let ours = n.len() > 11 && n[..11].eq_ignore_ascii_case("Nats-Actors");
                 // Expectations of the original publish would fail here; they are not kept.
-                if n.len() >= 13 && n[..13].eq_ignore_ascii_case("Nats-Expected") {
+                if server && n.len() >= 13 && n[..13].eq_ignore_ascii_case("Nats-Expected") {
                     continue;
                 }
+                // Other server control headers (TTL, rollup, batch, schedule) would act on the
+                // dead-letter stream or be refused by it: kept under another name, restored on
+                // replay.
+                let kept = if server && !ours {
+                    let renamed = format!("{DLQ_ORIGINAL}{n}");
+                    match async_nats::header::HeaderName::try_from(renamed.as_str()) {
+                        Ok(h) => h,
+                        Err(_) => continue,
+                    }
+                } else {
+                    name.clone()
+                };
                 for v in values {
-                    out.append(name.clone(), v.clone());
+                    out.append(kept.clone(), v.clone());
                 }
             }
         }
@@ -190,7 +208,10 @@ impl DeadLetters {
         out.insert(DLQ_DELIVERIES, letter.deliveries.to_string().as_str());
         out.insert(DLQ_ERROR, headers::safe_value(letter.error, 1024).as_str());
         out.insert(DLQ_TIME, now_rfc3339().as_str());
-        let id = format!("dlq-{}-{}", self.source, letter.stream_sequence);
+        let id = format!(
+            "dlq-{}-{}-{}",
+            self.source, self.consumer, letter.stream_sequence
+        );
         let options = JsPublish::new().msg_id(id).attempts(3);
         client
             .js_send(
@@ -384,10 +405,20 @@ fn letter_of(sequence: u64, all: HeaderMap, payload: Bytes) -> DeadLetter {
         let n: &str = name.as_ref();
         let drop = n.eq_ignore_ascii_case("Nats-Msg-Id")
             || (n != DLQ_MSG_ID && DLQ_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(n)));
-        if !drop {
-            for v in values {
-                letter.headers.append(name.clone(), v.clone());
+        if drop {
+            continue;
+        }
+        let restored = match n.get(..DLQ_ORIGINAL.len()) {
+            Some(p) if p.eq_ignore_ascii_case(DLQ_ORIGINAL) => {
+                match async_nats::header::HeaderName::try_from(&n[DLQ_ORIGINAL.len()..]) {
+                    Ok(h) => h,
+                    Err(_) => continue,
+                }
             }
+            _ => name.clone(),
+        };
+        for v in values {
+            letter.headers.append(restored.clone(), v.clone());
         }
     }
     letter
@@ -442,6 +473,7 @@ mod tests {
         h.insert(DLQ_DELIVERIES, "5");
         h.insert(DLQ_MSG_ID, "o-1");
         h.insert("Nats-Msg-Id", "dlq-ORDERS-7");
+        h.insert("Nats-Actors-Dlq-Orig-Nats-TTL", "1h");
         h.insert(
             "traceparent",
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
@@ -458,5 +490,9 @@ mod tests {
         assert!(letter.headers.get("traceparent").is_some());
         assert!(letter.headers.get(DLQ_SUBJECT).is_none());
         assert!(letter.headers.get("Nats-Msg-Id").is_none());
+        assert_eq!(
+            letter.headers.get("Nats-TTL").map(|v| v.as_str()),
+            Some("1h")
+        );
     }
 }

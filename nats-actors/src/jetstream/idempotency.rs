@@ -2,7 +2,7 @@
 //! every instance and kept across restarts, so a redelivered message that was already processed
 //! is acked without calling the handler again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,16 +19,19 @@ use crate::headers;
 /// Default time a processed id is remembered.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The ids this process is handling right now.
+type Claims = Arc<Mutex<HashSet<String>>>;
+
 /// The processed ids of one consumer, and the ids this process is handling right now.
 pub(crate) struct Processed {
     kv: Store,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    in_flight: Claims,
 }
 
 /// An id being handled by this process; released on drop.
 pub(crate) struct Claim {
     key: String,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    in_flight: Claims,
 }
 
 impl Drop for Claim {
@@ -67,10 +70,17 @@ impl Processed {
                 what: format!("idempotency bucket {bucket}"),
                 reason: e.to_string(),
             })?;
-        Ok(Self {
-            kv,
-            in_flight: Arc::default(),
-        })
+        // One claim set per bucket in the process, shared by every instance of the consumer.
+        static CLAIMS: std::sync::OnceLock<Mutex<HashMap<String, Claims>>> =
+            std::sync::OnceLock::new();
+        let in_flight = CLAIMS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(bucket)
+            .or_default()
+            .clone();
+        Ok(Self { kv, in_flight })
     }
 
     /// Claims `key` for this delivery; `None` while another delivery of the same id is being
@@ -87,7 +97,7 @@ impl Processed {
     /// else its stream sequence (the same stored message delivered twice).
     pub(crate) fn key(headers: Option<&HeaderMap>, delivery: &Delivery) -> String {
         match headers.and_then(|h| headers::get(h, "Nats-Msg-Id")) {
-            Some(id) if !id.is_empty() => format!("id.{}", encode(id)),
+            Some(id) if !id.is_empty() => encode(id),
             _ => format!("seq.{}", delivery.stream_sequence),
         }
     }
@@ -135,16 +145,18 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// A KV key token for any id: kept when it is made of safe characters, else hex.
+/// A KV key for any message id: `id.<id>` when it is made of safe characters, else
+/// `hex.<hex of its bytes>` (distinct prefixes: no id can take another's key).
 fn encode(id: &str) -> String {
     let safe = id.len() <= 200
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '='));
     if safe {
-        id.to_string()
+        format!("id.{id}")
     } else {
-        id.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+        let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+        format!("hex.{hex}")
     }
 }
 
@@ -154,8 +166,9 @@ mod tests {
 
     #[test]
     fn keys_are_valid_kv_keys() {
-        assert_eq!(encode("order-7"), "order-7");
-        assert_eq!(encode("a.b c"), "612e622063");
+        assert_eq!(encode("order-7"), "id.order-7");
+        assert_eq!(encode("a.b c"), "hex.612e622063");
+        assert_ne!(encode("612e622063"), encode("a.b c"));
         assert_eq!(sanitize("ORDERS.v2"), "ORDERS_v2");
     }
 }

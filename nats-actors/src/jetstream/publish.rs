@@ -248,7 +248,8 @@ impl Client {
     }
 
     /// Publishes many messages with up to `window` acks outstanding at once, and returns each
-    /// one's result in order. A failure does not stop the others.
+    /// one's result in order. A failure does not stop the others. Messages are sent in order; one
+    /// sent again after a failed ack (only when safe: see [`JsPublish`]) may land after later ones.
     ///
     /// ```no_run
     /// # async fn demo(client: nats_actors::Client) {
@@ -275,7 +276,8 @@ impl Client {
         let js = self.jetstream();
         let mut results = Vec::new();
         // Sent one after the other (so the stream stores them in order), acks awaited in order
-        // with at most `window` outstanding; a failed ack falls back to the retrying path.
+        // with at most `window` outstanding. A message whose ack failed is sent again only when
+        // that is safe (see `retryable`); it may then land after later ones.
         let mut pending = futures::stream::FuturesOrdered::new();
         for (i, (subject, value)) in messages.into_iter().enumerate() {
             let subject = subject.as_ref().to_string();
@@ -288,42 +290,59 @@ impl Client {
                     continue;
                 }
             };
-            let headers = || {
-                let mut h = HeaderMap::new();
-                h.insert(codec::CONTENT_TYPE, codec.content_type());
-                options.headers(&mut h, &subject, &payload, i);
-                h
-            };
-            let mut first = headers();
-            let (span, started) =
-                self.begin(None, SendKind::Publish, &subject, payload.len(), &mut first);
-            let sent = match self.check_size(&subject, &first, &payload) {
-                Ok(()) => js
-                    .publish_with_headers(subject.clone(), first, payload.clone())
-                    .await
-                    .ok(),
-                Err(_) => None,
-            };
-            // On failure the message is sent again through the retrying path, with its headers
-            // made again (not cloned up front: the common path stays allocation-light).
-            let retry = sent.is_none().then(headers);
-            pending.push_back(futures::future::Either::Right(async move {
-                let acked = match sent {
-                    Some(ack) => ack.await.ok(),
-                    None => None,
-                };
-                let result = match acked {
-                    Some(ack) => Ok(Published {
-                        stream: ack.stream,
-                        sequence: ack.sequence,
-                        duplicate: ack.duplicate,
-                    }),
-                    None => {
-                        let mut h = retry.unwrap_or_default();
-                        if h.is_empty() {
-                            h.insert(codec::CONTENT_TYPE, codec.content_type());
-                            options.headers(&mut h, &subject, &payload, i);
+            let mut headers = HeaderMap::new();
+            headers.insert(codec::CONTENT_TYPE, codec.content_type());
+            options.headers(&mut headers, &subject, &payload, i);
+            let has_id = headers.get("Nats-Msg-Id").is_some();
+            let (span, started) = self.begin(
+                None,
+                SendKind::Publish,
+                &subject,
+                payload.len(),
+                &mut headers,
+            );
+            let sent = match self.check_size(&subject, &headers, &payload) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    // The context's ack permits are held by the outstanding acks: keep them
+                    // moving while this one waits to be sent, or a window over the permit count
+                    // (or several pipelines at once) could wait forever.
+                    let send = js.publish_with_headers(subject.clone(), headers, payload.clone());
+                    let mut send = std::pin::pin!(send);
+                    Ok(loop {
+                        tokio::select! {
+                            biased;
+                            sent = &mut send => break sent,
+                            Some(r) = pending.next(), if !pending.is_empty() => results.push(r),
                         }
+                    })
+                }
+            };
+            pending.push_back(futures::future::Either::Right(async move {
+                let failed = match sent {
+                    Err(e) => Some(Err(e)),
+                    // Not sent at all: sending it again is safe.
+                    Ok(Err(_)) => None,
+                    Ok(Ok(ack)) => match ack.await {
+                        Ok(ack) => Some(Ok(Published {
+                            stream: ack.stream,
+                            sequence: ack.sequence,
+                            duplicate: ack.duplicate,
+                        })),
+                        Err(e) if retryable(e.kind(), has_id) => None,
+                        Err(source) => Some(Err(PublishError::JetStream {
+                            subject: subject.clone(),
+                            attempts: 1,
+                            source,
+                        })),
+                    },
+                };
+                let result = match failed {
+                    Some(result) => result,
+                    None => {
+                        let mut h = HeaderMap::new();
+                        h.insert(codec::CONTENT_TYPE, codec.content_type());
+                        options.headers(&mut h, &subject, &payload, i);
                         let again = options.without_id();
                         Box::pin(self.js_send(
                             Some(&span),

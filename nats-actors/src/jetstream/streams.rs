@@ -35,7 +35,10 @@ pub(crate) async fn declare(js: &Context, config: &Config) -> Result<(), Error> 
     if fields.is_empty() {
         return Ok(());
     }
-    match js.update_stream(config.clone()).await {
+    // Only what the declaration sets is changed: settings made elsewhere (replicas, limits,
+    // metadata) are kept.
+    let merged = merge(&current, config).unwrap_or_else(|| config.clone());
+    match js.update_stream(merged).await {
         Ok(_) => {
             tracing::info!(stream = %config.name, fields = %fields.join(", "), "stream updated");
             Ok(())
@@ -56,6 +59,28 @@ pub(crate) async fn declare(js: &Context, config: &Config) -> Result<(), Error> 
 
 fn is_not_found(kind: GetStreamErrorKind) -> bool {
     matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// The declared fields (those that differ from the default, and the storage and retention) put
+/// over the server's configuration.
+fn merge(current: &Config, wanted: &Config) -> Option<Config> {
+    let default = Config {
+        name: wanted.name.clone(),
+        ..Config::default()
+    };
+    let (Value::Object(mut cur), Value::Object(want), Value::Object(def)) = (
+        serde_json::to_value(current).ok()?,
+        serde_json::to_value(wanted).ok()?,
+        serde_json::to_value(&default).ok()?,
+    ) else {
+        return None;
+    };
+    for (k, v) in want {
+        if def.get(&k) != Some(&v) || matches!(k.as_str(), "storage" | "retention") {
+            cur.insert(k, v);
+        }
+    }
+    serde_json::from_value(Value::Object(cur)).ok()
 }
 
 /// The fields the declaration sets (differs from the default) that differ from the server's
@@ -101,5 +126,24 @@ mod tests {
         let diff = differences(&current, &wanted);
         assert_eq!(diff, ["storage (\"file\" -> \"memory\")"]);
         assert!(differences(&current, &current).is_empty());
+    }
+
+    #[test]
+    fn a_change_keeps_what_the_declaration_does_not_set() {
+        let current = Config {
+            name: "S".into(),
+            subjects: vec!["s.>".into()],
+            num_replicas: 3,
+            max_messages: 10,
+            ..Default::default()
+        };
+        let wanted = Config {
+            name: "S".into(),
+            subjects: vec!["s.>".into()],
+            max_messages: 20,
+            ..Default::default()
+        };
+        let merged = merge(&current, &wanted).unwrap();
+        assert_eq!((merged.max_messages, merged.num_replicas), (20, 3));
     }
 }
