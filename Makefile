@@ -18,7 +18,7 @@ python-env:
 	@$(PYTHON_ENV)/bin/python -c "import nats, opentelemetry.sdk" 2>/dev/null || \
 		$(PYTHON_ENV)/bin/python -m pip install --quiet --disable-pip-version-check nats-py opentelemetry-sdk
 
-## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and benches
+## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), the service, task-queue and event-driven examples run to completion, benches built.
 ## built, and the service_api example run to completion (it starts its own server).
 test: nats-server python-env
 	$(CARGO) fmt --all -- --check
@@ -26,6 +26,8 @@ test: nats-server python-env
 	$(CARGO) test --workspace --all-features
 	$(CARGO) build --workspace --examples
 	$(CARGO) run --quiet --example service_api > /dev/null
+	$(CARGO) run --quiet --example task_queue > /dev/null
+	$(CARGO) run --quiet --example event_driven > /dev/null
 	$(CARGO) bench --workspace --no-run
 
 ## Starts a throwaway server (unless NATS_URL is set) and runs actors that exchange events and a request.
