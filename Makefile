@@ -18,8 +18,9 @@ python-env:
 	@$(PYTHON_ENV)/bin/python -c "import nats, opentelemetry.sdk" 2>/dev/null || \
 		$(PYTHON_ENV)/bin/python -m pip install --quiet --disable-pip-version-check nats-py opentelemetry-sdk
 
-## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), the service, task-queue and event-driven examples run to completion, benches built.
-## built, and the service_api example run to completion (it starts its own server).
+## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and
+## benches built, and the service_api, task_queue and event_driven examples run to completion
+## (each starts its own server).
 test: nats-server python-env
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
