@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nats_actors::prelude::*;
-use nats_actors::testing::NatsServer;
-use nats_actors::ConnectOptions;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct OrderPlaced {
@@ -194,15 +192,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let telemetry = nats_actors::telemetry::init("nats-actors-demo")?;
 
     // A throwaway server unless NATS_URL points at one; stopped when `_server` drops.
-    let (_server, options) = match std::env::var("NATS_URL") {
-        Ok(_) => (None, ConnectOptions::from_env()?),
-        Err(_) => {
-            let server = NatsServer::builder().jetstream(false).start()?;
-            println!("started a local nats-server at {}", server.url());
-            let options = ConnectOptions::new([server.url()]);
-            (Some(server), options)
-        }
-    };
+    let (_server, options) = nats_actors_suite::example_server(false)?;
 
     let stock = Arc::new(DashMap::new());
     stock.insert("apple".to_string(), 10);

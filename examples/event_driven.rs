@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 
 use nats_actors::jetstream::{JsPublish, StreamConfig};
 use nats_actors::prelude::*;
-use nats_actors::testing::NatsServer;
-use nats_actors::ConnectOptions;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct OrderCreated {
@@ -111,18 +109,7 @@ impl Notifications {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_server, options) = match std::env::var("NATS_URL") {
-        Ok(_) => (None, ConnectOptions::from_env()?),
-        Err(_) => {
-            let server = NatsServer::start()?;
-            println!(
-                "started a local nats-server with JetStream at {}",
-                server.url()
-            );
-            let options = ConnectOptions::new([server.url()]);
-            (Some(server), options)
-        }
-    };
+    let (_server, options) = nats_actors_suite::example_server(true)?;
     let stream = |name: &str, subjects: &str| StreamConfig {
         name: name.into(),
         subjects: vec![subjects.into()],

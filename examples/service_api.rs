@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nats_actors::prelude::*;
-use nats_actors::testing::NatsServer;
-use nats_actors::{ConnectOptions, RequestError};
+use nats_actors::RequestError;
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 struct GetUser {
@@ -79,15 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
     // A throwaway server unless NATS_URL points at one; stopped when `_server` drops.
-    let (_server, options) = match std::env::var("NATS_URL") {
-        Ok(_) => (None, ConnectOptions::from_env()?),
-        Err(_) => {
-            let server = NatsServer::builder().jetstream(false).start()?;
-            println!("started a local nats-server at {}", server.url());
-            let options = ConnectOptions::new([server.url()]);
-            (Some(server), options)
-        }
-    };
+    let (_server, options) = nats_actors_suite::example_server(false)?;
     let db = DashMap::new();
     db.insert(1, "Ada".to_string());
     db.insert(2, "Grace".to_string());

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use nats_actors::jetstream::{self, Delivery, JsPublish, RetentionPolicy, StreamConfig};
 use nats_actors::prelude::*;
-use nats_actors::testing::NatsServer;
-use nats_actors::ConnectOptions;
 
 const TASKS: u64 = 300;
 
@@ -71,18 +69,7 @@ fn unlucky(id: u64, attempt: u64) -> bool {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_server, options) = match std::env::var("NATS_URL") {
-        Ok(_) => (None, ConnectOptions::from_env()?),
-        Err(_) => {
-            let server = NatsServer::start()?;
-            println!(
-                "started a local nats-server with JetStream at {}",
-                server.url()
-            );
-            let options = ConnectOptions::new([server.url()]);
-            (Some(server), options)
-        }
-    };
+    let (_server, options) = nats_actors_suite::example_server(true)?;
 
     let worker = Worker::default();
     let runtime = Runtime::builder()

@@ -51,3 +51,19 @@ pub fn logs() {
         .try_init();
 }
 pub mod otlp;
+
+/// Where an example connects: the server `NATS_URL` names (with the rest of the `NATS_*`
+/// environment), else a throwaway local nats-server (JetStream on or off), stopped when the
+/// returned server is dropped.
+pub fn example_server(
+    jetstream: bool,
+) -> Result<(Option<NatsServer>, nats_actors::ConnectOptions), Box<dyn std::error::Error>> {
+    if std::env::var_os("NATS_URL").is_some() {
+        return Ok((None, nats_actors::ConnectOptions::from_env()?));
+    }
+    let server = NatsServer::builder().jetstream(jetstream).start()?;
+    let what = if jetstream { " with JetStream" } else { "" };
+    println!("started a local nats-server{what} at {}", server.url());
+    let options = nats_actors::ConnectOptions::new([server.url()]);
+    Ok((Some(server), options))
+}
