@@ -22,7 +22,6 @@ use futures::StreamExt;
 use nats_actors::prelude::*;
 use nats_actors::testing::NatsServer;
 use nats_actors::ConnectOptions;
-use opentelemetry_otlp::WithExportConfig;
 use tokio::sync::Notify;
 
 mod common;
@@ -378,16 +377,6 @@ async fn telemetry_child(mode: &str) {
     let url = std::env::var("BENCH_NATS_URL").expect("BENCH_NATS_URL");
     let payload = event_128();
     let receiver = nats_actors_suite::otlp::OtlpReceiver::grpc().await;
-    let spans = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(receiver.endpoint())
-        .build()
-        .unwrap();
-    let metrics = opentelemetry_otlp::MetricExporter::builder()
-        .with_tonic()
-        .with_endpoint(receiver.endpoint())
-        .build()
-        .unwrap();
     let (label, sampling) = match mode {
         "sampled" => (
             "(c) every message sampled, OTLP export",
@@ -402,13 +391,20 @@ async fn telemetry_child(mode: &str) {
             Sampling::ratio(0.0).parent_based(),
         ),
     };
-    let mut builder = TelemetryBuilder::new("nats-actors-bench")
+    // Configured as a deployment would: the standard environment, OTLP over gRPC.
+    let endpoint = if mode == "unsampled-tracing-only" {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    } else {
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    };
+    std::env::set_var(endpoint, receiver.endpoint());
+    std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+    std::env::set_var("OTEL_METRIC_EXPORT_INTERVAL", "1000");
+    let builder = TelemetryBuilder::new("nats-actors-bench")
+        .from_env()
+        .unwrap()
         .sampling(sampling)
-        .span_exporter(spans)
         .logs(false);
-    if mode != "unsampled-tracing-only" {
-        builder = builder.metric_exporter(metrics, Duration::from_secs(1));
-    }
     let guard = builder.install().unwrap();
     let ratio = pubsub_rounds(&url, &payload, label).await;
     tokio::task::spawn_blocking(move || guard.shutdown())

@@ -98,6 +98,16 @@ impl FlowA {
     #[subscribe("flow.start")]
     async fn start(&self, order: Order, ctx: &Context) -> Result<(), HandlerError> {
         tracing::info!(order = order.id, "user event inside the handler");
+        // A span the user opens is a child of the process span, and sees its OpenTelemetry
+        // context as the current one.
+        use tracing::Instrument as _;
+        async {
+            let cx = opentelemetry::Context::current();
+            use opentelemetry::trace::TraceContextExt as _;
+            assert!(cx.span().span_context().is_valid(), "current context in a user span");
+        }
+        .instrument(tracing::info_span!("user work"))
+        .await;
         let price: u32 = ctx.request("flow.price", &order).await?;
         ctx.publish("flow.priced", &price).await?;
         Ok(())
@@ -147,7 +157,7 @@ async fn one_trace_across_publish_request_reply_and_publish() {
     // Every span of the flow ends up in this one trace.
     assert!(
         eventually(Duration::from_secs(5), || async {
-            trace_spans(trace).len() >= 7
+            trace_spans(trace).len() >= 8
         })
         .await
     );
@@ -166,6 +176,11 @@ async fn one_trace_across_publish_request_reply_and_publish() {
     );
     let (send_priced, process_priced) = (get("send flow.priced"), get("process flow.priced"));
     let id = |s: &SpanData| s.span_context.span_id();
+    assert_eq!(
+        get("user work").parent_span_id,
+        id(process_start),
+        "a span opened in the handler is a child of its process span"
+    );
     assert_eq!(
         send_start.parent_span_id,
         SpanId::INVALID,

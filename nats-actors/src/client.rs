@@ -14,9 +14,8 @@ use crate::codec::{self, Codec};
 use crate::error::{PublishError, RequestError};
 use crate::headers;
 use crate::telemetry::metrics::{ClientMetrics, Operation};
-use crate::telemetry::spans::{self, SendKind, Server};
+use crate::telemetry::spans::{self, Frame, SendKind, Server};
 use std::time::Instant;
-use tracing::{Instrument, Span};
 
 /// Default timeout of [`Client::request`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,7 +40,7 @@ struct Inner {
     nats: async_nats::Client,
     codec: Codec,
     timeout: Duration,
-    server: Server,
+    server: Arc<Server>,
     /// Made on first use: it spawns the task that collects publish acks.
     jetstream: Arc<OnceLock<async_nats::jetstream::Context>>,
 }
@@ -190,7 +189,7 @@ impl Client {
     /// Publishes under a send span (child of `parent`) whose context goes into the headers.
     pub(crate) async fn send(
         &self,
-        parent: Option<&Span>,
+        parent: Option<&Frame>,
         what: SendKind,
         subject: &str,
         mut headers: HeaderMap,
@@ -208,7 +207,6 @@ impl Client {
                     source,
                 })
         }
-        .instrument(span.clone())
         .await;
         let error_type = result.as_ref().err().map(|e| match e {
             PublishError::MaxPayload { .. } => "max_payload",
@@ -221,7 +219,7 @@ impl Client {
     /// Encodes `value` with `codec` and publishes it with `headers`.
     pub(crate) async fn publish_encoded<T: Serialize + ?Sized>(
         &self,
-        parent: Option<&Span>,
+        parent: Option<&Frame>,
         subject: &str,
         headers: HeaderMap,
         codec: Codec,
@@ -239,7 +237,7 @@ impl Client {
     /// `Content-Type`, else with `codec`.
     pub(crate) async fn request_typed<Resp, Req>(
         &self,
-        parent: Option<&Span>,
+        parent: Option<&Frame>,
         subject: &str,
         headers: HeaderMap,
         codec: Codec,
@@ -266,7 +264,7 @@ impl Client {
     /// headers, so that the responder's process span is its child.
     async fn request_message(
         &self,
-        parent: Option<&Span>,
+        parent: Option<&Frame>,
         subject: &str,
         mut headers: HeaderMap,
         payload: Bytes,
@@ -281,7 +279,6 @@ impl Client {
         );
         let result = self
             .request_untraced(subject, headers, payload, timeout)
-            .instrument(span.clone())
             .await;
         let error_type = result.as_ref().err().map(|e| match e {
             RequestError::NoResponders { .. } => "no_responders",
@@ -334,14 +331,14 @@ impl Client {
     /// and the start of its duration metric.
     pub(crate) fn begin(
         &self,
-        parent: Option<&Span>,
+        parent: Option<&Frame>,
         what: SendKind,
         subject: &str,
         body_size: usize,
         headers: &mut HeaderMap,
-    ) -> (Span, Started) {
+    ) -> (Frame, Started) {
         let span = spans::send(parent, what, subject, body_size, &self.inner.server);
-        if !span.is_disabled() && what != SendKind::Reply {
+        if what != SendKind::Reply {
             spans::inject(&span, headers);
         }
         (span, ClientMetrics::get().map(|m| (m, Instant::now())))
@@ -396,14 +393,14 @@ pub(crate) type Started = Option<(&'static ClientMetrics, Instant)>;
 
 /// Marks the span failed and records the operation's metric.
 pub(crate) fn finish<T, E: std::fmt::Display>(
-    span: &Span,
+    span: &Frame,
     started: Started,
     op: Operation,
     result: &Result<T, E>,
     error_type: Option<&'static str>,
 ) {
     if let (Some(t), Err(e)) = (error_type, result) {
-        spans::fail(span, t, &e.to_string());
+        span.fail(t, &e.to_string());
     }
     if let Some((m, started)) = started {
         m.record(op, started, error_type);

@@ -14,6 +14,7 @@ use crate::codec::{self, Codec};
 use crate::error::{HandlerError, PublishError, RequestError};
 use crate::headers;
 use crate::jetstream::{Delivery, JsPublish, LazyDelivery, Published};
+use crate::telemetry::spans::Frame;
 
 /// Trace headers larger than this are not passed on (W3C allows 8192 bytes of baggage).
 const MAX_TRACE_HEADER: usize = 8192;
@@ -42,6 +43,7 @@ const MAX_TRACE_HEADER: usize = 8192;
 pub struct Context {
     message: Message,
     span: tracing::Span,
+    frame: Frame,
     client: Client,
     default_codec: Codec,
     template: &'static str,
@@ -50,7 +52,7 @@ pub struct Context {
 
 impl Context {
     pub(crate) fn new(
-        span: tracing::Span,
+        (span, frame): (tracing::Span, Frame),
         message: Message,
         client: Client,
         default_codec: Codec,
@@ -60,6 +62,7 @@ impl Context {
         Self {
             message,
             span,
+            frame,
             client,
             default_codec,
             template,
@@ -72,9 +75,19 @@ impl Context {
         self.delivery.as_ref()?.get(self.message.reply.as_ref())
     }
 
-    /// The `process` span of this message (disabled when it is not recorded).
+    /// The `tracing` span the handler runs in (disabled when the message is not traced).
+    ///
+    /// The `process` span itself is recorded by nats-actors, not by `tracing-opentelemetry`:
+    /// `tracing` events in the handler become its events, and spans the handler opens are its
+    /// children; for its OpenTelemetry context (to propagate by hand), use
+    /// `opentelemetry::Context::current()` inside the handler.
     pub fn span(&self) -> &tracing::Span {
         &self.span
+    }
+
+    /// The recorded `process` span.
+    pub(crate) fn frame(&self) -> &Frame {
+        &self.frame
     }
 
     /// The subject the message arrived on.
@@ -134,7 +147,7 @@ impl Context {
         let codec = self.default_codec;
         let headers = self.outgoing_headers(codec);
         self.client
-            .publish_encoded(Some(&self.span), subject, headers, codec, value)
+            .publish_encoded(Some(&self.frame), subject, headers, codec, value)
             .await
     }
 
@@ -152,7 +165,7 @@ impl Context {
         let codec = self.default_codec;
         let headers = self.outgoing_headers(codec);
         self.client
-            .request_typed(Some(&self.span), subject, headers, codec, request)
+            .request_typed(Some(&self.frame), subject, headers, codec, request)
             .await
     }
 
@@ -177,7 +190,7 @@ impl Context {
         let codec = self.default_codec;
         let headers = self.outgoing_headers(codec);
         self.client
-            .js_publish_encoded(Some(&self.span), subject, headers, codec, value, options)
+            .js_publish_encoded(Some(&self.frame), subject, headers, codec, value, options)
             .await
     }
 

@@ -13,8 +13,12 @@ struct Echo;
 #[handlers]
 impl Echo {
     #[request("otlp.echo")]
-    async fn echo(&self, n: u32) -> u32 {
-        n
+    async fn echo(&self, n: u32) -> Result<u32, HandlerError> {
+        if n == 99 {
+            return Err(HandlerError::new("no 99s"));
+        }
+        tracing::info!(n, "echoing");
+        Ok(n)
     }
 }
 
@@ -45,6 +49,11 @@ pub async fn export_over(protocol: &str) {
         let back: u32 = runtime.client().request("otlp.echo", &n).await.unwrap();
         assert_eq!(back, n);
     }
+    let refused = runtime
+        .client()
+        .request::<u32, _>("otlp.echo", &99u32)
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
     runtime.shutdown().await;
     tokio::task::spawn_blocking(move || guard.shutdown())
         .await
@@ -52,13 +61,26 @@ pub async fn export_over(protocol: &str) {
 
     assert!(
         eventually(Duration::from_secs(10), || async {
-            receiver.span_count() >= 15
+            receiver.span_count() >= 18
         })
         .await,
         "spans: {:?}",
         receiver.spans()
     );
     let spans = receiver.spans();
+    // A failed request: error status, error.type and an exception event, on the wire too.
+    let failed: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "process otlp.echo" && s.status == 2)
+        .collect();
+    assert_eq!(failed.len(), 1, "{spans:?}");
+    assert_eq!(failed[0].attr("error.type"), Some("handler"));
+    assert!(failed[0].events.contains(&"exception".to_string()), "{failed:?}");
+    let failed_trace = failed[0].trace_id.clone();
+    let spans: Vec<_> = spans
+        .into_iter()
+        .filter(|s| s.trace_id != failed_trace)
+        .collect();
     for name in ["request otlp.echo", "process otlp.echo", "send"] {
         assert_eq!(
             spans.iter().filter(|s| s.name == name).count(),
@@ -74,6 +96,34 @@ pub async fn export_over(protocol: &str) {
         exporter_noise, 0,
         "the exporter's own HTTP/gRPC spans are filtered out: {spans:?}"
     );
+    // What the wire carries: kinds, parents, attributes and the handler's event.
+    for request in spans.iter().filter(|s| s.name == "request otlp.echo") {
+        assert_eq!(request.kind, 3, "CLIENT: {request:?}");
+        assert_eq!(request.attr("messaging.operation.name"), Some("request"));
+        let process = spans
+            .iter()
+            .find(|s| s.name == "process otlp.echo" && s.parent_span_id == request.span_id)
+            .unwrap_or_else(|| panic!("a process span under {request:?} in {spans:?}"));
+        assert_eq!(process.trace_id, request.trace_id);
+        assert_eq!(process.kind, 5, "CONSUMER: {process:?}");
+        assert_eq!(process.status, 0);
+        for (k, v) in [
+            ("messaging.system", "nats"),
+            ("messaging.operation.type", "process"),
+            ("messaging.destination.name", "otlp.echo"),
+            ("messaging.destination.template", "otlp.echo"),
+        ] {
+            assert_eq!(process.attr(k), Some(v), "{k} in {process:?}");
+        }
+        assert!(process.attr("server.port").is_some(), "{process:?}");
+        assert_eq!(process.events, vec!["echoing".to_string()], "{process:?}");
+        let reply = spans
+            .iter()
+            .find(|s| s.name == "send" && s.parent_span_id == process.span_id)
+            .unwrap_or_else(|| panic!("a reply span under {process:?} in {spans:?}"));
+        assert_eq!(reply.kind, 4, "PRODUCER: {reply:?}");
+        assert_eq!(reply.attr("messaging.destination.name"), None);
+    }
     let resource = &spans[0].resource;
     assert!(
         resource.contains(&("service.name".into(), "otlp-echo-svc".into())),

@@ -21,13 +21,47 @@ use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
-/// One received span: its name and its resource's attributes.
+/// One received span, as decoded from the wire.
 #[derive(Clone, Debug)]
 pub struct ReceivedSpan {
     /// The span name.
     pub name: String,
+    /// The OTLP span kind (3 client, 4 producer, 5 consumer).
+    pub kind: i32,
+    /// Trace id, span id and parent span id (empty for a root).
+    pub trace_id: Vec<u8>,
+    /// The span id.
+    pub span_id: Vec<u8>,
+    /// The parent's span id (empty for a root).
+    pub parent_span_id: Vec<u8>,
+    /// `(key, value)` of the span's attributes, values as text.
+    pub attributes: Vec<(String, String)>,
+    /// The names of the span's events.
+    pub events: Vec<String>,
+    /// The status code (0 unset, 2 error).
+    pub status: i32,
     /// `(key, value)` of the resource's string attributes.
     pub resource: Vec<(String, String)>,
+}
+
+impl ReceivedSpan {
+    /// The value of attribute `key`, as text.
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn text(v: Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    match v.and_then(|v| v.value) {
+        Some(Value::StringValue(s)) => s,
+        Some(Value::IntValue(n)) => n.to_string(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::DoubleValue(f)) => f.to_string(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Details are kept for the first spans only; the rest are counted, so that a benchmark's
@@ -65,6 +99,17 @@ impl Store {
                 for span in ss.spans {
                     spans.push(ReceivedSpan {
                         name: span.name,
+                        kind: span.kind,
+                        trace_id: span.trace_id,
+                        span_id: span.span_id,
+                        parent_span_id: span.parent_span_id,
+                        attributes: span
+                            .attributes
+                            .into_iter()
+                            .map(|kv| (kv.key, text(kv.value)))
+                            .collect(),
+                        events: span.events.into_iter().map(|e| e.name).collect(),
+                        status: span.status.map_or(0, |s| s.code),
                         resource: resource.clone(),
                     });
                 }

@@ -382,7 +382,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             // Ordered consumers do not ack: the outcome is only counted.
             let (ctx, outcome, started) = self.invoke::<I>(message, Some(delivery), None).await;
             let (error, error_type) = classify(outcome);
-            self.record(ctx.span(), started, error_type, error.as_ref());
+            self.record(ctx.frame(), started, error_type, error.as_ref());
             return;
         }
         let key = match &js.processed {
@@ -438,7 +438,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             .invoke::<I>(message, Some(delivery), Some(progress))
             .await;
         let (error, error_type) = classify(outcome);
-        self.record(ctx.span(), started, error_type, error.as_ref());
+        self.record(ctx.frame(), started, error_type, error.as_ref());
         let Some(error) = error else {
             if let (Some(processed), Some(key)) = (&js.processed, &key) {
                 // Kept alive while it is recorded (through a server restart, if need be). Acked
@@ -509,7 +509,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                 deliveries: delivery.delivered,
                 error: reason,
             };
-            if let Err(e) = dl.store(&self.client, Some(ctx.span()), letter).await {
+            if let Err(e) = dl.store(&self.client, Some(ctx.frame()), letter).await {
                 tracing::error!(consumer = %js.what, error = %e, "cannot store a dead letter; the message is nak'ed instead");
                 self.counters.js.retried.fetch_add(1, Relaxed);
                 self.nak(ack, js.spec.backoff(delivery.delivered)).await;

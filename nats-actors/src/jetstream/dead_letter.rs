@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::telemetry::spans::Frame;
 use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::stream::{Config, StorageType};
 use async_nats::jetstream::ErrorCode;
@@ -18,7 +19,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::watch;
-use tracing::Span;
 
 use super::publish::JsPublish;
 use crate::client::Client;
@@ -165,7 +165,7 @@ impl DeadLetters {
     pub(crate) async fn store(
         &self,
         client: &Client,
-        parent: Option<&Span>,
+        parent: Option<&Frame>,
         letter: Letter<'_>,
     ) -> Result<(), PublishError> {
         let mut out = HeaderMap::new();

@@ -8,13 +8,12 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
-use tracing::{Instrument, Span};
 
 use crate::client::{self, Client};
 use crate::codec::{self, Codec};
 use crate::error::PublishError;
 use crate::telemetry::metrics::Operation;
-use crate::telemetry::spans::SendKind;
+use crate::telemetry::spans::{Frame, SendKind};
 
 /// Default attempts of a JetStream publish (see [`JsPublish::attempts`]).
 pub const DEFAULT_ATTEMPTS: u32 = 5;
@@ -373,7 +372,7 @@ impl Client {
 
     pub(crate) async fn js_publish_encoded<T: Serialize + ?Sized>(
         &self,
-        parent: Option<&Span>,
+        parent: Option<&Frame>,
         subject: &str,
         headers: HeaderMap,
         codec: Codec,
@@ -392,7 +391,7 @@ impl Client {
     /// `index` numbers the messages of a pipelined batch (`usize::MAX` for a single one).
     pub(crate) async fn js_send(
         &self,
-        parent: Option<&Span>,
+        parent: Option<&Frame>,
         subject: &str,
         mut headers: HeaderMap,
         payload: Bytes,
@@ -445,7 +444,6 @@ impl Client {
                 }
             }
         }
-        .instrument(span.clone())
         .await;
         let error_type = result.as_ref().err().map(|e| match e {
             PublishError::MaxPayload { .. } => "max_payload",

@@ -516,15 +516,15 @@ pub(crate) async fn start_actor<A: Actor>(
                 counters: counters.clone(),
                 runtime: env.counters.clone(),
                 stop: env.phases[phase].flag.clone(),
-                meta: ProcessMeta {
-                    name: format!("process {}", spec.template),
+                meta: Arc::new(ProcessMeta {
+                    name: format!("process {}", spec.template).into(),
                     template: spec.template,
                     queue: match spec.kind {
                         HandlerKind::Consume => spec.consumer.and_then(|c| c.durable),
                         _ => queue,
                     },
                     server: Server::of(env.client.nats()),
-                },
+                }),
                 metrics: HandlerMetrics::new(spec.template, queue),
             };
             let stop = env.phases[phase].stop.subscribe();

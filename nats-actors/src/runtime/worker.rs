@@ -10,7 +10,6 @@ use async_nats::{HeaderMap, Message, Subscriber};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
-use tracing::Instrument;
 
 use crate::actor::{HandlerKind, HandlerSpec, Invoke, Outcome};
 use crate::cell::Cell;
@@ -21,7 +20,7 @@ use crate::error::HandlerError;
 use crate::headers;
 use crate::stats::{Counters, HandlerCounters};
 use crate::telemetry::metrics::{self, HandlerMetrics};
-use crate::telemetry::spans::{self, ProcessMeta, SendKind};
+use crate::telemetry::spans::{self, Frame, ProcessMeta, SendKind};
 
 /// In-progress acks for a JetStream message: its ack subject, how often, and when the server
 /// last heard about it (updated with each `+WPI`).
@@ -48,7 +47,7 @@ pub struct Worker<A> {
     pub(crate) runtime: Arc<Counters>,
     /// Set when the runtime shuts down.
     pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) meta: ProcessMeta,
+    pub(crate) meta: Arc<ProcessMeta>,
     pub(crate) metrics: Option<HandlerMetrics>,
 }
 
@@ -138,7 +137,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             _ => None,
         };
         let (ctx, outcome, started) = self.invoke::<I>(msg, None, None).await;
-        let span = ctx.span();
+        let span = ctx.frame();
         let (error, error_type) = match outcome {
             Ok(Outcome::Done) => (None, None),
             Ok(Outcome::Reply(payload, codec)) => match &reply_to {
@@ -194,19 +193,21 @@ impl<A: Send + Sync + 'static> Worker<A> {
         A: Invoke<I>,
     {
         self.counters.received.fetch_add(1, Relaxed);
-        let span = spans::process(&self.meta, &msg);
+        let (span, frame) = spans::process(&self.meta, &msg);
         let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
+        // Spans the handler opens (and OpenTelemetry calls it makes) see the process span as
+        // the current context.
+        let otel = frame.context().cloned();
         let ctx = Context::new(
-            span.clone(),
+            (span.clone(), frame),
             msg,
             self.client.clone(),
             self.codec,
             self.spec.template,
             delivery,
         );
-        let fut = AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, &ctx))
-            .catch_unwind()
-            .instrument(span);
+        let fut = AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, &ctx)).catch_unwind();
+        let fut = in_span(fut, span, otel);
         let outcome = match progress {
             None => fut.await,
             Some(p) => self.with_progress(fut, p).await,
@@ -258,7 +259,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
     /// Logs an error, counts the outcome, records the duration metric and fails the span.
     pub(crate) fn record(
         &self,
-        span: &tracing::Span,
+        span: &Frame,
         started: Option<quanta::Instant>,
         error_type: Option<&'static str>,
         error: Option<&HandlerError>,
@@ -305,15 +306,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
                 tracing::warn!(handler = %self.name(), code = err.code(), error = %err.description(), "handler failed")
             }
         }
-        spans::fail(span, t, err.description());
+        span.fail(t, err.description());
     }
 
-    async fn error_reply(
-        &self,
-        span: &tracing::Span,
-        reply: async_nats::Subject,
-        err: &HandlerError,
-    ) {
+    async fn error_reply(&self, span: &Frame, reply: async_nats::Subject, err: &HandlerError) {
         let mut h = HeaderMap::new();
         h.insert(
             headers::SERVICE_ERROR,
@@ -338,6 +334,21 @@ impl<A: Send + Sync + 'static> Worker<A> {
     fn no_reply_subject(&self) {
         tracing::warn!(handler = %self.name(), "request arrived without a reply subject; nothing to reply to");
     }
+}
+
+/// Runs `fut` inside `span` and, when the message is traced, inside its OpenTelemetry context.
+async fn in_span<F: std::future::Future>(
+    fut: F,
+    span: tracing::Span,
+    otel: Option<opentelemetry::Context>,
+) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let _entered = span.enter();
+        let _attached = otel.clone().map(opentelemetry::Context::attach);
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -25,7 +25,9 @@
 //! that is not sampled costs a header lookup, and no span at all.
 
 mod console;
+mod events;
 pub(crate) mod metrics;
+mod otlp;
 mod propagation;
 mod sampling;
 pub(crate) mod spans;
@@ -40,6 +42,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter, TracerProviderBuilder};
 use opentelemetry_sdk::Resource;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -51,6 +54,7 @@ pub use sampling::Sampling;
 struct Installed {
     sampling: Sampling,
     metrics: bool,
+    sink: spans::Sink,
     tracer: SdkTracerProvider,
     meter: Option<SdkMeterProvider>,
 }
@@ -60,6 +64,13 @@ static INSTALLED: OnceLock<Installed> = OnceLock::new();
 pub(crate) fn sampling() -> Option<&'static Sampling> {
     INSTALLED.get().map(|i| &i.sampling)
 }
+
+pub(crate) fn sink() -> Option<&'static spans::Sink> {
+    INSTALLED.get().map(|i| &i.sink)
+}
+
+/// How long a flush or shutdown waits for the built-in OTLP exporter.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn metrics_enabled() -> bool {
     INSTALLED.get().is_some_and(|i| i.metrics)
@@ -71,6 +82,9 @@ pub(crate) async fn flush() {
     let (tracer, meter) = (i.tracer.clone(), i.meter.clone());
     // The exporters block; keep them off the async worker threads.
     let _ = tokio::task::spawn_blocking(move || {
+        if let Some(spans::Sink::Otlp(e)) = sink() {
+            e.flush(FLUSH_TIMEOUT);
+        }
         let _ = tracer.force_flush();
         if let Some(m) = meter {
             let _ = m.force_flush();
@@ -94,6 +108,9 @@ enum Traces {
     None,
     Console,
     Exporter(TracerProviderBuilder),
+    /// nats-actors' spans through the built-in OTLP exporter, spans opened by user code
+    /// through the SDK's.
+    Otlp(otlp::Config, TracerProviderBuilder),
 }
 
 /// Telemetry set up in code; [`init`] is this builder with [`TelemetryBuilder::from_env`].
@@ -161,6 +178,12 @@ impl TelemetryBuilder {
             }
             .map_err(|e| Error::Config(format!("cannot build the OTLP span exporter: {e}")))?;
             self = self.span_exporter(exporter);
+            if let (Some(config), Traces::Exporter(b)) = (
+                otlp::Config::from_env(protocol == Protocol::Grpc),
+                std::mem::replace(&mut self.traces, Traces::None),
+            ) {
+                self.traces = Traces::Otlp(config, b);
+            }
         }
         if endpoint || var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some() {
             let exporter = match protocol {
@@ -233,7 +256,7 @@ impl TelemetryBuilder {
     /// Installs the global providers, propagator and `tracing` subscriber.
     ///
     /// Fails when telemetry or another global `tracing` subscriber is already installed.
-    pub fn install(self) -> Result<TelemetryGuard, Error> {
+    pub fn install(mut self) -> Result<TelemetryGuard, Error> {
         if INSTALLED.get().is_some() {
             return Err(Error::Config(
                 "telemetry is already installed in this process".into(),
@@ -241,6 +264,11 @@ impl TelemetryBuilder {
         }
         let resource = resource(&self.service_name);
         let sampler = self.sampling.to_sdk();
+        let (traces, otlp_config) = match self.traces {
+            Traces::Otlp(config, b) => (Traces::Exporter(b), Some(config)),
+            other => (other, None),
+        };
+        self.traces = traces;
         let sampling = match self.traces {
             Traces::None => Sampling::always_off(),
             _ => self.sampling,
@@ -252,10 +280,19 @@ impl TelemetryBuilder {
                 SdkTracerProvider::builder().with_simple_exporter(console::ConsoleExporter::new())
             }
             Traces::Exporter(b) => b,
+            Traces::Otlp(_, b) => b,
         }
         .with_sampler(sampler)
-        .with_resource(resource)
+        .with_resource(resource.clone())
         .build();
+        let sink = match otlp_config {
+            Some(config) => {
+                spans::Sink::Otlp(otlp::Exporter::start(config, &resource).map_err(|e| {
+                    Error::Config(format!("cannot start the OTLP export thread: {e}"))
+                })?)
+            }
+            None => spans::Sink::Sdk(tracer.tracer("nats-actors")),
+        };
         // Only the semantic-convention attributes: no code location, thread or busy/idle
         // attributes on every span (each costs allocations and clock reads).
         let otel_layer = tracing_opentelemetry::layer()
@@ -267,24 +304,10 @@ impl TelemetryBuilder {
             // A static filter: callsites below INFO are never enabled, so the debug! events of
             // async-nats and tokio on the hot path cost nothing. The exporters' own HTTP/gRPC
             // spans would feed back into the exporter: they are off.
-            .with_filter(
-                tracing_subscriber::filter::Targets::new()
-                    .with_default(tracing::Level::INFO)
-                    .with_targets(
-                        [
-                            "h2",
-                            "hyper",
-                            "hyper_util",
-                            "tonic",
-                            "tower",
-                            "reqwest",
-                            "opentelemetry",
-                            "opentelemetry_sdk",
-                            "opentelemetry_otlp",
-                        ]
-                        .map(|t| (t, tracing_subscriber::filter::LevelFilter::OFF)),
-                    ),
-            );
+            // nats-actors records its process spans itself (see `spans`).
+            .with_filter(quiet_targets().with_target(spans::PROCESS_TARGET, LevelFilter::OFF));
+        // Events in user code inside a process span become that span's events.
+        let events_layer = events::EventLayer.with_filter(quiet_targets());
         let logs = self.logs.then(|| {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,opentelemetry=warn,opentelemetry_sdk=warn".into());
@@ -294,6 +317,7 @@ impl TelemetryBuilder {
         });
         tracing_subscriber::registry()
             .with(otel_layer)
+            .with(events_layer)
             .with(logs)
             .try_init()
             .map_err(|e| Error::Config(format!("cannot install the tracing subscriber: {e}")))?;
@@ -309,6 +333,7 @@ impl TelemetryBuilder {
         }
         let installed = Installed {
             sampling,
+            sink,
             metrics: self.meter.is_some(),
             tracer: tracer.clone(),
             meter: self.meter.clone(),
@@ -321,6 +346,28 @@ impl TelemetryBuilder {
             meter: self.meter,
         })
     }
+}
+
+/// INFO and above, without the exporters' own HTTP/gRPC crates (their spans would feed back into
+/// the exporter). A static filter: callsites below INFO are never enabled, so the `debug!`
+/// events of async-nats and tokio on the hot path cost nothing.
+fn quiet_targets() -> tracing_subscriber::filter::Targets {
+    tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_targets(
+            [
+                "h2",
+                "hyper",
+                "hyper_util",
+                "tonic",
+                "tower",
+                "reqwest",
+                "opentelemetry",
+                "opentelemetry_sdk",
+                "opentelemetry_otlp",
+            ]
+            .map(|t| (t, LevelFilter::OFF)),
+        )
 }
 
 fn resource(service_name: &str) -> Resource {
@@ -346,6 +393,9 @@ impl TelemetryGuard {
 
     /// Exports what is pending now, without stopping.
     pub fn flush(&self) {
+        if let Some(spans::Sink::Otlp(e)) = sink() {
+            e.flush(FLUSH_TIMEOUT);
+        }
         if let Some(t) = &self.tracer {
             let _ = t.force_flush();
         }
@@ -356,6 +406,9 @@ impl TelemetryGuard {
 
     fn stop(&mut self) {
         if let Some(t) = self.tracer.take() {
+            if let Some(spans::Sink::Otlp(e)) = sink() {
+                e.shutdown(FLUSH_TIMEOUT);
+            }
             let _ = t.force_flush();
             let _ = t.shutdown();
         }

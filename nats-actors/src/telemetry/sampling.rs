@@ -1,7 +1,7 @@
 //! Which traces to record, decided before a span is built so that an unsampled message costs
 //! next to nothing.
 
-use opentelemetry::trace::SpanContext;
+use opentelemetry::trace::{SpanContext, TraceId};
 use opentelemetry_sdk::trace::Sampler;
 
 use crate::error::Error;
@@ -129,6 +129,19 @@ impl Sampling {
         }
     }
 
+    /// For [`Decision::Ask`]: whether the ratio samples `trace_id`, by the same rule as the
+    /// SDK's `TraceIdRatioBased` (so spans of user code in the same trace agree).
+    pub(crate) fn ratio_samples(&self, trace_id: TraceId) -> bool {
+        let Root::Ratio(r) = self.root else {
+            return self.root == Root::AlwaysOn;
+        };
+        let bound = (r.max(0.0) * (1u64 << 63) as f64) as u64;
+        let bytes = trace_id.to_bytes();
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&bytes[8..]);
+        (u64::from_be_bytes(low) >> 1) < bound
+    }
+
     pub(crate) fn to_sdk(&self) -> Sampler {
         let root = match self.root {
             Root::AlwaysOn => Sampler::AlwaysOn,
@@ -146,7 +159,7 @@ impl Sampling {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceState};
 
     fn parent(sampled: bool) -> SpanContext {
         let flags = if sampled {
@@ -179,6 +192,10 @@ mod tests {
             Decision::Drop
         );
         assert!(Sampling::parse("traceidratio", Some("2")).is_err());
+        // Half of the trace ids, by their low 63 bits, as the SDK decides.
+        let half = Sampling::ratio(0.5);
+        assert!(half.ratio_samples(TraceId::from(1u128 << 62)));
+        assert!(!half.ratio_samples(TraceId::from(u64::MAX as u128)));
         assert!(Sampling::parse("jaeger_remote", None).is_err());
     }
 }

@@ -1,23 +1,40 @@
 //! The spans of the messaging semantic conventions (v1.44): `process` (CONSUMER) around every
 //! handled message, `send` (PRODUCER) for every publish and reply, and a CLIENT span for every
-//! request. Each is built only when it will be recorded.
+//! request.
+//!
+//! These spans are recorded by nats-actors itself, not through `tracing-opentelemetry`: a
+//! [`Frame`] is built only when the span will be recorded, and it is either a compact record that
+//! the built-in OTLP exporter encodes straight to protobuf ([`super::otlp`]), or, with any other
+//! exporter, an OpenTelemetry SDK span. The handler still runs inside a `tracing` span (so
+//! `tracing` events in user code attach to the process span, see [`super::events`]) and inside
+//! the span's OpenTelemetry context (so spans the user opens are its children).
 
-use async_nats::{HeaderMap, Message};
-use opentelemetry::trace::{Status, TraceContextExt};
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_nats::{HeaderMap, Message, Subject};
+use opentelemetry::trace::{
+    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, Tracer as _,
+};
 use opentelemetry::KeyValue;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer};
 
+use super::events::{self, Ev, EvValue};
 use super::propagation;
 use super::sampling::Decision;
+
+/// The `tracing` target of process spans. The OpenTelemetry layer does not see it (the span is
+/// recorded by nats-actors); log layers do, so log lines show the handler and subject.
+pub(crate) const PROCESS_TARGET: &str = "nats_actors_span";
 
 /// What a handler's process spans share, computed once per handler.
 #[derive(Debug)]
 pub(crate) struct ProcessMeta {
-    pub name: String,
+    pub name: Arc<str>,
     pub template: &'static str,
     pub queue: Option<&'static str>,
-    pub server: Server,
+    pub server: Arc<Server>,
 }
 
 /// Where the client is connected, for `server.address` and `server.port`.
@@ -28,53 +45,346 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn of(nats: &async_nats::Client) -> Self {
+    pub(crate) fn of(nats: &async_nats::Client) -> Arc<Self> {
         let info = nats.server_info();
-        Self {
+        Arc::new(Self {
             address: info.host,
             port: info.port,
+        })
+    }
+}
+
+/// Where recorded spans go.
+pub(crate) enum Sink {
+    /// The built-in OTLP exporter: records encoded straight to protobuf.
+    Otlp(super::otlp::Exporter),
+    /// Any other exporter (console, in-memory, user-provided): SDK spans.
+    Sdk(SdkTracer),
+}
+
+/// The attributes of a recorded span, kept in their source form until export.
+pub(crate) enum Attrs {
+    Process {
+        meta: Arc<ProcessMeta>,
+        subject: Subject,
+        message_id: Option<String>,
+        body_size: usize,
+    },
+    Send {
+        operation: &'static str,
+        /// `None` for replies (inbox subjects are not destinations).
+        subject: Option<String>,
+        body_size: usize,
+        server: Arc<Server>,
+    },
+}
+
+/// A failed span: `error.type`, the status description, and an `exception` event.
+pub(crate) struct Failure {
+    pub error_type: &'static str,
+    pub description: String,
+    pub at: SystemTime,
+}
+
+/// A span recorded by nats-actors for the built-in OTLP exporter.
+pub(crate) struct Rec {
+    /// The parent's context with this span's context in it: injected into headers, attached
+    /// while the handler runs.
+    pub cx: opentelemetry::Context,
+    pub sc: SpanContext,
+    pub parent: Option<SpanContext>,
+    pub kind: SpanKind,
+    pub name: Name,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub attrs: Attrs,
+    pub failure: Option<Failure>,
+    pub events: Vec<Ev>,
+}
+
+/// A span name: a handler's, shared by its spans, or one of its own.
+pub(crate) enum Name {
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl Name {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Name::Shared(s) => s,
+            Name::Owned(s) => s,
         }
     }
 }
 
-/// The process span of `msg`, its parent taken from the message's trace headers
-/// (core NATS and request/reply: one message, one parent). `Span::none()` when not recorded.
-pub(crate) fn process(meta: &ProcessMeta, msg: &Message) -> Span {
-    let Some(sampling) = super::sampling() else {
-        return tracing::debug_span!(target: "nats_actors", "process", handler = meta.template, subject = %msg.subject);
+enum Inner {
+    Own {
+        rec: Box<Rec>,
+        failure: Mutex<Option<Failure>>,
+        span: Option<tracing::Span>,
+    },
+    Sdk {
+        cx: opentelemetry::Context,
+        span: Option<tracing::Span>,
+    },
+}
+
+/// A span being recorded (or not: [`Frame::none`]). It ends when dropped.
+pub(crate) struct Frame(Option<Inner>);
+
+impl Frame {
+    pub(crate) const fn none() -> Self {
+        Self(None)
+    }
+
+    pub(crate) fn is_recording(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// This span's OpenTelemetry context (with the parent's baggage), when recorded.
+    pub(crate) fn context(&self) -> Option<&opentelemetry::Context> {
+        match self.0.as_ref()? {
+            Inner::Own { rec, .. } => Some(&rec.cx),
+            Inner::Sdk { cx, .. } => Some(cx),
+        }
+    }
+
+    /// Marks the span failed: `error.type`, error status, and an `exception` event.
+    pub(crate) fn fail(&self, error_type: &'static str, description: &str) {
+        match &self.0 {
+            None => {}
+            Some(Inner::Own { failure, .. }) => {
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(Failure {
+                    error_type,
+                    description: description.to_string(),
+                    at: SystemTime::now(),
+                });
+            }
+            Some(Inner::Sdk { cx, .. }) => {
+                let span = cx.span();
+                span.set_attribute(KeyValue::new("error.type", error_type));
+                span.set_status(Status::error(description.to_string()));
+                span.add_event(
+                    "exception",
+                    vec![
+                        KeyValue::new("exception.type", error_type),
+                        KeyValue::new("exception.message", description.to_string()),
+                    ],
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        let Some(inner) = self.0.take() else { return };
+        let end = SystemTime::now();
+        match inner {
+            Inner::Own {
+                mut rec,
+                failure,
+                span,
+            } => {
+                rec.end = end;
+                rec.failure = failure.into_inner().unwrap_or_else(|p| p.into_inner());
+                if let Some(span) = span {
+                    rec.events = events::take(&span);
+                }
+                if let Some(Sink::Otlp(exporter)) = super::sink() {
+                    exporter.push(rec);
+                }
+            }
+            Inner::Sdk { cx, span } => {
+                let s = cx.span();
+                if let Some(span) = span {
+                    for ev in events::take(&span) {
+                        s.add_event_with_timestamp(
+                            ev.name,
+                            ev.at,
+                            ev.attrs.into_iter().map(kv).collect(),
+                        );
+                    }
+                }
+                s.end_with_timestamp(end);
+            }
+        }
+    }
+}
+
+fn kv((key, value): (Cow<'static, str>, EvValue)) -> KeyValue {
+    match value {
+        EvValue::Str(s) => KeyValue::new(key, s),
+        EvValue::I64(n) => KeyValue::new(key, n),
+        EvValue::F64(n) => KeyValue::new(key, n),
+        EvValue::Bool(b) => KeyValue::new(key, b),
+    }
+}
+
+/// Whether to record a span whose parent is `parent`, and in which trace.
+fn decide(parent: &SpanContext) -> Option<(TraceId, TraceFlags)> {
+    let sampling = super::sampling()?;
+    let decision = sampling.decide(parent);
+    if decision == Decision::Drop {
+        return None;
+    }
+    let trace_id = if parent.is_valid() {
+        parent.trace_id()
+    } else {
+        RandomIdGenerator::default().new_trace_id()
     };
+    if decision == Decision::Ask && !sampling.ratio_samples(trace_id) {
+        return None;
+    }
+    Some((trace_id, parent.trace_flags().with_sampled(true)))
+}
+
+/// Starts a span under `parent_cx` (whose span, if valid, is the parent).
+fn start(
+    parent_cx: opentelemetry::Context,
+    kind: SpanKind,
+    name: Name,
+    attrs: Attrs,
+    span: Option<tracing::Span>,
+) -> Frame {
+    let parent_sc = parent_cx.span().span_context().clone();
+    let Some((trace_id, flags)) = decide(&parent_sc) else {
+        return Frame::none();
+    };
+    let start = SystemTime::now();
+    match super::sink() {
+        None => Frame::none(),
+        Some(Sink::Otlp(_)) => {
+            let sc = SpanContext::new(
+                trace_id,
+                RandomIdGenerator::default().new_span_id(),
+                flags,
+                false,
+                parent_sc.trace_state().clone(),
+            );
+            let cx = parent_cx.with_remote_span_context(sc.clone());
+            let rec = Box::new(Rec {
+                cx,
+                sc,
+                parent: parent_sc.is_valid().then_some(parent_sc),
+                kind,
+                name,
+                start,
+                end: start,
+                attrs,
+                failure: None,
+                events: Vec::new(),
+            });
+            Frame(Some(Inner::Own {
+                rec,
+                failure: Mutex::new(None),
+                span,
+            }))
+        }
+        Some(Sink::Sdk(tracer)) => {
+            let builder = tracer
+                .span_builder(name.as_str().to_string())
+                .with_kind(kind)
+                .with_start_time(start)
+                .with_attributes(attributes(&attrs));
+            let sdk_span = tracer.build_with_context(builder, &parent_cx);
+            let cx = parent_cx.with_span(sdk_span);
+            Frame(Some(Inner::Sdk { cx, span }))
+        }
+    }
+}
+
+/// The OpenTelemetry attributes of `attrs` (for SDK spans; the OTLP encoder writes them itself).
+pub(crate) fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
+    let mut out = Vec::with_capacity(10);
+    out.push(KeyValue::new("messaging.system", "nats"));
+    match attrs {
+        Attrs::Process {
+            meta,
+            subject,
+            message_id,
+            body_size,
+        } => {
+            out.push(KeyValue::new("messaging.operation.name", "process"));
+            out.push(KeyValue::new("messaging.operation.type", "process"));
+            out.push(KeyValue::new(
+                "messaging.destination.name",
+                subject.as_str().to_string(),
+            ));
+            out.push(KeyValue::new(
+                "messaging.destination.template",
+                meta.template,
+            ));
+            if let Some(q) = meta.queue {
+                out.push(KeyValue::new("messaging.consumer.group.name", q));
+            }
+            if let Some(id) = message_id {
+                out.push(KeyValue::new("messaging.message.id", id.clone()));
+            }
+            out.push(KeyValue::new(
+                "messaging.message.body.size",
+                *body_size as i64,
+            ));
+            out.push(KeyValue::new("server.address", meta.server.address.clone()));
+            out.push(KeyValue::new("server.port", i64::from(meta.server.port)));
+        }
+        Attrs::Send {
+            operation,
+            subject,
+            body_size,
+            server,
+        } => {
+            out.push(KeyValue::new("messaging.operation.name", *operation));
+            out.push(KeyValue::new("messaging.operation.type", "send"));
+            if let Some(s) = subject {
+                out.push(KeyValue::new("messaging.destination.name", s.clone()));
+            }
+            out.push(KeyValue::new(
+                "messaging.message.body.size",
+                *body_size as i64,
+            ));
+            out.push(KeyValue::new("server.address", server.address.clone()));
+            out.push(KeyValue::new("server.port", i64::from(server.port)));
+        }
+    }
+    out
+}
+
+/// The process span of `msg` and the `tracing` span the handler runs in, the parent taken from
+/// the message's trace headers (core NATS and request/reply: one message, one parent).
+/// `Frame::none()` and `Span::none()` when not recorded.
+pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span, Frame) {
+    if super::sampling().is_none() {
+        let span = tracing::debug_span!(target: "nats_actors", "process", handler = meta.template, subject = %msg.subject);
+        return (span, Frame::none());
+    }
     let parent = propagation::extract(msg.headers.as_ref());
-    if sampling.decide(parent.span().span_context()) == Decision::Drop {
-        return Span::none();
+    if super::sampling().map(|s| s.decide(parent.span().span_context())) == Some(Decision::Drop) {
+        return (tracing::Span::none(), Frame::none());
     }
-    let span = tracing::info_span!(
-        target: "nats_actors",
-        "process",
-        otel.name = meta.name.as_str(),
-        otel.kind = "consumer",
-        messaging.system = "nats",
-        messaging.operation.name = "process",
-        messaging.operation.type = "process",
-        messaging.destination.name = msg.subject.as_str(),
-        messaging.destination.template = meta.template,
-        messaging.consumer.group.name = tracing::field::Empty,
-        messaging.message.id = tracing::field::Empty,
-        messaging.message.body.size = msg.payload.len(),
-        server.address = meta.server.address.as_str(),
-        server.port = i64::from(meta.server.port),
-    );
-    if let Some(queue) = meta.queue {
-        span.record("messaging.consumer.group.name", queue);
-    }
-    if let Some(id) = msg
+    let span = tracing::info_span!(target: PROCESS_TARGET, "process", handler = meta.template, subject = %msg.subject);
+    let message_id = msg
         .headers
         .as_ref()
         .and_then(|h| crate::headers::get(h, "Nats-Msg-Id"))
-    {
-        span.record("messaging.message.id", id);
+        .map(str::to_string);
+    let attrs = Attrs::Process {
+        meta: meta.clone(),
+        subject: msg.subject.clone(),
+        message_id,
+        body_size: msg.payload.len(),
+    };
+    let frame = start(
+        parent,
+        SpanKind::Consumer,
+        Name::Shared(meta.name.clone()),
+        attrs,
+        Some(span.clone()),
+    );
+    if !frame.is_recording() {
+        return (tracing::Span::none(), frame);
     }
-    let _ = span.set_parent(parent);
-    span
+    (span, frame)
 }
 
 /// What a send span is for.
@@ -86,88 +396,44 @@ pub(crate) enum SendKind {
 }
 
 /// A span for sending to `subject`, when it will be recorded. `parent` is the process span of the
-/// handler sending (`None` outside handlers: the current span, or a new trace). A handler whose
-/// process span is not recorded records no send span either: the incoming trace headers are
-/// passed on unchanged, so an unsampled trace stays one trace, unsampled.
+/// handler sending (`None` outside handlers: the current OpenTelemetry context, or a new trace).
+/// A handler whose process span is not recorded records no send span either: the incoming trace
+/// headers are passed on unchanged, so an unsampled trace stays one trace, unsampled.
 pub(crate) fn send(
-    parent: Option<&Span>,
+    parent: Option<&Frame>,
     what: SendKind,
     subject: &str,
     body_size: usize,
-    server: &Server,
-) -> Span {
-    let Some(sampling) = super::sampling() else {
-        return Span::none();
-    };
-    let current;
-    let parent = match parent {
-        Some(p) if p.is_disabled() => return Span::none(),
-        Some(p) => p,
-        None => {
-            current = Span::current();
-            &current
-        }
-    };
-    let parent_cx = if parent.is_disabled() {
-        None
-    } else {
-        Some(parent.context())
-    };
-    let decision = match &parent_cx {
-        Some(cx) => sampling.decide(cx.span().span_context()),
-        None => sampling.decide(&opentelemetry::trace::SpanContext::empty_context()),
-    };
-    if decision == Decision::Drop {
-        return Span::none();
+    server: &Arc<Server>,
+) -> Frame {
+    if super::sampling().is_none() {
+        return Frame::none();
     }
+    let parent_cx = match parent {
+        Some(p) => match p.context() {
+            Some(cx) => cx.clone(),
+            None => return Frame::none(),
+        },
+        None => opentelemetry::Context::current(),
+    };
     let (name, kind, operation) = match what {
-        SendKind::Publish => (format!("send {subject}"), "producer", "send"),
-        SendKind::Request => (format!("request {subject}"), "client", "request"),
+        SendKind::Publish => (format!("send {subject}"), SpanKind::Producer, "send"),
+        SendKind::Request => (format!("request {subject}"), SpanKind::Client, "request"),
         // Reply subjects are inboxes: no destination in the name.
-        SendKind::Reply => ("send".to_string(), "producer", "send"),
+        SendKind::Reply => ("send".to_string(), SpanKind::Producer, "send"),
     };
-    let parent_id = if parent_cx.is_some() {
-        parent.id()
-    } else {
-        None
+    let attrs = Attrs::Send {
+        operation,
+        subject: (what != SendKind::Reply).then(|| subject.to_string()),
+        body_size,
+        server: server.clone(),
     };
-    let span = tracing::info_span!(
-        target: "nats_actors",
-        parent: parent_id,
-        "send",
-        otel.name = name.as_str(),
-        otel.kind = kind,
-        messaging.system = "nats",
-        messaging.operation.name = operation,
-        messaging.operation.type = "send",
-        messaging.destination.name = tracing::field::Empty,
-        messaging.message.body.size = body_size,
-        server.address = server.address.as_str(),
-        server.port = i64::from(server.port),
-    );
-    if what != SendKind::Reply {
-        span.record("messaging.destination.name", subject);
-    }
-    span
+    start(parent_cx, kind, Name::Owned(name), attrs, None)
 }
 
-/// Writes the context of `span` into `headers`.
-pub(crate) fn inject(span: &Span, headers: &mut HeaderMap) {
-    propagation::inject(&span.context(), headers);
-}
-
-/// Marks `span` failed: `error.type`, error status, and an `exception` event.
-pub(crate) fn fail(span: &Span, error_type: &str, description: &str) {
-    if span.is_disabled() {
-        return;
+/// Writes the context of `frame` into `headers`.
+pub(crate) fn inject(frame: &Frame, headers: &mut HeaderMap) {
+    if let Some(cx) = frame.context() {
+        propagation::inject(cx, headers);
     }
-    span.set_attribute("error.type", error_type.to_string());
-    span.set_status(Status::error(description.to_string()));
-    span.add_event(
-        "exception",
-        vec![
-            KeyValue::new("exception.type", error_type.to_string()),
-            KeyValue::new("exception.message", description.to_string()),
-        ],
-    );
 }

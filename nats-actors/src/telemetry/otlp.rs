@@ -1,0 +1,730 @@
+//! The built-in OTLP span exporter: the spans nats-actors records are encoded straight from their
+//! records to OTLP protobuf and sent in batches over gRPC or HTTP/protobuf, from a thread of its
+//! own. No `SpanData`, no intermediate protobuf structs: a recorded span costs one allocation
+//! on the message path and a few hundred bytes of encoding on the export thread.
+//!
+//! Configured from the standard environment (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
+//! `_PROTOCOL`, `_HEADERS`, `_TIMEOUT`, and the `OTEL_BSP_*` batch settings).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::Value;
+use opentelemetry_sdk::Resource;
+
+use super::events::{Ev, EvValue};
+use super::spans::{Attrs, Rec};
+
+/// Where and how to export.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    /// gRPC: the endpoint; HTTP: the full URL of the traces path.
+    pub url: String,
+    pub grpc: bool,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub max_queue: usize,
+    pub max_batch: usize,
+    pub delay: Duration,
+}
+
+impl Config {
+    /// The exporter the environment asks for, when this exporter can serve it: a plain `http://`
+    /// endpoint without compression. `None` otherwise (the SDK's OTLP exporter is used then).
+    pub(crate) fn from_env(grpc: bool) -> Option<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let url = match var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(u) => u.trim().to_string(),
+            None => {
+                let base = var("OTEL_EXPORTER_OTLP_ENDPOINT")?;
+                let base = base.trim().trim_end_matches('/');
+                if grpc {
+                    base.to_string()
+                } else {
+                    format!("{base}/v1/traces")
+                }
+            }
+        };
+        let compressed = var("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
+            .or_else(|| var("OTEL_EXPORTER_OTLP_COMPRESSION"))
+            .is_some_and(|c| c.trim() != "none");
+        if !url.starts_with("http://") || compressed {
+            return None;
+        }
+        let headers = var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+            .or_else(|| var("OTEL_EXPORTER_OTLP_HEADERS"))
+            .map(|h| parse_headers(&h))
+            .unwrap_or_default();
+        let ms = |k: &str, default: u64| {
+            var(k)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        let timeout = Duration::from_millis(ms(
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            ms("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000),
+        ));
+        let max_queue = ms("OTEL_BSP_MAX_QUEUE_SIZE", 2048).max(1) as usize;
+        let max_batch = (ms("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512).max(1) as usize).min(max_queue);
+        Some(Self {
+            url,
+            grpc,
+            headers,
+            timeout,
+            max_queue,
+            max_batch,
+            delay: Duration::from_millis(ms("OTEL_BSP_SCHEDULE_DELAY", 5000)),
+        })
+    }
+}
+
+/// `k1=v1,k2=v2`, values percent-decoded.
+fn parse_headers(s: &str) -> Vec<(String, String)> {
+    s.split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.trim().to_string(), percent_decode(v.trim())))
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[derive(Default)]
+struct FlushState {
+    requested: u64,
+    done: u64,
+}
+
+struct Shared {
+    queue: Mutex<Vec<Rec>>,
+    wake: tokio::sync::Notify,
+    flush: Mutex<FlushState>,
+    flushed: Condvar,
+    stop: AtomicBool,
+    dropped: AtomicU64,
+    exported: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// The exporter: a bounded queue the message path pushes to, and the thread that sends it.
+pub(crate) struct Exporter {
+    shared: Arc<Shared>,
+    max_queue: usize,
+    max_batch: usize,
+}
+
+impl Exporter {
+    /// Starts the export thread.
+    pub(crate) fn start(config: Config, resource: &Resource) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Vec::with_capacity(config.max_batch)),
+            wake: tokio::sync::Notify::new(),
+            flush: Mutex::new(FlushState::default()),
+            flushed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            exported: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
+        let (max_queue, max_batch) = (config.max_queue, config.max_batch);
+        let head = Head::new(resource);
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("nats-actors-otlp".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the OTLP export thread; spans are dropped");
+                        return;
+                    }
+                };
+                rt.block_on(run(s, config, head));
+            })?;
+        Ok(Self {
+            shared,
+            max_queue,
+            max_batch,
+        })
+    }
+
+    /// Queues a finished span; when the queue is full it is dropped and counted. The record is
+    /// moved out of its box here, so the box is freed by the thread that made it.
+    pub(crate) fn push(&self, rec: Box<Rec>) {
+        let len = {
+            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.len() >= self.max_queue {
+                drop(q);
+                if self.shared.dropped.fetch_add(1, Relaxed) == 0 {
+                    tracing::warn!(
+                        max_queue = self.max_queue,
+                        "OTLP span queue full: spans are dropped (OTEL_BSP_MAX_QUEUE_SIZE)"
+                    );
+                }
+                return;
+            }
+            q.push(*rec);
+            q.len()
+        };
+        if len == self.max_batch {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Sends everything queued so far; waits up to `timeout`. Blocks.
+    pub(crate) fn flush(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut f = self.shared.flush.lock().unwrap_or_else(|p| p.into_inner());
+        f.requested += 1;
+        let target = f.requested;
+        self.shared.wake.notify_one();
+        while f.done < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!("OTLP span export did not finish in {timeout:?}");
+                return;
+            }
+            f = self
+                .shared
+                .flushed
+                .wait_timeout(f, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Flushes, then stops the export thread; says what was lost, if anything.
+    pub(crate) fn shutdown(&self, timeout: Duration) {
+        self.shared.stop.store(true, Relaxed);
+        self.flush(timeout);
+        let s = &self.shared;
+        let (exported, dropped, failed) = (
+            s.exported.load(Relaxed),
+            s.dropped.load(Relaxed),
+            s.failed.load(Relaxed),
+        );
+        if dropped + failed > 0 {
+            tracing::warn!(
+                exported,
+                dropped,
+                failed,
+                "OTLP spans lost: dropped with the queue full, or in failed exports"
+            );
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, config: Config, head: Head) {
+    let mut transport = Transport::new(&config);
+    let mut enc = Encoder::default();
+    let mut spare: Vec<Rec> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(config.delay) => {}
+            _ = shared.wake.notified() => {}
+        }
+        let requested = shared
+            .flush
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .requested;
+        loop {
+            let batch = {
+                let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if q.is_empty() {
+                    break;
+                }
+                std::mem::replace(&mut *q, std::mem::take(&mut spare))
+            };
+            for chunk in batch.chunks(config.max_batch) {
+                let body = enc.request(&head, chunk);
+                match transport.send(body, config.timeout).await {
+                    Ok(()) => {
+                        shared.exported.fetch_add(chunk.len() as u64, Relaxed);
+                    }
+                    Err(e) => {
+                        if shared.failed.fetch_add(chunk.len() as u64, Relaxed) == 0 {
+                            tracing::warn!(url = %config.url, error = %e, "OTLP span export failed");
+                        }
+                    }
+                }
+            }
+            spare = batch;
+            spare.clear();
+        }
+        {
+            let mut f = shared.flush.lock().unwrap_or_else(|p| p.into_inner());
+            f.done = f.done.max(requested);
+        }
+        shared.flushed.notify_all();
+        if shared.stop.load(Relaxed) {
+            return;
+        }
+    }
+}
+
+enum Transport {
+    Grpc {
+        grpc: tonic::client::Grpc<tonic::transport::Channel>,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        headers: reqwest::header::HeaderMap,
+    },
+    Broken(String),
+}
+
+impl Transport {
+    fn new(config: &Config) -> Self {
+        if config.grpc {
+            let endpoint = match tonic::transport::Endpoint::from_shared(config.url.clone()) {
+                Ok(e) => e.timeout(config.timeout),
+                Err(e) => return Self::Broken(format!("bad endpoint {}: {e}", config.url)),
+            };
+            let mut metadata = tonic::metadata::MetadataMap::new();
+            for (k, v) in &config.headers {
+                if let (Ok(k), Ok(v)) = (
+                    k.to_ascii_lowercase()
+                        .parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+                    v.parse(),
+                ) {
+                    metadata.insert(k, v);
+                }
+            }
+            Self::Grpc {
+                grpc: tonic::client::Grpc::new(endpoint.connect_lazy()),
+                metadata,
+            }
+        } else {
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (k, v) in &config.headers {
+                if let (Ok(k), Ok(v)) = (
+                    reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                    reqwest::header::HeaderValue::from_str(v),
+                ) {
+                    headers.insert(k, v);
+                }
+            }
+            match reqwest::Client::builder().timeout(config.timeout).build() {
+                Ok(client) => Self::Http {
+                    client,
+                    url: config.url.clone(),
+                    headers,
+                },
+                Err(e) => Self::Broken(format!("cannot build the HTTP client: {e}")),
+            }
+        }
+    }
+
+    async fn send(&mut self, body: Vec<u8>, timeout: Duration) -> Result<(), String> {
+        match self {
+            Self::Broken(why) => Err(why.clone()),
+            Self::Grpc { grpc, metadata } => {
+                grpc.ready().await.map_err(|e| e.to_string())?;
+                let mut req = tonic::Request::new(Bytes::from(body));
+                *req.metadata_mut() = metadata.clone();
+                req.set_timeout(timeout);
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                );
+                grpc.unary::<Bytes, (), _>(req, path, RawCodec)
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| format!("{}: {}", s.code(), s.message()))
+            }
+            Self::Http {
+                client,
+                url,
+                headers,
+            } => {
+                let resp = client
+                    .post(url.as_str())
+                    .headers(headers.clone())
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP {}", resp.status()))
+                }
+            }
+        }
+    }
+}
+
+/// gRPC codec for a request already encoded (and a response that is not read).
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Self::Error> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = ();
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, Self::Error> {
+        let n = bytes::Buf::remaining(src);
+        bytes::Buf::advance(src, n);
+        Ok(Some(()))
+    }
+}
+
+// ---- protobuf encoding -------------------------------------------------------------------
+
+const LEN: u32 = 2;
+const VARINT: u32 = 0;
+const I64: u32 = 1;
+const I32: u32 = 5;
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
+    varint(out, u64::from(field << 3 | wire));
+}
+
+fn bytes_field(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+    key(out, field, LEN);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn fixed64(out: &mut Vec<u8>, field: u32, v: u64) {
+    key(out, field, I64);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// The encoded length of a length-delimited field with a one-byte key.
+fn field_len(content: usize) -> usize {
+    1 + varint_len(content as u64) + content
+}
+
+enum AnyRef<'a> {
+    Str(&'a str),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// A `KeyValue` as field `field` of the enclosing message.
+fn kv(out: &mut Vec<u8>, field: u32, k: &str, v: AnyRef<'_>) {
+    let any_len = match v {
+        AnyRef::Str(s) => field_len(s.len()),
+        AnyRef::I64(n) => 1 + varint_len(n as u64),
+        AnyRef::F64(_) => 9,
+        AnyRef::Bool(_) => 2,
+    };
+    let kv_len = field_len(k.len()) + field_len(any_len);
+    key(out, field, LEN);
+    varint(out, kv_len as u64);
+    bytes_field(out, 1, k.as_bytes());
+    key(out, 2, LEN);
+    varint(out, any_len as u64);
+    match v {
+        AnyRef::Str(s) => bytes_field(out, 1, s.as_bytes()),
+        AnyRef::Bool(b) => {
+            key(out, 2, VARINT);
+            out.push(u8::from(b));
+        }
+        AnyRef::I64(n) => {
+            key(out, 3, VARINT);
+            varint(out, n as u64);
+        }
+        AnyRef::F64(f) => {
+            fixed64(out, 4, f.to_bits());
+        }
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The resource and scope, encoded once.
+struct Head {
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+}
+
+impl Head {
+    fn new(resource: &Resource) -> Self {
+        let mut r = Vec::new();
+        for (k, v) in resource.iter() {
+            let text;
+            let v = match v {
+                Value::Bool(b) => AnyRef::Bool(*b),
+                Value::I64(n) => AnyRef::I64(*n),
+                Value::F64(f) => AnyRef::F64(*f),
+                Value::String(s) => AnyRef::Str(s.as_str()),
+                other => {
+                    text = other.to_string();
+                    AnyRef::Str(&text)
+                }
+            };
+            kv(&mut r, 1, k.as_str(), v);
+        }
+        let mut scope = Vec::new();
+        bytes_field(&mut scope, 1, b"nats-actors");
+        bytes_field(&mut scope, 2, env!("CARGO_PKG_VERSION").as_bytes());
+        Self { resource: r, scope }
+    }
+}
+
+#[derive(Default)]
+struct Encoder {
+    spans: Vec<u8>,
+    span: Vec<u8>,
+    event: Vec<u8>,
+}
+
+impl Encoder {
+    /// An `ExportTraceServiceRequest` with one resource and one scope holding `recs`.
+    fn request(&mut self, head: &Head, recs: &[Rec]) -> Vec<u8> {
+        self.spans.clear();
+        for rec in recs {
+            self.span.clear();
+            encode_span(&mut self.span, &mut self.event, rec);
+            bytes_field(&mut self.spans, 2, &self.span);
+        }
+        let scope_spans_len = field_len(head.scope.len()) + self.spans.len();
+        let resource_spans_len = field_len(head.resource.len()) + field_len(scope_spans_len);
+        let mut out = Vec::with_capacity(field_len(resource_spans_len));
+        key(&mut out, 1, LEN);
+        varint(&mut out, resource_spans_len as u64);
+        bytes_field(&mut out, 1, &head.resource);
+        key(&mut out, 2, LEN);
+        varint(&mut out, scope_spans_len as u64);
+        bytes_field(&mut out, 1, &head.scope);
+        out.extend_from_slice(&self.spans);
+        out
+    }
+}
+
+fn kind(k: &SpanKind) -> u64 {
+    match k {
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    }
+}
+
+fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
+    let sc = &rec.sc;
+    bytes_field(out, 1, &sc.trace_id().to_bytes());
+    bytes_field(out, 2, &sc.span_id().to_bytes());
+    let state = sc.trace_state().header();
+    if !state.is_empty() {
+        bytes_field(out, 3, state.as_bytes());
+    }
+    if let Some(p) = &rec.parent {
+        bytes_field(out, 4, &p.span_id().to_bytes());
+    }
+    bytes_field(out, 5, rec.name.as_str().as_bytes());
+    key(out, 6, VARINT);
+    varint(out, kind(&rec.kind));
+    fixed64(out, 7, unix_nanos(rec.start));
+    fixed64(out, 8, unix_nanos(rec.end));
+    kv(out, 9, "messaging.system", AnyRef::Str("nats"));
+    match &rec.attrs {
+        Attrs::Process {
+            meta,
+            subject,
+            message_id,
+            body_size,
+        } => {
+            kv(out, 9, "messaging.operation.name", AnyRef::Str("process"));
+            kv(out, 9, "messaging.operation.type", AnyRef::Str("process"));
+            kv(
+                out,
+                9,
+                "messaging.destination.name",
+                AnyRef::Str(subject.as_str()),
+            );
+            kv(
+                out,
+                9,
+                "messaging.destination.template",
+                AnyRef::Str(meta.template),
+            );
+            if let Some(q) = meta.queue {
+                kv(out, 9, "messaging.consumer.group.name", AnyRef::Str(q));
+            }
+            if let Some(id) = message_id {
+                kv(out, 9, "messaging.message.id", AnyRef::Str(id));
+            }
+            kv(
+                out,
+                9,
+                "messaging.message.body.size",
+                AnyRef::I64(*body_size as i64),
+            );
+            kv(out, 9, "server.address", AnyRef::Str(&meta.server.address));
+            kv(
+                out,
+                9,
+                "server.port",
+                AnyRef::I64(i64::from(meta.server.port)),
+            );
+        }
+        Attrs::Send {
+            operation,
+            subject,
+            body_size,
+            server,
+        } => {
+            kv(out, 9, "messaging.operation.name", AnyRef::Str(operation));
+            kv(out, 9, "messaging.operation.type", AnyRef::Str("send"));
+            if let Some(s) = subject {
+                kv(out, 9, "messaging.destination.name", AnyRef::Str(s));
+            }
+            kv(
+                out,
+                9,
+                "messaging.message.body.size",
+                AnyRef::I64(*body_size as i64),
+            );
+            kv(out, 9, "server.address", AnyRef::Str(&server.address));
+            kv(out, 9, "server.port", AnyRef::I64(i64::from(server.port)));
+        }
+    }
+    if let Some(f) = &rec.failure {
+        kv(out, 9, "error.type", AnyRef::Str(f.error_type));
+    }
+    for ev in &rec.events {
+        scratch.clear();
+        encode_event(scratch, ev);
+        bytes_field(out, 11, scratch);
+    }
+    if let Some(f) = &rec.failure {
+        scratch.clear();
+        fixed64(scratch, 1, unix_nanos(f.at));
+        bytes_field(scratch, 2, b"exception");
+        kv(scratch, 3, "exception.type", AnyRef::Str(f.error_type));
+        kv(scratch, 3, "exception.message", AnyRef::Str(&f.description));
+        bytes_field(out, 11, scratch);
+        // Status { message = 2, code = 3 (ERROR = 2) }
+        let status_len = field_len(f.description.len()) + 2;
+        key(out, 15, LEN);
+        varint(out, status_len as u64);
+        bytes_field(out, 2, f.description.as_bytes());
+        key(out, 3, VARINT);
+        out.push(2);
+    }
+    // flags: the W3C trace flags, and whether the parent is remote (HAS_IS_REMOTE | IS_REMOTE).
+    let mut flags = u32::from(sc.trace_flags().to_u8()) | 0x100;
+    if rec.parent.as_ref().is_some_and(|p| p.is_remote()) {
+        flags |= 0x200;
+    }
+    key(out, 16, I32);
+    out.extend_from_slice(&flags.to_le_bytes());
+}
+
+fn encode_event(out: &mut Vec<u8>, ev: &Ev) {
+    fixed64(out, 1, unix_nanos(ev.at));
+    bytes_field(out, 2, ev.name.as_bytes());
+    for (k, v) in &ev.attrs {
+        let v = match v {
+            EvValue::Str(s) => AnyRef::Str(s),
+            EvValue::I64(n) => AnyRef::I64(*n),
+            EvValue::F64(f) => AnyRef::F64(*f),
+            EvValue::Bool(b) => AnyRef::Bool(*b),
+        };
+        kv(out, 3, k, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn headers_are_parsed_and_percent_decoded() {
+        assert_eq!(
+            parse_headers("api-key=a%20b, x=1,bad"),
+            vec![("api-key".into(), "a b".into()), ("x".into(), "1".into())]
+        );
+    }
+}
