@@ -376,7 +376,7 @@ async fn telemetry_child(mode: &str) {
     use nats_actors::telemetry::{Sampling, TelemetryBuilder};
     let url = std::env::var("BENCH_NATS_URL").expect("BENCH_NATS_URL");
     let payload = event_128();
-    let receiver = nats_actors_suite::otlp::OtlpReceiver::grpc().await;
+    let receiver = nats_actors_suite::otlp::OtlpReceiver::grpc_counting().await;
     let (label, sampling) = match mode {
         "sampled" => (
             "(c) every message sampled, OTLP export",
@@ -416,8 +416,9 @@ async fn telemetry_child(mode: &str) {
         0
     };
     println!(
-        "{label}: spans received by the OTLP receiver {} (expected {expected}), metric exports {}",
+        "{label}: spans received by the OTLP receiver {} (expected {expected}, malformed {}), metric exports {}",
         receiver.span_count(),
+        receiver.malformed_spans(),
         receiver.metric_exports()
     );
     println!("RATIO {label}={ratio}");

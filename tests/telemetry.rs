@@ -104,7 +104,10 @@ impl FlowA {
         async {
             let cx = opentelemetry::Context::current();
             use opentelemetry::trace::TraceContextExt as _;
-            assert!(cx.span().span_context().is_valid(), "current context in a user span");
+            assert!(
+                cx.span().span_context().is_valid(),
+                "current context in a user span"
+            );
         }
         .instrument(tracing::info_span!("user work"))
         .await;

@@ -82,7 +82,7 @@ impl Context {
     /// children; for its OpenTelemetry context (to propagate by hand), use
     /// `opentelemetry::Context::current()` inside the handler.
     pub fn span(&self) -> &tracing::Span {
-        &self.span
+        self.frame.span().unwrap_or(&self.span)
     }
 
     /// The recorded `process` span.

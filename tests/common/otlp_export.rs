@@ -75,7 +75,10 @@ pub async fn export_over(protocol: &str) {
         .collect();
     assert_eq!(failed.len(), 1, "{spans:?}");
     assert_eq!(failed[0].attr("error.type"), Some("handler"));
-    assert!(failed[0].events.contains(&"exception".to_string()), "{failed:?}");
+    assert!(
+        failed[0].events.contains(&"exception".to_string()),
+        "{failed:?}"
+    );
     let failed_trace = failed[0].trace_id.clone();
     let spans: Vec<_> = spans
         .into_iter()

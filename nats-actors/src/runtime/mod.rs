@@ -524,6 +524,7 @@ pub(crate) async fn start_actor<A: Actor>(
                         _ => queue,
                     },
                     server: Server::of(env.client.nats()),
+                    encoded: Default::default(),
                 }),
                 metrics: HandlerMetrics::new(spec.template, queue),
             };

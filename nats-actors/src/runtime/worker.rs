@@ -195,11 +195,8 @@ impl<A: Send + Sync + 'static> Worker<A> {
         self.counters.received.fetch_add(1, Relaxed);
         let (span, frame) = spans::process(&self.meta, &msg);
         let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
-        // Spans the handler opens (and OpenTelemetry calls it makes) see the process span as
-        // the current context.
-        let otel = frame.context().cloned();
         let ctx = Context::new(
-            (span.clone(), frame),
+            (span, frame),
             msg,
             self.client.clone(),
             self.codec,
@@ -207,7 +204,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
             delivery,
         );
         let fut = AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, &ctx)).catch_unwind();
-        let fut = in_span(fut, span, otel);
+        // Spans the handler opens (and OpenTelemetry calls it makes) see the process span as
+        // the current context.
+        let fut = in_span(fut, ctx.span(), ctx.frame().context());
         let outcome = match progress {
             None => fut.await,
             Some(p) => self.with_progress(fut, p).await,
@@ -339,13 +338,13 @@ impl<A: Send + Sync + 'static> Worker<A> {
 /// Runs `fut` inside `span` and, when the message is traced, inside its OpenTelemetry context.
 async fn in_span<F: std::future::Future>(
     fut: F,
-    span: tracing::Span,
-    otel: Option<opentelemetry::Context>,
+    span: &tracing::Span,
+    otel: Option<&opentelemetry::Context>,
 ) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| {
         let _entered = span.enter();
-        let _attached = otel.clone().map(opentelemetry::Context::attach);
+        let _attached = otel.cloned().map(opentelemetry::Context::attach);
         fut.as_mut().poll(cx)
     })
     .await

@@ -598,7 +598,6 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
     varint(out, kind(&rec.kind));
     fixed64(out, 7, unix_nanos(rec.start));
     fixed64(out, 8, unix_nanos(rec.end));
-    kv(out, 9, "messaging.system", AnyRef::Str("nats"));
     match &rec.attrs {
         Attrs::Process {
             meta,
@@ -606,23 +605,50 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
             message_id,
             body_size,
         } => {
-            kv(out, 9, "messaging.operation.name", AnyRef::Str("process"));
-            kv(out, 9, "messaging.operation.type", AnyRef::Str("process"));
+            out.extend_from_slice(meta.encoded.get_or_init(|| {
+                let mut a = Vec::new();
+                kv(&mut a, 9, "messaging.system", AnyRef::Str("nats"));
+                kv(
+                    &mut a,
+                    9,
+                    "messaging.operation.name",
+                    AnyRef::Str("process"),
+                );
+                kv(
+                    &mut a,
+                    9,
+                    "messaging.operation.type",
+                    AnyRef::Str("process"),
+                );
+                kv(
+                    &mut a,
+                    9,
+                    "messaging.destination.template",
+                    AnyRef::Str(meta.template),
+                );
+                if let Some(q) = meta.queue {
+                    kv(&mut a, 9, "messaging.consumer.group.name", AnyRef::Str(q));
+                }
+                kv(
+                    &mut a,
+                    9,
+                    "server.address",
+                    AnyRef::Str(&meta.server.address),
+                );
+                kv(
+                    &mut a,
+                    9,
+                    "server.port",
+                    AnyRef::I64(i64::from(meta.server.port)),
+                );
+                a
+            }));
             kv(
                 out,
                 9,
                 "messaging.destination.name",
                 AnyRef::Str(subject.as_str()),
             );
-            kv(
-                out,
-                9,
-                "messaging.destination.template",
-                AnyRef::Str(meta.template),
-            );
-            if let Some(q) = meta.queue {
-                kv(out, 9, "messaging.consumer.group.name", AnyRef::Str(q));
-            }
             if let Some(id) = message_id {
                 kv(out, 9, "messaging.message.id", AnyRef::Str(id));
             }
@@ -632,13 +658,6 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
                 "messaging.message.body.size",
                 AnyRef::I64(*body_size as i64),
             );
-            kv(out, 9, "server.address", AnyRef::Str(&meta.server.address));
-            kv(
-                out,
-                9,
-                "server.port",
-                AnyRef::I64(i64::from(meta.server.port)),
-            );
         }
         Attrs::Send {
             operation,
@@ -646,8 +665,26 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
             body_size,
             server,
         } => {
-            kv(out, 9, "messaging.operation.name", AnyRef::Str(operation));
-            kv(out, 9, "messaging.operation.type", AnyRef::Str("send"));
+            let i = usize::from(*operation == "request");
+            out.extend_from_slice(server.encoded[i].get_or_init(|| {
+                let mut a = Vec::new();
+                kv(&mut a, 9, "messaging.system", AnyRef::Str("nats"));
+                kv(
+                    &mut a,
+                    9,
+                    "messaging.operation.name",
+                    AnyRef::Str(operation),
+                );
+                kv(&mut a, 9, "messaging.operation.type", AnyRef::Str("send"));
+                kv(&mut a, 9, "server.address", AnyRef::Str(&server.address));
+                kv(
+                    &mut a,
+                    9,
+                    "server.port",
+                    AnyRef::I64(i64::from(server.port)),
+                );
+                a
+            }));
             if let Some(s) = subject {
                 kv(out, 9, "messaging.destination.name", AnyRef::Str(s));
             }
@@ -657,8 +694,6 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
                 "messaging.message.body.size",
                 AnyRef::I64(*body_size as i64),
             );
-            kv(out, 9, "server.address", AnyRef::Str(&server.address));
-            kv(out, 9, "server.port", AnyRef::I64(i64::from(server.port)));
         }
     }
     if let Some(f) = &rec.failure {

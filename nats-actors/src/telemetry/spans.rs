@@ -35,6 +35,8 @@ pub(crate) struct ProcessMeta {
     pub template: &'static str,
     pub queue: Option<&'static str>,
     pub server: Arc<Server>,
+    /// The attributes every process span of this handler shares, OTLP-encoded on first export.
+    pub encoded: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// Where the client is connected, for `server.address` and `server.port`.
@@ -42,6 +44,9 @@ pub(crate) struct ProcessMeta {
 pub(crate) struct Server {
     pub address: String,
     pub port: u16,
+    /// The attributes every send (`[0]`) and request (`[1]`) span shares, OTLP-encoded on first
+    /// export.
+    pub encoded: [std::sync::OnceLock<Vec<u8>>; 2],
 }
 
 impl Server {
@@ -50,6 +55,7 @@ impl Server {
         Arc::new(Self {
             address: info.host,
             port: info.port,
+            encoded: Default::default(),
         })
     }
 }
@@ -137,8 +143,11 @@ impl Frame {
         Self(None)
     }
 
-    pub(crate) fn is_recording(&self) -> bool {
-        self.0.is_some()
+    /// The `tracing` span a process span's handler runs in.
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        match self.0.as_ref()? {
+            Inner::Own { span, .. } | Inner::Sdk { span, .. } => span.as_ref(),
+        }
     }
 
     /// This span's OpenTelemetry context (with the parent's baggage), when recorded.
@@ -350,8 +359,9 @@ pub(crate) fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
     out
 }
 
-/// The process span of `msg` and the `tracing` span the handler runs in, the parent taken from
-/// the message's trace headers (core NATS and request/reply: one message, one parent).
+/// The process span of `msg`, the parent taken from the message's trace headers (core NATS and
+/// request/reply: one message, one parent), and the `tracing` span the handler runs in when
+/// the frame does not hold it (telemetry not installed: a `debug` span for logs).
 /// `Frame::none()` and `Span::none()` when not recorded.
 pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span, Frame) {
     if super::sampling().is_none() {
@@ -374,17 +384,15 @@ pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span,
         message_id,
         body_size: msg.payload.len(),
     };
+    // The frame holds the span (`Context::span` returns it from there).
     let frame = start(
         parent,
         SpanKind::Consumer,
         Name::Shared(meta.name.clone()),
         attrs,
-        Some(span.clone()),
+        Some(span),
     );
-    if !frame.is_recording() {
-        return (tracing::Span::none(), frame);
-    }
-    (span, frame)
+    (tracing::Span::none(), frame)
 }
 
 /// What a send span is for.
