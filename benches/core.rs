@@ -9,7 +9,8 @@
 //!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC to an
 //!    in-process receiver (each in a child process, since telemetry is process-wide).
 //!
-//! Run: `make bench` (or `cargo bench --bench core`). Rounds alternate raw and framework and the
+//! Run: `make bench` (or `cargo bench --bench core`). After one unmeasured warm-up round of each,
+//! rounds alternate raw and framework and the
 //! median is reported; compare only within one run. Every case prints what it received: a fast
 //! run that lost messages is a failed run.
 
@@ -30,7 +31,7 @@ use common::{cpu_time, median};
 // Small enough that nats-server's 64 MB per-client pending limit is not reached when the
 // subscriber lags the publisher (the server would cut it off as a slow consumer).
 const PUBSUB_MESSAGES: u64 = 200_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 const SEQUENTIAL_REQUESTS: usize = 5_000;
 const PARALLEL_REQUESTS: usize = 51_200; // 800 per in-flight slot
 const IN_FLIGHT: usize = 64;
@@ -335,6 +336,10 @@ static TELEMETRY: std::sync::OnceLock<nats_actors::telemetry::TelemetryGuard> =
 /// of nats-actors to raw msgs/s.
 async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> f64 {
     let (mut raw, mut raw_dec, mut fw) = (Vec::new(), Vec::new(), Vec::new());
+    // One unmeasured round of each first: connections, buffers and the span queue warm up.
+    raw_pubsub(url, payload, false).await;
+    raw_pubsub(url, payload, true).await;
+    framework_pubsub(url, payload).await;
     for round in 0..ROUNDS {
         let r = raw_pubsub(url, payload, false).await;
         let d = raw_pubsub(url, payload, true).await;
@@ -411,7 +416,7 @@ async fn telemetry_child(mode: &str) {
         .await
         .unwrap();
     let expected = if mode == "sampled" {
-        PUBSUB_MESSAGES * ROUNDS as u64
+        PUBSUB_MESSAGES * (ROUNDS as u64 + 1)
     } else {
         0
     };

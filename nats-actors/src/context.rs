@@ -75,14 +75,16 @@ impl Context {
         self.delivery.as_ref()?.get(self.message.reply.as_ref())
     }
 
-    /// The `tracing` span the handler runs in (disabled when the message is not traced).
+    /// The `tracing` span the handler runs in, for log layers: `debug` level, target
+    /// `nats_actors_span`, fields `handler` and `subject` (disabled unless a log filter enables
+    /// it, e.g. `RUST_LOG=info,nats_actors_span=debug`).
     ///
-    /// The `process` span itself is recorded by nats-actors, not by `tracing-opentelemetry`:
-    /// `tracing` events in the handler become its events, and spans the handler opens are its
+    /// The OpenTelemetry `process` span is recorded by nats-actors, not through this span:
+    /// `tracing` events in the handler become its events and spans the handler opens are its
     /// children; for its OpenTelemetry context (to propagate by hand), use
     /// `opentelemetry::Context::current()` inside the handler.
     pub fn span(&self) -> &tracing::Span {
-        self.frame.span().unwrap_or(&self.span)
+        &self.span
     }
 
     /// The recorded `process` span.

@@ -19,6 +19,7 @@ use crate::context::Context;
 use crate::error::HandlerError;
 use crate::headers;
 use crate::stats::{Counters, HandlerCounters};
+use crate::telemetry::events;
 use crate::telemetry::metrics::{self, HandlerMetrics};
 use crate::telemetry::spans::{self, Frame, ProcessMeta, SendKind};
 
@@ -206,7 +207,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         let fut = AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, &ctx)).catch_unwind();
         // Spans the handler opens (and OpenTelemetry calls it makes) see the process span as
         // the current context.
-        let fut = in_span(fut, ctx.span(), ctx.frame().context());
+        let fut = in_span(fut, ctx.span(), ctx.frame());
         let outcome = match progress {
             None => fut.await,
             Some(p) => self.with_progress(fut, p).await,
@@ -335,17 +336,24 @@ impl<A: Send + Sync + 'static> Worker<A> {
     }
 }
 
-/// Runs `fut` inside `span` and, when the message is traced, inside its OpenTelemetry context.
-async fn in_span<F: std::future::Future>(
-    fut: F,
-    span: &tracing::Span,
-    otel: Option<&opentelemetry::Context>,
-) -> F::Output {
+/// Runs `fut` inside `span` and, when the message is traced, inside its OpenTelemetry context,
+/// with the `tracing` events of each poll added to `frame`.
+async fn in_span<F: std::future::Future>(fut: F, span: &tracing::Span, frame: &Frame) -> F::Output {
     let mut fut = std::pin::pin!(fut);
+    let otel = frame.context();
     std::future::poll_fn(|cx| {
         let _entered = span.enter();
-        let _attached = otel.cloned().map(opentelemetry::Context::attach);
-        fut.as_mut().poll(cx)
+        let Some(otel) = otel else {
+            return fut.as_mut().poll(cx);
+        };
+        let _attached = otel.clone().attach();
+        let previous = events::enter();
+        let out = fut.as_mut().poll(cx);
+        let events = events::exit(previous);
+        if !events.is_empty() {
+            frame.add_events(events);
+        }
+        out
     })
     .await
 }

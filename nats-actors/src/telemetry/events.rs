@@ -1,8 +1,12 @@
-//! `tracing` events in user code attach to the process span they happen in: this layer keeps
-//! them in the `tracing` span's extensions, and the span's [`super::spans::Frame`] takes them
-//! when it ends.
+//! `tracing` events in user code attach to the process span of the handler they happen in.
+//!
+//! While a handler is polled, a thread-local buffer collects the events that are not inside a
+//! span of their own (those belong to that span, recorded by `tracing-opentelemetry`); the
+//! handler's [`super::spans::Frame`] takes them after each poll. No `tracing` span is needed for
+//! this, so a traced message does not pay for one unless a log layer wants it.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
@@ -30,7 +34,20 @@ pub(crate) struct Ev {
     pub attrs: Vec<(Cow<'static, str>, EvValue)>,
 }
 
-struct Events(Vec<Ev>);
+thread_local! {
+    /// The events of the handler being polled on this thread (`None`: no handler).
+    static CURRENT: RefCell<Option<Vec<Ev>>> = const { RefCell::new(None) };
+}
+
+/// Starts collecting events for a handler poll; give the result to [`exit`].
+pub(crate) fn enter() -> Option<Vec<Ev>> {
+    CURRENT.with(|c| c.replace(Some(Vec::new())))
+}
+
+/// Stops collecting; returns the events of this poll.
+pub(crate) fn exit(previous: Option<Vec<Ev>>) -> Vec<Ev> {
+    CURRENT.with(|c| c.replace(previous)).unwrap_or_default()
+}
 
 /// Records the events of process spans.
 pub(crate) struct EventLayer;
@@ -40,10 +57,15 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.event_span(event) else {
+        // Inside a span the user opened: that span's event.
+        if ctx
+            .event_span(event)
+            .is_some_and(|s| s.metadata().target() != PROCESS_TARGET)
+        {
             return;
-        };
-        if span.metadata().target() != PROCESS_TARGET {
+        }
+        let collecting = CURRENT.with(|c| c.borrow().as_ref().map(Vec::len));
+        if collecting.is_none_or(|n| n >= MAX_EVENTS) {
             return;
         }
         let meta = event.metadata();
@@ -60,12 +82,11 @@ where
             at: SystemTime::now(),
             attrs: visitor.attrs,
         };
-        let mut ext = span.extensions_mut();
-        match ext.get_mut::<Events>() {
-            Some(events) if events.0.len() < MAX_EVENTS => events.0.push(ev),
-            Some(_) => {}
-            None => ext.insert(Events(vec![ev])),
-        }
+        CURRENT.with(|c| {
+            if let Some(events) = c.borrow_mut().as_mut() {
+                events.push(ev);
+            }
+        });
     }
 }
 
@@ -118,17 +139,4 @@ impl Visit for Visitor {
         self.attrs
             .push((field.name().into(), EvValue::Str(value.to_string().into())));
     }
-}
-
-/// Takes the events recorded in `span` so far.
-pub(crate) fn take(span: &tracing::Span) -> Vec<Ev> {
-    span.with_subscriber(|(id, dispatch)| {
-        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
-        let data = registry.span(id)?;
-        let mut ext = data.extensions_mut();
-        ext.remove::<Events>()
-    })
-    .flatten()
-    .map(|e| e.0)
-    .unwrap_or_default()
 }

@@ -25,7 +25,7 @@
 //! that is not sampled costs a header lookup, and no span at all.
 
 mod console;
-mod events;
+pub(crate) mod events;
 pub(crate) mod metrics;
 mod otlp;
 mod propagation;
@@ -307,14 +307,19 @@ impl TelemetryBuilder {
             // nats-actors records its process spans itself (see `spans`).
             .with_filter(quiet_targets().with_target(spans::PROCESS_TARGET, LevelFilter::OFF));
         // Events in user code inside a process span become that span's events.
-        let events_layer = events::EventLayer.with_filter(quiet_targets());
-        let logs = self.logs.then(|| {
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,opentelemetry=warn,opentelemetry_sdk=warn".into());
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(filter)
-        });
+        let events_layer = events::EventLayer
+            .with_filter(quiet_targets().with_target(spans::PROCESS_TARGET, LevelFilter::OFF));
+        // Off by a filter rather than left out: an absent (`None`) layer would declare interest
+        // in every callsite, and spans nobody records would still be built.
+        let log_filter = if self.logs {
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,opentelemetry=warn,opentelemetry_sdk=warn".into())
+        } else {
+            tracing_subscriber::EnvFilter::new("off")
+        };
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter);
         tracing_subscriber::registry()
             .with(otel_layer)
             .with(events_layer)

@@ -20,7 +20,7 @@ use opentelemetry::trace::{
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer};
 
-use super::events::{self, Ev, EvValue};
+use super::events::{Ev, EvValue};
 use super::propagation;
 use super::sampling::Decision;
 
@@ -123,15 +123,21 @@ impl Name {
     }
 }
 
+/// What changes while the span is open.
+#[derive(Default)]
+struct State {
+    failure: Option<Failure>,
+    events: Vec<Ev>,
+}
+
 enum Inner {
     Own {
         rec: Box<Rec>,
-        failure: Mutex<Option<Failure>>,
-        span: Option<tracing::Span>,
+        state: Mutex<State>,
     },
     Sdk {
         cx: opentelemetry::Context,
-        span: Option<tracing::Span>,
+        state: Mutex<State>,
     },
 }
 
@@ -143,13 +149,6 @@ impl Frame {
         Self(None)
     }
 
-    /// The `tracing` span a process span's handler runs in.
-    pub(crate) fn span(&self) -> Option<&tracing::Span> {
-        match self.0.as_ref()? {
-            Inner::Own { span, .. } | Inner::Sdk { span, .. } => span.as_ref(),
-        }
-    }
-
     /// This span's OpenTelemetry context (with the parent's baggage), when recorded.
     pub(crate) fn context(&self) -> Option<&opentelemetry::Context> {
         match self.0.as_ref()? {
@@ -158,29 +157,29 @@ impl Frame {
         }
     }
 
+    fn state(&self) -> Option<std::sync::MutexGuard<'_, State>> {
+        match self.0.as_ref()? {
+            Inner::Own { state, .. } | Inner::Sdk { state, .. } => {
+                Some(state.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+        }
+    }
+
+    /// Adds events (of `tracing` events in the handler).
+    pub(crate) fn add_events(&self, events: Vec<Ev>) {
+        if let Some(mut state) = self.state() {
+            state.events.extend(events);
+        }
+    }
+
     /// Marks the span failed: `error.type`, error status, and an `exception` event.
     pub(crate) fn fail(&self, error_type: &'static str, description: &str) {
-        match &self.0 {
-            None => {}
-            Some(Inner::Own { failure, .. }) => {
-                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(Failure {
-                    error_type,
-                    description: description.to_string(),
-                    at: SystemTime::now(),
-                });
-            }
-            Some(Inner::Sdk { cx, .. }) => {
-                let span = cx.span();
-                span.set_attribute(KeyValue::new("error.type", error_type));
-                span.set_status(Status::error(description.to_string()));
-                span.add_event(
-                    "exception",
-                    vec![
-                        KeyValue::new("exception.type", error_type),
-                        KeyValue::new("exception.message", description.to_string()),
-                    ],
-                );
-            }
+        if let Some(mut state) = self.state() {
+            state.failure = Some(Failure {
+                error_type,
+                description: description.to_string(),
+                at: SystemTime::now(),
+            });
         }
     }
 }
@@ -190,30 +189,36 @@ impl Drop for Frame {
         let Some(inner) = self.0.take() else { return };
         let end = SystemTime::now();
         match inner {
-            Inner::Own {
-                mut rec,
-                failure,
-                span,
-            } => {
+            Inner::Own { mut rec, state } => {
+                let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
                 rec.end = end;
-                rec.failure = failure.into_inner().unwrap_or_else(|p| p.into_inner());
-                if let Some(span) = span {
-                    rec.events = events::take(&span);
-                }
+                rec.failure = state.failure;
+                rec.events = state.events;
                 if let Some(Sink::Otlp(exporter)) = super::sink() {
                     exporter.push(rec);
                 }
             }
-            Inner::Sdk { cx, span } => {
+            Inner::Sdk { cx, state } => {
+                let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
                 let s = cx.span();
-                if let Some(span) = span {
-                    for ev in events::take(&span) {
-                        s.add_event_with_timestamp(
-                            ev.name,
-                            ev.at,
-                            ev.attrs.into_iter().map(kv).collect(),
-                        );
-                    }
+                for ev in state.events {
+                    s.add_event_with_timestamp(
+                        ev.name,
+                        ev.at,
+                        ev.attrs.into_iter().map(kv).collect(),
+                    );
+                }
+                if let Some(f) = state.failure {
+                    s.set_attribute(KeyValue::new("error.type", f.error_type));
+                    s.add_event_with_timestamp(
+                        "exception",
+                        f.at,
+                        vec![
+                            KeyValue::new("exception.type", f.error_type),
+                            KeyValue::new("exception.message", f.description.clone()),
+                        ],
+                    );
+                    s.set_status(Status::error(f.description));
                 }
                 s.end_with_timestamp(end);
             }
@@ -249,13 +254,7 @@ fn decide(parent: &SpanContext) -> Option<(TraceId, TraceFlags)> {
 }
 
 /// Starts a span under `parent_cx` (whose span, if valid, is the parent).
-fn start(
-    parent_cx: opentelemetry::Context,
-    kind: SpanKind,
-    name: Name,
-    attrs: Attrs,
-    span: Option<tracing::Span>,
-) -> Frame {
+fn start(parent_cx: opentelemetry::Context, kind: SpanKind, name: Name, attrs: Attrs) -> Frame {
     let parent_sc = parent_cx.span().span_context().clone();
     let Some((trace_id, flags)) = decide(&parent_sc) else {
         return Frame::none();
@@ -286,8 +285,7 @@ fn start(
             });
             Frame(Some(Inner::Own {
                 rec,
-                failure: Mutex::new(None),
-                span,
+                state: Mutex::default(),
             }))
         }
         Some(Sink::Sdk(tracer)) => {
@@ -298,7 +296,10 @@ fn start(
                 .with_attributes(attributes(&attrs));
             let sdk_span = tracer.build_with_context(builder, &parent_cx);
             let cx = parent_cx.with_span(sdk_span);
-            Frame(Some(Inner::Sdk { cx, span }))
+            Frame(Some(Inner::Sdk {
+                cx,
+                state: Mutex::default(),
+            }))
         }
     }
 }
@@ -360,19 +361,21 @@ pub(crate) fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
 }
 
 /// The process span of `msg`, the parent taken from the message's trace headers (core NATS and
-/// request/reply: one message, one parent), and the `tracing` span the handler runs in when
-/// the frame does not hold it (telemetry not installed: a `debug` span for logs).
-/// `Frame::none()` and `Span::none()` when not recorded.
+/// request/reply: one message, one parent), and the `tracing` span the handler runs in.
+///
+/// The `tracing` span is for log layers only (log lines in the handler show its handler and
+/// subject): at `debug` level and under its own target, so that it is not even built unless a
+/// log filter asks for it (`RUST_LOG=info,nats_actors_span=debug`). The OpenTelemetry layer
+/// never sees it; the process span is the [`Frame`], `Frame::none()` when not recorded.
 pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span, Frame) {
-    if super::sampling().is_none() {
-        let span = tracing::debug_span!(target: "nats_actors", "process", handler = meta.template, subject = %msg.subject);
+    let span = tracing::debug_span!(target: PROCESS_TARGET, "process", handler = meta.template, subject = %msg.subject);
+    let Some(sampling) = super::sampling() else {
+        return (span, Frame::none());
+    };
+    let parent = propagation::extract(msg.headers.as_ref());
+    if sampling.decide(parent.span().span_context()) == Decision::Drop {
         return (span, Frame::none());
     }
-    let parent = propagation::extract(msg.headers.as_ref());
-    if super::sampling().map(|s| s.decide(parent.span().span_context())) == Some(Decision::Drop) {
-        return (tracing::Span::none(), Frame::none());
-    }
-    let span = tracing::info_span!(target: PROCESS_TARGET, "process", handler = meta.template, subject = %msg.subject);
     let message_id = msg
         .headers
         .as_ref()
@@ -384,15 +387,13 @@ pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span,
         message_id,
         body_size: msg.payload.len(),
     };
-    // The frame holds the span (`Context::span` returns it from there).
     let frame = start(
         parent,
         SpanKind::Consumer,
         Name::Shared(meta.name.clone()),
         attrs,
-        Some(span),
     );
-    (tracing::Span::none(), frame)
+    (span, frame)
 }
 
 /// What a send span is for.
@@ -436,7 +437,7 @@ pub(crate) fn send(
         body_size,
         server: server.clone(),
     };
-    start(parent_cx, kind, Name::Owned(name), attrs, None)
+    start(parent_cx, kind, Name::Owned(name), attrs)
 }
 
 /// Writes the context of `frame` into `headers`.
