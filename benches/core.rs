@@ -6,8 +6,10 @@
 //!    `#[request]` handler vs a raw async-nats responder.
 //!
 //! 3. the pub/sub case again with telemetry: (b) tracing installed, nothing sampled; (b+) the
-//!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC to an
-//!    in-process receiver (each in a child process, since telemetry is process-wide).
+//!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC, then
+//!    OTLP/HTTP, to an in-process receiver that counts the spans by walking the protobuf (a
+//!    collector runs elsewhere: its decoding is not the framework's cost). Each runs in a child
+//!    process configured by the `OTEL_*` environment, since telemetry is process-wide.
 //!
 //! Run: `make bench` (or `cargo bench --bench core`). After one unmeasured warm-up round of each,
 //! rounds alternate raw and framework and the
@@ -296,7 +298,12 @@ async fn main() {
     // raw async-nats measured in the same child, against the same server.
     println!();
     let mut summary = vec![("(a) no telemetry".to_string(), no_telemetry)];
-    for mode in ["unsampled-tracing-only", "unsampled", "sampled"] {
+    for mode in [
+        "unsampled-tracing-only",
+        "unsampled",
+        "sampled",
+        "sampled-http",
+    ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .env(MODE_VAR, mode)
             .env("BENCH_NATS_URL", &url)
@@ -381,10 +388,23 @@ async fn telemetry_child(mode: &str) {
     use nats_actors::telemetry::{Sampling, TelemetryBuilder};
     let url = std::env::var("BENCH_NATS_URL").expect("BENCH_NATS_URL");
     let payload = event_128();
-    let receiver = nats_actors_suite::otlp::OtlpReceiver::grpc_counting().await;
+    let protocol = if mode == "sampled-http" {
+        "http/protobuf"
+    } else {
+        "grpc"
+    };
+    let receiver = if protocol == "grpc" {
+        nats_actors_suite::otlp::OtlpReceiver::grpc_counting().await
+    } else {
+        nats_actors_suite::otlp::OtlpReceiver::http_counting().await
+    };
     let (label, sampling) = match mode {
         "sampled" => (
-            "(c) every message sampled, OTLP export",
+            "(c) every message sampled, OTLP/gRPC export",
+            Sampling::always_on(),
+        ),
+        "sampled-http" => (
+            "(c) every message sampled, OTLP/HTTP export",
             Sampling::always_on(),
         ),
         "unsampled-tracing-only" => (
@@ -403,7 +423,7 @@ async fn telemetry_child(mode: &str) {
         "OTEL_EXPORTER_OTLP_ENDPOINT"
     };
     std::env::set_var(endpoint, receiver.endpoint());
-    std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+    std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
     std::env::set_var("OTEL_METRIC_EXPORT_INTERVAL", "1000");
     let builder = TelemetryBuilder::new("nats-actors-bench")
         .from_env()
@@ -415,7 +435,7 @@ async fn telemetry_child(mode: &str) {
     tokio::task::spawn_blocking(move || guard.shutdown())
         .await
         .unwrap();
-    let expected = if mode == "sampled" {
+    let expected = if mode.starts_with("sampled") {
         PUBSUB_MESSAGES * (ROUNDS as u64 + 1)
     } else {
         0

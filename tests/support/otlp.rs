@@ -73,6 +73,8 @@ struct Store {
     spans: Mutex<Vec<ReceivedSpan>>,
     count: std::sync::atomic::AtomicUsize,
     malformed: std::sync::atomic::AtomicUsize,
+    /// Count spans by walking the protobuf instead of decoding it.
+    counting: bool,
     metric_exports: Mutex<usize>,
 }
 
@@ -383,7 +385,21 @@ impl OtlpReceiver {
 
     /// An HTTP/protobuf receiver on a free loopback port.
     pub async fn http() -> Self {
-        let store = Arc::new(Store::default());
+        Self::serve_http(Store::default()).await
+    }
+
+    /// An HTTP/protobuf receiver that counts spans without decoding them, like
+    /// [`OtlpReceiver::grpc_counting`].
+    pub async fn http_counting() -> Self {
+        Self::serve_http(Store {
+            counting: true,
+            ..Store::default()
+        })
+        .await
+    }
+
+    async fn serve_http(store: Store) -> Self {
+        let store = Arc::new(store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let s = store.clone();
@@ -447,16 +463,28 @@ async fn serve_http(mut conn: tokio::net::TcpStream, store: Arc<Store>) {
                     .then(|| v.trim().parse::<usize>().ok())?
             })
             .unwrap_or(0);
+        buf.reserve((head_end + length).saturating_sub(buf.len()));
         while buf.len() < head_end + length {
-            let mut chunk = [0u8; 65536];
-            match conn.read(&mut chunk).await {
+            match conn.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
             }
         }
-        let body: Vec<u8> = buf.drain(..head_end + length).skip(head_end).collect();
+        let body = &buf[head_end..head_end + length];
         let status = match path.as_str() {
-            "/v1/traces" => match ExportTraceServiceRequest::decode(body.as_slice()) {
+            "/v1/traces" if store.counting => match count_spans(body) {
+                Some((good, bad)) => {
+                    store
+                        .count
+                        .fetch_add(good, std::sync::atomic::Ordering::Relaxed);
+                    store
+                        .malformed
+                        .fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
+                    "200 OK"
+                }
+                None => "400 Bad Request",
+            },
+            "/v1/traces" => match ExportTraceServiceRequest::decode(body) {
                 Ok(req) => {
                     store.traces(req);
                     "200 OK"
@@ -469,6 +497,7 @@ async fn serve_http(mut conn: tokio::net::TcpStream, store: Arc<Store>) {
             }
             _ => "404 Not Found",
         };
+        buf.drain(..head_end + length);
         let response = format!(
             "HTTP/1.1 {status}\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
         );

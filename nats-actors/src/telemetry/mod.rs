@@ -12,13 +12,19 @@
 //! ```
 //!
 //! ## Spans
-//! A `process` span (CONSUMER, named `process <subject template>`) wraps every handled message;
-//! the handler runs inside it, so `tracing` events in user code attach to it and publishes and
-//! requests made through its `Context` continue the trace. Its parent is the trace context in the
-//! message's headers: for core NATS and request/reply one message has one producer, so the
-//! producer's span is the parent (JetStream, where a message may be redelivered or batched, will
-//! link instead). Publishes get a `send` span (PRODUCER) whose context is injected into the
+//! A `process` span (CONSUMER, named `process <subject template>`) covers every handled message.
+//! The handler runs inside its OpenTelemetry context: `tracing` events in user code become its
+//! events, spans the handler opens are its children, and publishes and requests made through its
+//! `Context` continue the trace. Its parent is the trace context in the message's headers: for
+//! core NATS, request/reply and JetStream one message has one producer, so the producer's span
+//! is the parent. Publishes get a `send` span (PRODUCER) whose context is injected into the
 //! headers; requests a CLIENT span, under which the responder's `process` span appears.
+//!
+//! nats-actors records these spans itself, not through `tracing-opentelemetry`: with the OTLP
+//! exporter [`init`] configures, a span is a small record encoded straight to OTLP protobuf on
+//! an export thread; with any other exporter it is an SDK span. Inside a handler, use
+//! `opentelemetry::Context::current()` (not `tracing::Span::current().context()`) to propagate
+//! by hand.
 //!
 //! ## Cost
 //! Whether a span will be recorded is decided before it is built (see [`Sampling`]): a message
@@ -150,6 +156,12 @@ impl TelemetryBuilder {
     /// the `_TRACES_`/`_METRICS_` forms) set, spans and metrics go over OTLP with
     /// `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or `http/protobuf`, the default), metrics every
     /// `OTEL_METRIC_EXPORT_INTERVAL` ms (default 60000); without, traces print to the console.
+    ///
+    /// For a plain `http://` endpoint without compression, nats-actors' own spans go through its
+    /// built-in exporter (encoded straight to protobuf; `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and
+    /// `_TIMEOUT`, and the batch settings `OTEL_BSP_MAX_QUEUE_SIZE` (2048),
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512) and `OTEL_BSP_SCHEDULE_DELAY` (5000 ms) apply);
+    /// otherwise, and for spans of user code, through the OpenTelemetry SDK's OTLP exporter.
     pub fn from_env(mut self) -> Result<Self, Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         if let Some(name) = var("OTEL_SERVICE_NAME") {

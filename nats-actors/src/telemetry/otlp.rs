@@ -116,6 +116,9 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The largest request sent (the default limit of OTLP receivers is 4 MiB).
+const MAX_REQUEST_BYTES: usize = 4 << 20;
+
 #[derive(Default)]
 struct FlushState {
     requested: u64,
@@ -266,8 +269,15 @@ async fn run(shared: Arc<Shared>, config: Config, head: Head) {
                 }
                 std::mem::replace(&mut *q, std::mem::take(&mut spare))
             };
-            for chunk in batch.chunks(config.max_batch) {
+            let mut chunks: Vec<&[Rec]> = batch.chunks(config.max_batch).rev().collect();
+            while let Some(chunk) = chunks.pop() {
                 let body = enc.request(&head, chunk);
+                // Collectors refuse requests over 4 MiB by default: split until they fit.
+                if body.len() > MAX_REQUEST_BYTES && chunk.len() > 1 {
+                    let (a, b) = chunk.split_at(chunk.len() / 2);
+                    chunks.extend([b, a]);
+                    continue;
+                }
                 match transport.send(body, config.timeout).await {
                     Ok(()) => {
                         shared.exported.fetch_add(chunk.len() as u64, Relaxed);

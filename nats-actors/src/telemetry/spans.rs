@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use async_nats::{HeaderMap, Message, Subject};
+use async_nats::{HeaderMap, Message};
 use opentelemetry::trace::{
     SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, Tracer as _,
 };
@@ -72,7 +72,9 @@ pub(crate) enum Sink {
 pub(crate) enum Attrs {
     Process {
         meta: Arc<ProcessMeta>,
-        subject: Subject,
+        /// Copied: holding the message's `Subject` until export would pin async-nats' read
+        /// buffer.
+        subject: ShortStr,
         message_id: Option<String>,
         body_size: usize,
     },
@@ -83,6 +85,33 @@ pub(crate) enum Attrs {
         body_size: usize,
         server: Arc<Server>,
     },
+}
+
+/// A string kept inline when short (subjects usually are), else on the heap.
+pub(crate) enum ShortStr {
+    Inline([u8; 56], u8),
+    Heap(String),
+}
+
+impl ShortStr {
+    pub(crate) fn new(s: &str) -> Self {
+        let b = s.as_bytes();
+        if b.len() <= 56 {
+            let mut a = [0u8; 56];
+            a[..b.len()].copy_from_slice(b);
+            Self::Inline(a, b.len() as u8)
+        } else {
+            Self::Heap(s.to_string())
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` whole: always valid UTF-8.
+            Self::Inline(a, n) => std::str::from_utf8(&a[..usize::from(*n)]).unwrap_or_default(),
+            Self::Heap(s) => s,
+        }
+    }
 }
 
 /// A failed span: `error.type`, the status description, and an `exception` event.
@@ -191,6 +220,8 @@ impl Drop for Frame {
         match inner {
             Inner::Own { mut rec, state } => {
                 let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+                // Freed here, by the thread that made it, not by the export thread.
+                drop(std::mem::take(&mut rec.cx));
                 rec.end = end;
                 rec.failure = state.failure;
                 rec.events = state.events;
@@ -383,7 +414,7 @@ pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span,
         .map(str::to_string);
     let attrs = Attrs::Process {
         meta: meta.clone(),
-        subject: msg.subject.clone(),
+        subject: ShortStr::new(msg.subject.as_str()),
         message_id,
         body_size: msg.payload.len(),
     };
