@@ -74,6 +74,13 @@ impl<A: Send + Sync + 'static> Worker<A> {
     {
         let mut in_flight = FuturesUnordered::new();
         let mut draining = false;
+        // One future for the whole loop: a worker that waits for messages stays registered with
+        // the shutdown signal instead of registering and unregistering every time it idles.
+        let mut signal = shutdown.clone();
+        let mut stopped = std::pin::pin!(async move {
+            // Also fires when the runtime is dropped without a shutdown.
+            let _ = signal.changed().await;
+        });
         loop {
             if !draining && self.stop.load(Relaxed) {
                 draining = true;
@@ -95,8 +102,8 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     },
                 },
                 Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-                // Also fires when the runtime is dropped without a shutdown.
-                _ = shutdown.changed(), if !draining => self.stop.store(true, Relaxed),
+                // Polled until it fires once: then `draining` is set on the next turn.
+                () = &mut stopped, if !draining => self.stop.store(true, Relaxed),
             }
         }
         while in_flight.next().await.is_some() {}
