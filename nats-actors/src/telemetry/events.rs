@@ -79,7 +79,7 @@ where
         event.record(&mut visitor);
         let ev = Ev {
             name: visitor.name.map_or(Cow::Borrowed(meta.name()), Cow::Owned),
-            at: SystemTime::now(),
+            at: super::metrics::wall_now(),
             attrs: visitor.attrs,
         };
         CURRENT.with(|c| {

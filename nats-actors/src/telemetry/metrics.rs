@@ -21,6 +21,30 @@ pub(crate) fn now() -> quanta::Instant {
     clock().now()
 }
 
+thread_local! {
+    /// A recent OS wall-clock reading and the TSC reading taken with it.
+    static ANCHOR: std::cell::Cell<(u64, std::time::SystemTime)> =
+        const { std::cell::Cell::new((0, std::time::UNIX_EPOCH)) };
+}
+
+/// Wall-clock time for span timestamps: the OS clock is read at most every 10 ms per thread, the
+/// TSC in between (a few nanoseconds instead of a few tens, twice per recorded span).
+pub(crate) fn wall_now() -> std::time::SystemTime {
+    let clock = clock();
+    let raw = clock.raw();
+    ANCHOR.with(|anchor| {
+        let (at, wall) = anchor.get();
+        let ns = clock.delta_as_nanos(at, raw);
+        if at == 0 || raw < at || ns > 10_000_000 {
+            let now = std::time::SystemTime::now();
+            anchor.set((raw, now));
+            now
+        } else {
+            wall + std::time::Duration::from_nanos(ns)
+        }
+    })
+}
+
 /// Time since `started` (a reading of [`now`]).
 pub(crate) fn elapsed(started: quanta::Instant) -> std::time::Duration {
     clock().now().saturating_duration_since(started)

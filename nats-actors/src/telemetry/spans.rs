@@ -207,7 +207,7 @@ impl Frame {
             state.failure = Some(Failure {
                 error_type,
                 description: description.to_string(),
-                at: SystemTime::now(),
+                at: super::metrics::wall_now(),
             });
         }
     }
@@ -216,13 +216,13 @@ impl Frame {
 impl Drop for Frame {
     fn drop(&mut self) {
         let Some(inner) = self.0.take() else { return };
-        let end = SystemTime::now();
+        let end = super::metrics::wall_now();
         match inner {
             Inner::Own { mut rec, state } => {
                 let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
                 // Freed here, by the thread that made it, not by the export thread.
                 drop(std::mem::take(&mut rec.cx));
-                rec.end = end;
+                rec.end = end.max(rec.start);
                 rec.failure = state.failure;
                 rec.events = state.events;
                 if let Some(Sink::Otlp(exporter)) = super::sink() {
@@ -290,7 +290,7 @@ fn start(parent_cx: opentelemetry::Context, kind: SpanKind, name: Name, attrs: A
     let Some((trace_id, flags)) = decide(&parent_sc) else {
         return Frame::none();
     };
-    let start = SystemTime::now();
+    let start = super::metrics::wall_now();
     match super::sink() {
         None => Frame::none(),
         Some(Sink::Otlp(_)) => {
