@@ -177,6 +177,9 @@ pub fn count_spans(request: &[u8]) -> Option<(usize, usize)> {
                         Some((2, Some(v))) => span_id = v.len(),
                         _ => {}
                     }
+                    if trace_id > 0 && span_id > 0 {
+                        break;
+                    }
                 }
                 if (trace_id, span_id) == (16, 8) {
                     good += 1;
