@@ -5,9 +5,9 @@
 //! These spans are recorded by nats-actors itself, not through `tracing-opentelemetry`: a
 //! [`Frame`] is built only when the span will be recorded, and it is either a compact record that
 //! the built-in OTLP exporter encodes straight to protobuf ([`super::otlp`]), or, with any other
-//! exporter, an OpenTelemetry SDK span. The handler still runs inside a `tracing` span (so
-//! `tracing` events in user code attach to the process span, see [`super::events`]) and inside
-//! the span's OpenTelemetry context (so spans the user opens are its children).
+//! exporter, an OpenTelemetry SDK span. The handler runs inside the span's OpenTelemetry context
+//! (so spans the user opens are its children), and `tracing` events in user code become its
+//! events ([`super::events`]).
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -24,8 +24,9 @@ use super::events::{Ev, EvValue};
 use super::propagation;
 use super::sampling::Decision;
 
-/// The `tracing` target of process spans. The OpenTelemetry layer does not see it (the span is
-/// recorded by nats-actors); log layers do, so log lines show the handler and subject.
+/// The `tracing` target of the span handlers run in, for log layers (log lines show the handler
+/// and subject). The OpenTelemetry layers never see it: the process span is recorded by
+/// nats-actors.
 pub(crate) const PROCESS_TARGET: &str = "nats_actors_span";
 
 /// What a handler's process spans share, computed once per handler.
