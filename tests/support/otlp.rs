@@ -79,6 +79,18 @@ struct Store {
 }
 
 impl Store {
+    /// Counts the spans of an encoded request; false when it is malformed.
+    fn count_request(&self, request: &[u8]) -> bool {
+        let Some((good, bad)) = count_spans(request) else {
+            return false;
+        };
+        self.count
+            .fetch_add(good, std::sync::atomic::Ordering::Relaxed);
+        self.malformed
+            .fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+
     fn traces(&self, req: ExportTraceServiceRequest) {
         let mut spans = self.spans.lock().unwrap();
         for rs in req.resource_spans {
@@ -283,14 +295,9 @@ impl tonic::server::UnaryService<bytes::Bytes> for Count {
     fn call(&mut self, request: tonic::Request<bytes::Bytes>) -> Self::Future {
         let store = self.0.clone();
         Box::pin(async move {
-            let (good, bad) = count_spans(&request.into_inner())
-                .ok_or_else(|| tonic::Status::invalid_argument("malformed protobuf"))?;
-            store
-                .count
-                .fetch_add(good, std::sync::atomic::Ordering::Relaxed);
-            store
-                .malformed
-                .fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
+            if !store.count_request(&request.into_inner()) {
+                return Err(tonic::Status::invalid_argument("malformed protobuf"));
+            }
             // An empty message is a valid ExportTraceServiceResponse.
             Ok(tonic::Response::new(bytes::Bytes::new()))
         })
@@ -475,18 +482,13 @@ async fn serve_http(mut conn: tokio::net::TcpStream, store: Arc<Store>) {
         }
         let body = &buf[head_end..head_end + length];
         let status = match path.as_str() {
-            "/v1/traces" if store.counting => match count_spans(body) {
-                Some((good, bad)) => {
-                    store
-                        .count
-                        .fetch_add(good, std::sync::atomic::Ordering::Relaxed);
-                    store
-                        .malformed
-                        .fetch_add(bad, std::sync::atomic::Ordering::Relaxed);
+            "/v1/traces" if store.counting => {
+                if store.count_request(body) {
                     "200 OK"
+                } else {
+                    "400 Bad Request"
                 }
-                None => "400 Bad Request",
-            },
+            }
             "/v1/traces" => match ExportTraceServiceRequest::decode(body) {
                 Ok(req) => {
                     store.traces(req);
