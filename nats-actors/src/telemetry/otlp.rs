@@ -169,10 +169,15 @@ impl Exporter {
                     Ok(rt) => rt,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot start the OTLP export thread; spans are dropped");
+                        s.flush.lock().unwrap_or_else(|p| p.into_inner()).done = u64::MAX;
+                        s.flushed.notify_all();
                         return;
                     }
                 };
-                rt.block_on(run(s, config, head));
+                rt.block_on(run(s.clone(), config, head));
+                // Gone (stopped, or could not start): flushes return at once from now on.
+                s.flush.lock().unwrap_or_else(|p| p.into_inner()).done = u64::MAX;
+                s.flushed.notify_all();
             })?;
         Ok(Self {
             shared,
@@ -320,7 +325,7 @@ impl Transport {
     fn new(config: &Config) -> Self {
         if config.grpc {
             let endpoint = match tonic::transport::Endpoint::from_shared(config.url.clone()) {
-                Ok(e) => e.timeout(config.timeout),
+                Ok(e) => e.timeout(config.timeout).connect_timeout(config.timeout),
                 Err(e) => return Self::Broken(format!("bad endpoint {}: {e}", config.url)),
             };
             let mut metadata = tonic::metadata::MetadataMap::new();
