@@ -1,7 +1,7 @@
 //! The built-in OTLP span exporter: the spans nats-actors records are encoded straight from their
 //! records to OTLP protobuf and sent in batches over gRPC or HTTP/protobuf, from a thread of its
-//! own. No `SpanData`, no intermediate protobuf structs: a recorded span costs one allocation
-//! on the message path and a few hundred bytes of encoding on the export thread.
+//! own. No `SpanData`, no intermediate protobuf structs: a recorded span costs two small
+//! allocations on the message path (its record and its OpenTelemetry context) and a few hundred bytes of encoding on the export thread.
 //!
 //! Configured from the standard environment (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
 //! `_PROTOCOL`, `_HEADERS`, `_TIMEOUT`, and the `OTEL_BSP_*` batch settings).

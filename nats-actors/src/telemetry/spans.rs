@@ -285,12 +285,17 @@ fn decide(parent: &SpanContext) -> Option<(TraceId, TraceFlags)> {
     Some((trace_id, parent.trace_flags().with_sampled(true)))
 }
 
-/// Starts a span under `parent_cx` (whose span, if valid, is the parent).
-fn start(parent_cx: opentelemetry::Context, kind: SpanKind, name: Name, attrs: Attrs) -> Frame {
+/// Starts a span under `parent_cx` (whose span, if valid, is the parent), in the trace and with
+/// the flags [`decide`] gave. The callers decide first, so that nothing is built for a span that
+/// will not be recorded.
+fn start(
+    parent_cx: opentelemetry::Context,
+    (trace_id, flags): (TraceId, TraceFlags),
+    kind: SpanKind,
+    name: Name,
+    attrs: Attrs,
+) -> Frame {
     let parent_sc = parent_cx.span().span_context().clone();
-    let Some((trace_id, flags)) = decide(&parent_sc) else {
-        return Frame::none();
-    };
     let start = super::metrics::wall_now();
     match super::sink() {
         None => Frame::none(),
@@ -401,13 +406,13 @@ pub(crate) fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
 /// never sees it; the process span is the [`Frame`], `Frame::none()` when not recorded.
 pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span, Frame) {
     let span = tracing::debug_span!(target: PROCESS_TARGET, "process", handler = meta.template, subject = %msg.subject);
-    let Some(sampling) = super::sampling() else {
-        return (span, Frame::none());
-    };
-    let parent = propagation::extract(msg.headers.as_ref());
-    if sampling.decide(parent.span().span_context()) == Decision::Drop {
+    if super::sampling().is_none() {
         return (span, Frame::none());
     }
+    let parent = propagation::extract(msg.headers.as_ref());
+    let Some(decided) = decide(parent.span().span_context()) else {
+        return (span, Frame::none());
+    };
     let message_id = msg
         .headers
         .as_ref()
@@ -421,6 +426,7 @@ pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span,
     };
     let frame = start(
         parent,
+        decided,
         SpanKind::Consumer,
         Name::Shared(meta.name.clone()),
         attrs,
@@ -457,6 +463,9 @@ pub(crate) fn send(
         },
         None => opentelemetry::Context::current(),
     };
+    let Some(decided) = decide(parent_cx.span().span_context()) else {
+        return Frame::none();
+    };
     let (name, kind, operation) = match what {
         SendKind::Publish => (format!("send {subject}"), SpanKind::Producer, "send"),
         SendKind::Request => (format!("request {subject}"), SpanKind::Client, "request"),
@@ -469,7 +478,7 @@ pub(crate) fn send(
         body_size,
         server: server.clone(),
     };
-    start(parent_cx, kind, Name::Owned(name), attrs)
+    start(parent_cx, decided, kind, Name::Owned(name), attrs)
 }
 
 /// Writes the context of `frame` into `headers`.
