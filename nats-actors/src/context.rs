@@ -51,6 +51,7 @@ pub struct Context {
 }
 
 impl Context {
+    #[inline(always)]
     pub(crate) fn new(
         (span, frame): (tracing::Span, Frame),
         message: Message,

@@ -380,7 +380,8 @@ impl<A: Send + Sync + 'static> Worker<A> {
         let delivery = LazyDelivery::new(js.stream_name.clone(), js.durable_name.clone());
         if js.config.is_none() {
             // Ordered consumers do not ack: the outcome is only counted.
-            let (ctx, outcome, started) = self.invoke::<I>(message, Some(delivery), None).await;
+            let (ctx, started) = self.prepare(message, Some(delivery));
+            let outcome = self.call::<I>(&ctx).await;
             let (error, error_type) = classify(outcome);
             self.record(ctx.frame(), started, error_type, error.as_ref());
             return;
@@ -412,7 +413,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             match processed.seen(key).await {
                 Ok(false) => {}
                 Ok(true) => {
-                    self.counters.received.fetch_add(1, Relaxed);
+                    crate::stats::bump(&self.counters.received);
                     self.counters.js.duplicates.fetch_add(1, Relaxed);
                     tracing::debug!(consumer = %js.what, key, "already processed; acked without calling the handler");
                     self.ack(js, &ack).await;
@@ -434,9 +435,8 @@ impl<A: Send + Sync + 'static> Worker<A> {
             start: metrics::now(),
             last: &last,
         };
-        let (ctx, outcome, started) = self
-            .invoke::<I>(message, Some(delivery), Some(progress))
-            .await;
+        let (ctx, started) = self.prepare(message, Some(delivery));
+        let outcome = self.with_progress(self.call::<I>(&ctx), progress).await;
         let (error, error_type) = classify(outcome);
         self.record(ctx.frame(), started, error_type, error.as_ref());
         let Some(error) = error else {

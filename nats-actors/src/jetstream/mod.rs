@@ -143,7 +143,8 @@ impl Delivery {
 pub(crate) struct LazyDelivery {
     stream: Arc<str>,
     consumer: Option<Arc<str>>,
-    parsed: std::sync::OnceLock<Option<Delivery>>,
+    /// Boxed, so that a handler context stays small for the messages that never ask.
+    parsed: std::sync::OnceLock<Option<Box<Delivery>>>,
 }
 
 impl LazyDelivery {
@@ -158,8 +159,10 @@ impl LazyDelivery {
     /// The delivery of the message with ack subject `reply`.
     pub(crate) fn get(&self, reply: Option<&async_nats::Subject>) -> Option<&Delivery> {
         self.parsed
-            .get_or_init(|| Delivery::parse(reply?.as_str(), &self.stream, self.consumer.as_ref()))
-            .as_ref()
+            .get_or_init(|| {
+                Delivery::parse(reply?.as_str(), &self.stream, self.consumer.as_ref()).map(Box::new)
+            })
+            .as_deref()
     }
 }
 

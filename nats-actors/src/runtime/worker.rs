@@ -90,6 +90,18 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     tracing::warn!(handler = %self.name(), error = %e, "cannot drain subscription");
                 }
             }
+            // One at a time, with a message already waiting: handled right here, without the
+            // select below and without a future of its own (the common, busy case).
+            if self.limit == 1 {
+                if let Some(Some(msg)) = sub.next().now_or_never() {
+                    let (ctx, started) = self.prepare(msg, None);
+                    let outcome = self.call::<I>(&ctx).await;
+                    if let Some(outcome) = self.settle(&ctx, started, outcome) {
+                        self.conclude(&ctx, started, outcome).await;
+                    }
+                    continue;
+                }
+            }
             tokio::select! {
                 biased;
                 next = sub.next(), if in_flight.len() < self.limit => match next {
@@ -136,19 +148,51 @@ impl<A: Send + Sync + 'static> Worker<A> {
         None
     }
 
+    /// Handles one message with the handler's whole policy: reply, error reply, counts, span.
     async fn process<const I: usize>(&self, msg: Message)
     where
         A: Invoke<I>,
     {
+        let (ctx, started) = self.prepare(msg, None);
+        let outcome = self.call::<I>(&ctx).await;
+        if let Some(outcome) = self.settle(&ctx, started, outcome) {
+            self.conclude(&ctx, started, outcome).await;
+        }
+    }
+
+    /// Records the common outcome (done, nothing to reply) and returns `None`; any other outcome
+    /// is given back for [`Worker::conclude`]. Spares the common case a future of its own.
+    fn settle(
+        &self,
+        ctx: &Context,
+        started: Option<quanta::Instant>,
+        outcome: Result<Outcome, HandlerError>,
+    ) -> Option<Result<Outcome, HandlerError>> {
+        match outcome {
+            Ok(Outcome::Done) if self.spec.kind != HandlerKind::Request => {
+                self.record(ctx.frame(), started, None, None);
+                None
+            }
+            outcome => Some(outcome),
+        }
+    }
+
+    /// Acts on the outcome of a handler: sends its reply or error reply, counts it, records it
+    /// on the span.
+    async fn conclude(
+        &self,
+        ctx: &Context,
+        started: Option<quanta::Instant>,
+        outcome: Result<Outcome, HandlerError>,
+    ) {
+        let span = ctx.frame();
         let reply_to = match self.spec.kind {
-            HandlerKind::Request => msg.reply.clone(),
+            HandlerKind::Request => ctx.message().reply.as_ref(),
             _ => None,
         };
-        let (ctx, outcome, started) = self.invoke::<I>(msg, None, None).await;
-        let span = ctx.frame();
         let (error, error_type) = match outcome {
             Ok(Outcome::Done) => (None, None),
-            Ok(Outcome::Reply(payload, codec)) => match &reply_to {
+            Ok(Outcome::Reply(payload, codec)) => match reply_to {
                 None => {
                     self.no_reply_subject();
                     (None, None)
@@ -178,29 +222,23 @@ impl<A: Send + Sync + 'static> Worker<A> {
         let Some(error) = error else { return };
         if self.spec.kind == HandlerKind::Request {
             match reply_to {
-                Some(reply) => self.error_reply(span, reply, &error).await,
+                // Rare: boxed, so that its future does not grow every message's.
+                Some(reply) => Box::pin(self.error_reply(span, reply.clone(), &error)).await,
                 None => self.no_reply_subject(),
             }
         }
     }
 
-    /// Runs the handler on `msg` inside its process span. Returns the context (with the message
-    /// and the span), the outcome (a panic as an error with its message) and when it started.
-    /// With `progress`, a `+WPI` goes to that ack subject every period while the handler runs.
-    pub(crate) async fn invoke<const I: usize>(
+    /// Counts `msg`, opens its process span and builds the handler's context around it. Returns
+    /// the context and, when processing is timed, when it started. Inlined, so that the message
+    /// moves once, from the subscription into the context.
+    #[inline(always)]
+    pub(crate) fn prepare(
         &self,
         msg: Message,
         delivery: Option<crate::jetstream::LazyDelivery>,
-        progress: Option<Progress<'_>>,
-    ) -> (
-        Context,
-        Result<Outcome, HandlerError>,
-        Option<quanta::Instant>,
-    )
-    where
-        A: Invoke<I>,
-    {
-        self.counters.received.fetch_add(1, Relaxed);
+    ) -> (Context, Option<quanta::Instant>) {
+        crate::stats::bump(&self.counters.received);
         let (span, frame) = spans::process(&self.meta, &msg);
         let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
         let ctx = Context::new(
@@ -211,19 +249,31 @@ impl<A: Send + Sync + 'static> Worker<A> {
             self.spec.template,
             delivery,
         );
-        let fut = AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, &ctx)).catch_unwind();
-        // Spans the handler opens (and OpenTelemetry calls it makes) see the process span as
-        // the current context.
-        let fut = in_span(fut, ctx.span(), ctx.frame());
-        let outcome = match progress {
-            None => fut.await,
-            Some(p) => self.with_progress(fut, p).await,
+        (ctx, started)
+    }
+
+    /// Runs the handler on `ctx` inside its process span; a panic becomes an error with its
+    /// message. The handler's future is made in place, inside this one, and never moved: a
+    /// message costs no copy of it.
+    pub(crate) async fn call<const I: usize>(&self, ctx: &Context) -> Result<Outcome, HandlerError>
+    where
+        A: Invoke<I>,
+    {
+        let fut = std::pin::pin!(
+            AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, ctx)).catch_unwind()
+        );
+        let outcome = if ctx.frame().context().is_none() && ctx.span().is_disabled() {
+            // Nothing records this message: nothing to enter or attach on each poll.
+            fut.await
+        } else {
+            // Spans the handler opens (and OpenTelemetry calls it makes) see the process span
+            // as the current context.
+            in_span(fut, ctx.span(), ctx.frame()).await
         };
-        let outcome = outcome.map_err(|panic| {
+        outcome.map_err(|panic| {
             let what = panic_message(&*panic);
             HandlerError::new(format!("handler panicked: {what}"))
-        });
-        (ctx, outcome, started)
+        })
     }
 
     /// Runs `fut`, sending `+WPI` to the JetStream ack subject every period until it is done, so
@@ -271,13 +321,12 @@ impl<A: Send + Sync + 'static> Worker<A> {
         error_type: Option<&'static str>,
         error: Option<&HandlerError>,
     ) {
-        let counter = match error_type {
-            None => &self.counters.handled,
-            Some("decode") => &self.counters.rejected,
-            Some("panic") => &self.counters.panics,
-            Some(_) => &self.counters.failed,
-        };
-        counter.fetch_add(1, Relaxed);
+        match error_type {
+            None => crate::stats::bump(&self.counters.handled),
+            Some("decode") => crate::stats::bump(&self.counters.rejected),
+            Some("panic") => crate::stats::bump(&self.counters.panics),
+            Some(_) => crate::stats::bump(&self.counters.failed),
+        }
         if let Some(t) = started {
             let took = metrics::elapsed(t);
             if let Some(m) = &self.metrics {
@@ -343,12 +392,16 @@ impl<A: Send + Sync + 'static> Worker<A> {
     }
 }
 
-/// Runs `fut` inside `span` and, when the message is traced, inside its OpenTelemetry context,
-/// with the `tracing` events of each poll added to `frame`.
-async fn in_span<F: std::future::Future>(fut: F, span: &tracing::Span, frame: &Frame) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
+/// Polls `fut` inside `span` and, when the message is traced, inside its OpenTelemetry context,
+/// with the `tracing` events of each poll added to `frame`. Takes the future pinned where it was
+/// made, so that it is not moved into a future of its own.
+fn in_span<'a, F: std::future::Future>(
+    mut fut: std::pin::Pin<&'a mut F>,
+    span: &'a tracing::Span,
+    frame: &'a Frame,
+) -> impl std::future::Future<Output = F::Output> + 'a {
     let otel = frame.context();
-    std::future::poll_fn(|cx| {
+    std::future::poll_fn(move |cx| {
         let _entered = span.enter();
         let Some(otel) = otel else {
             return fut.as_mut().poll(cx);
@@ -362,7 +415,6 @@ async fn in_span<F: std::future::Future>(fut: F, span: &tracing::Span, frame: &F
         }
         out
     })
-    .await
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -188,7 +188,7 @@ impl Exporter {
 
     /// Queues a finished span; when the queue is full it is dropped and counted. The record is
     /// moved out of its box here, so the box is freed by the thread that made it.
-    pub(crate) fn push(&self, rec: Box<Rec>) {
+    pub(crate) fn push(&self, rec: Rec) {
         let len = {
             let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             if q.len() >= self.max_queue {
@@ -201,7 +201,7 @@ impl Exporter {
                 }
                 return;
             }
-            q.push(*rec);
+            q.push(rec);
             q.len()
         };
         if len == self.max_batch {

@@ -160,15 +160,16 @@ struct State {
     events: Vec<Ev>,
 }
 
+/// A recorded span and what changes while it is open, in one allocation (so that a [`Frame`],
+/// which every handler context holds, is two words whether or not it records).
+struct Open<T> {
+    span: T,
+    state: Mutex<State>,
+}
+
 enum Inner {
-    Own {
-        rec: Box<Rec>,
-        state: Mutex<State>,
-    },
-    Sdk {
-        cx: opentelemetry::Context,
-        state: Mutex<State>,
-    },
+    Own(Box<Open<Rec>>),
+    Sdk(Box<Open<opentelemetry::Context>>),
 }
 
 /// A span being recorded (or not: [`Frame::none`]). It ends when dropped.
@@ -182,17 +183,17 @@ impl Frame {
     /// This span's OpenTelemetry context (with the parent's baggage), when recorded.
     pub(crate) fn context(&self) -> Option<&opentelemetry::Context> {
         match self.0.as_ref()? {
-            Inner::Own { rec, .. } => Some(&rec.cx),
-            Inner::Sdk { cx, .. } => Some(cx),
+            Inner::Own(own) => Some(&own.span.cx),
+            Inner::Sdk(sdk) => Some(&sdk.span),
         }
     }
 
     fn state(&self) -> Option<std::sync::MutexGuard<'_, State>> {
-        match self.0.as_ref()? {
-            Inner::Own { state, .. } | Inner::Sdk { state, .. } => {
-                Some(state.lock().unwrap_or_else(|p| p.into_inner()))
-            }
-        }
+        let state = match self.0.as_ref()? {
+            Inner::Own(own) => &own.state,
+            Inner::Sdk(sdk) => &sdk.state,
+        };
+        Some(state.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Adds events (of `tracing` events in the handler).
@@ -219,7 +220,11 @@ impl Drop for Frame {
         let Some(inner) = self.0.take() else { return };
         let end = super::metrics::wall_now();
         match inner {
-            Inner::Own { mut rec, state } => {
+            Inner::Own(own) => {
+                let Open {
+                    span: mut rec,
+                    state,
+                } = *own;
                 let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
                 // Freed here, by the thread that made it, not by the export thread.
                 drop(std::mem::take(&mut rec.cx));
@@ -230,7 +235,8 @@ impl Drop for Frame {
                     exporter.push(rec);
                 }
             }
-            Inner::Sdk { cx, state } => {
+            Inner::Sdk(sdk) => {
+                let Open { span: cx, state } = *sdk;
                 let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
                 let s = cx.span();
                 for ev in state.events {
@@ -308,7 +314,7 @@ fn start(
                 parent_sc.trace_state().clone(),
             );
             let cx = parent_cx.with_remote_span_context(sc.clone());
-            let rec = Box::new(Rec {
+            let rec = Rec {
                 cx,
                 sc,
                 parent: parent_sc.is_valid().then_some(parent_sc),
@@ -319,11 +325,11 @@ fn start(
                 attrs,
                 failure: None,
                 events: Vec::new(),
-            });
-            Frame(Some(Inner::Own {
-                rec,
+            };
+            Frame(Some(Inner::Own(Box::new(Open {
+                span: rec,
                 state: Mutex::default(),
-            }))
+            }))))
         }
         Some(Sink::Sdk(tracer)) => {
             let builder = tracer
@@ -333,10 +339,10 @@ fn start(
                 .with_attributes(attributes(&attrs));
             let sdk_span = tracer.build_with_context(builder, &parent_cx);
             let cx = parent_cx.with_span(sdk_span);
-            Frame(Some(Inner::Sdk {
-                cx,
+            Frame(Some(Inner::Sdk(Box::new(Open {
+                span: cx,
                 state: Mutex::default(),
-            }))
+            }))))
         }
     }
 }
