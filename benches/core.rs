@@ -11,9 +11,9 @@
 //!    collector runs elsewhere: its decoding is not the framework's cost). Each runs in a child
 //!    process configured by the `OTEL_*` environment, since telemetry is process-wide.
 //!
-//! Run: `make bench` (or `cargo bench --bench core`). After one unmeasured warm-up round of each,
-//! rounds alternate raw and framework and the
-//! median is reported; compare only within one run. Every case prints what it received: a fast
+//! Run: `make bench` (or `cargo bench --bench core`; `cargo bench --bench core -- pubsub` runs
+//! one case of `pubsub`, `request`, `telemetry`). After one unmeasured warm-up round of each,
+//! rounds alternate raw and framework and the median is reported; compare only within one run. Every case prints what it received: a fast
 //! run that lost messages is a failed run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +33,9 @@ use common::{cpu_time, median};
 // Small enough that nats-server's 64 MB per-client pending limit is not reached when the
 // subscriber lags the publisher (the server would cut it off as a slow consumer).
 const PUBSUB_MESSAGES: u64 = 200_000;
+/// Pub/sub rounds are short (a fifth of a second): enough of them for a stable median on a
+/// machine whose speed drifts from round to round.
+const PUBSUB_ROUNDS: usize = 15;
 const ROUNDS: usize = 7;
 const SEQUENTIAL_REQUESTS: usize = 5_000;
 const PARALLEL_REQUESTS: usize = 51_200; // 800 per in-flight slot
@@ -111,20 +114,21 @@ async fn raw_pubsub(url: &str, payload: &Bytes, decode: bool) -> Run {
     sub_client.flush().await.unwrap();
     let (cpu0, t0) = (cpu_time(), Instant::now());
     let consumer = tokio::spawn(async move {
-        let mut got = 0u64;
+        // Counted as the typed handler counts: in a shared atomic.
+        let got = AtomicU64::new(0);
         // One timer around the whole loop (not a select! per message, which would slow raw).
         let _ = tokio::time::timeout(Duration::from_secs(60), async {
-            while got < PUBSUB_MESSAGES {
+            while got.load(Ordering::Relaxed) < PUBSUB_MESSAGES {
                 let Some(m) = sub.next().await else { break };
                 if decode {
                     let e: Event = rmp_serde::from_slice(&m.payload).unwrap();
                     std::hint::black_box(&e);
                 }
-                got += 1;
+                got.fetch_add(1, Ordering::Relaxed);
             }
         })
         .await;
-        got
+        got.into_inner()
     });
     publish_all(&publisher, "bench.raw", payload, PUBSUB_MESSAGES).await;
     let received = consumer.await.unwrap();
@@ -247,29 +251,62 @@ async fn main() {
         .expect("start nats-server");
     let url = server.url();
     let payload = event_128();
-    println!("nats-actors core bench: {PUBSUB_MESSAGES} x 128 B per pub/sub round, {ROUNDS} rounds, median\n");
-    let no_telemetry = pubsub_rounds(&url, &payload, "(a) no telemetry").await;
+    println!("nats-actors core bench: {PUBSUB_MESSAGES} x 128 B per pub/sub round, {PUBSUB_ROUNDS} pub/sub rounds, {ROUNDS} request/reply rounds, medians\n");
+    let mut summary = vec![];
+    if selected("pubsub") {
+        let ratio = pubsub_rounds(&url, &payload, "(a) no telemetry").await;
+        summary.push(("(a) no telemetry".to_string(), ratio));
+    }
+    if selected("request") {
+        request_reply(&url, &payload).await;
+    }
+    if selected("telemetry") {
+        telemetry_children(&url, &mut summary);
+    }
+    println!("\nsummary, pub/sub typed handler msgs/s over raw async-nats' in the same process and round (median):");
+    println!(
+        "  {:<46} {:>14} {:>14}",
+        "", "raw + decode", "raw, no decode"
+    );
+    for (label, r) in summary {
+        println!(
+            "  {label:<46} {:>14.3} {:>14.3}",
+            r.same_decode, r.no_decode
+        );
+    }
+    drop(server);
+}
 
-    // Request/reply.
-    let responder = raw_responder(&url).await;
+/// Whether the command line selects `case`: `cargo bench --bench core -- pubsub telemetry` runs
+/// those two; no names run all three (pubsub, request, telemetry).
+fn selected(case: &str) -> bool {
+    let names: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    names.is_empty() || names.iter().any(|n| n == case)
+}
+
+async fn request_reply(url: &str, payload: &Bytes) {
+    let responder = raw_responder(url).await;
     let counter = Counter {
         got: Arc::default(),
         expect: Arc::default(),
         done: Arc::default(),
     };
     let runtime = Runtime::builder()
-        .connect(ConnectOptions::new([url.as_str()]))
+        .connect(ConnectOptions::new([url]))
         .actor(counter)
         .start()
         .await
         .unwrap();
-    let requester = async_nats::connect(&url).await.unwrap();
+    let requester = async_nats::connect(url).await.unwrap();
     let (mut raw_p50, mut fw_p50, mut raw_par, mut fw_par) = (vec![], vec![], vec![], vec![]);
     for round in 0..ROUNDS {
-        let a = sequential_p50(&requester, "bench.raw.echo", &payload).await;
-        let b = sequential_p50(&requester, "bench.fw.echo", &payload).await;
-        let (c, c_ok) = parallel_rate(&requester, "bench.raw.echo", &payload).await;
-        let (d, d_ok) = parallel_rate(&requester, "bench.fw.echo", &payload).await;
+        let a = sequential_p50(&requester, "bench.raw.echo", payload).await;
+        let b = sequential_p50(&requester, "bench.fw.echo", payload).await;
+        let (c, c_ok) = parallel_rate(&requester, "bench.raw.echo", payload).await;
+        let (d, d_ok) = parallel_rate(&requester, "bench.fw.echo", payload).await;
         println!(
             "round {round}: sequential p50 raw {:.1} us, nats-actors {:.1} us | {IN_FLIGHT} in flight raw {c:.0}/s (ok {c_ok}), nats-actors {d:.0}/s (ok {d_ok})",
             a.as_secs_f64() * 1e6,
@@ -293,11 +330,12 @@ async fn main() {
     );
     runtime.shutdown().await;
     responder.abort();
+}
 
-    // Telemetry installs process-wide: (b) and (c) each run in a child process of this bench,
-    // raw async-nats measured in the same child, against the same server.
+/// Telemetry installs process-wide: (b) and (c) each run in a child process of this bench, raw
+/// async-nats measured in the same child, against the same server.
+fn telemetry_children(url: &str, summary: &mut Vec<(String, Ratios)>) {
     println!();
-    let mut summary = vec![("(a) no telemetry".to_string(), no_telemetry)];
     for mode in [
         "unsampled-tracing-only",
         "unsampled",
@@ -306,7 +344,7 @@ async fn main() {
     ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .env(MODE_VAR, mode)
-            .env("BENCH_NATS_URL", &url)
+            .env("BENCH_NATS_URL", url)
             // A queue that holds a round's spans, so that the export is measured, not dropped.
             .env("OTEL_BSP_MAX_QUEUE_SIZE", "262144")
             .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")
@@ -317,20 +355,19 @@ async fn main() {
         let text = String::from_utf8_lossy(&out.stdout);
         print!("{text}");
         if let Some(line) = text.lines().find_map(|l| l.strip_prefix("RATIO ")) {
-            let label = line.split('=').next().unwrap_or(mode).to_string();
-            let ratio = line
-                .rsplit('=')
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            summary.push((label, ratio));
+            let (label, values) = line.split_once('=').unwrap_or((mode, ""));
+            let mut v = values.split(',').map(|v| v.parse::<f64>().unwrap_or(0.0));
+            let same_decode = v.next().unwrap_or(0.0);
+            let no_decode = v.next().unwrap_or(0.0);
+            summary.push((
+                label.to_string(),
+                Ratios {
+                    same_decode,
+                    no_decode,
+                },
+            ));
         }
     }
-    println!("\nsummary, pub/sub typed handler vs raw async-nats msgs/s in the same process:");
-    for (label, ratio) in summary {
-        println!("  {label:<46} {ratio:.3}");
-    }
-    drop(server);
 }
 
 const MODE_VAR: &str = "NATS_ACTORS_BENCH_MODE";
@@ -339,15 +376,16 @@ const MODE_VAR: &str = "NATS_ACTORS_BENCH_MODE";
 static TELEMETRY: std::sync::OnceLock<nats_actors::telemetry::TelemetryGuard> =
     std::sync::OnceLock::new();
 
-/// Alternates raw, raw+decode and nats-actors rounds; prints them and returns the median ratio
-/// of nats-actors to raw msgs/s.
-async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> f64 {
+/// Alternates raw, raw+decode and nats-actors rounds and prints them. Returns the median over
+/// rounds of nats-actors' msgs/s over raw's in the same round: against raw async-nats with the
+/// same MessagePack decode (the same work as the typed handler), and against raw without it.
+async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> Ratios {
     let (mut raw, mut raw_dec, mut fw) = (Vec::new(), Vec::new(), Vec::new());
     // One unmeasured round of each first: connections, buffers and the span queue warm up.
     raw_pubsub(url, payload, false).await;
     raw_pubsub(url, payload, true).await;
     framework_pubsub(url, payload).await;
-    for round in 0..ROUNDS {
+    for round in 0..PUBSUB_ROUNDS {
         let r = raw_pubsub(url, payload, false).await;
         let d = raw_pubsub(url, payload, true).await;
         let (f, dropped) = framework_pubsub(url, payload).await;
@@ -360,11 +398,12 @@ async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> f64 {
         fw.push(f);
     }
     let m = |v: &Vec<Run>, f: fn(&Run) -> f64| median(v.iter().map(f).collect());
-    let (r, d, f) = (
-        m(&raw, |r| r.rate),
-        m(&raw_dec, |r| r.rate),
-        m(&fw, |r| r.rate),
-    );
+    let paired =
+        |base: &Vec<Run>| median(fw.iter().zip(base).map(|(f, b)| f.rate / b.rate).collect());
+    let ratios = Ratios {
+        same_decode: paired(&raw_dec),
+        no_decode: paired(&raw),
+    };
     let lost: u64 = raw
         .iter()
         .chain(&raw_dec)
@@ -372,14 +411,24 @@ async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> f64 {
         .map(|r| PUBSUB_MESSAGES - r.received)
         .sum();
     println!(
-        "{label}: pub/sub 128 B msgpack: raw {r:.0}/s, raw+decode {d:.0}/s, nats-actors typed handler {f:.0}/s\n  ratio vs raw {:.3}, vs raw+decode {:.3}; cpu/msg raw {:.2} us, raw+decode {:.2} us, nats-actors {:.2} us; messages not received: {lost}\n",
-        f / r,
-        f / d,
+        "{label}: pub/sub 128 B msgpack, medians: raw {:.0}/s, raw+decode {:.0}/s, nats-actors typed handler {:.0}/s\n  ratio (median of per-round ratios) vs raw+decode {:.3}, vs raw {:.3}; cpu/msg raw {:.2} us, raw+decode {:.2} us, nats-actors {:.2} us; messages not received: {lost}\n",
+        m(&raw, |r| r.rate),
+        m(&raw_dec, |r| r.rate),
+        m(&fw, |r| r.rate),
+        ratios.same_decode,
+        ratios.no_decode,
         m(&raw, |r| r.cpu_per_msg_us),
         m(&raw_dec, |r| r.cpu_per_msg_us),
         m(&fw, |r| r.cpu_per_msg_us),
     );
-    f / r
+    ratios
+}
+
+/// nats-actors' pub/sub msgs/s over raw async-nats', with and without the same decode.
+#[derive(Clone, Copy)]
+struct Ratios {
+    same_decode: f64,
+    no_decode: f64,
 }
 
 /// (b) telemetry installed, nothing sampled; (c) every message sampled and exported in batches
@@ -436,7 +485,7 @@ async fn telemetry_child(mode: &str) {
         .await
         .unwrap();
     let expected = if mode.starts_with("sampled") {
-        PUBSUB_MESSAGES * (ROUNDS as u64 + 1)
+        PUBSUB_MESSAGES * (PUBSUB_ROUNDS as u64 + 1)
     } else {
         0
     };
@@ -446,5 +495,5 @@ async fn telemetry_child(mode: &str) {
         receiver.malformed_spans(),
         receiver.metric_exports()
     );
-    println!("RATIO {label}={ratio}");
+    println!("RATIO {label}={},{}", ratio.same_decode, ratio.no_decode);
 }
