@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_nats::{HeaderMap, Message, Subscriber};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
+use std::task::Poll;
 use tokio::sync::watch;
 
 use crate::actor::{HandlerKind, HandlerSpec, Invoke, Outcome};
@@ -93,7 +94,11 @@ impl<A: Send + Sync + 'static> Worker<A> {
             // One at a time, with a message already waiting: handled right here, without the
             // select below and without a future of its own (the common, busy case).
             if self.limit == 1 {
-                if let Some(Some(msg)) = sub.next().now_or_never() {
+                let next = {
+                    let mut noop = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                    sub.poll_next_unpin(&mut noop)
+                };
+                if let Poll::Ready(Some(msg)) = next {
                     let (ctx, started) = self.prepare(msg, None);
                     let outcome = self.call::<I>(&ctx).await;
                     if let Some(outcome) = self.settle(&ctx, started, outcome) {
