@@ -1,10 +1,10 @@
 //! Core NATS, side by side with raw async-nats in the same run, against one real nats-server:
 //!
 //! 1. pub/sub, 128-byte MessagePack messages: a typed `#[subscribe]` handler vs a raw
-//!    async-nats subscriber (without and with the same MessagePack decode);
+//!    async-nats subscriber that does the same work (decodes into the same type, counts in a
+//!    shared atomic), and vs one that does not decode;
 //! 2. sequential request/reply p50, and throughput with 64 requests in flight: a typed
-//!    `#[request]` handler vs a raw async-nats responder.
-//!
+//!    `#[request]` handler vs a raw async-nats responder;
 //! 3. the pub/sub case again with telemetry: (b) tracing installed, nothing sampled; (b+) the
 //!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC, then
 //!    OTLP/HTTP, to an in-process receiver that counts the spans by walking the protobuf (a
@@ -13,8 +13,10 @@
 //!
 //! Run: `make bench` (or `cargo bench --bench core`; `cargo bench --bench core -- pubsub` runs
 //! one case of `pubsub`, `request`, `telemetry`). After one unmeasured warm-up round of each,
-//! rounds alternate raw and framework and the median is reported; compare only within one run. Every case prints what it received: a fast
-//! run that lost messages is a failed run.
+//! rounds alternate raw and framework. A pub/sub ratio is the median over rounds of nats-actors'
+//! rate over raw's in the same round (rounds next to each other share the machine's state,
+//! which drifts); compare only within one run. Every case prints what it received: a fast run
+//! that lost messages is a failed run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
