@@ -228,3 +228,82 @@ async fn a_queue_group_of_two_instances_handles_each_message_once() {
     assert_eq!(per_instance.iter().sum::<u64>(), N);
     runtime.shutdown().await;
 }
+
+#[derive(Actor, Clone, Default)]
+struct Follower {
+    seen: Arc<Mutex<Vec<u64>>>,
+}
+
+#[handlers]
+impl Follower {
+    #[subscribe("stream.ticks")]
+    async fn on_tick(&self, tick: Tick) {
+        self.seen.lock().unwrap().push(tick.seq);
+    }
+}
+
+/// A handler that always has a message waiting takes them without waiting on anything else:
+/// shutdown must still stop it promptly, and every message it was given before the drain is
+/// handled, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_continuous_stream_is_prompt_and_loses_nothing_delivered() {
+    logs();
+    let server = server();
+    let actor = Follower::default();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
+    let publisher = async_nats::connect(server.url()).await.unwrap();
+    let publishing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = publishing.clone();
+    let feeder = tokio::spawn(async move {
+        let mut seq = 0u64;
+        // Bounded in count and time; stopped by the flag once shutdown is over.
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while seq < 2_000_000
+            && std::time::Instant::now() < until
+            && flag.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let body = format!("{{\"seq\":{seq}}}");
+            if publisher
+                .publish("stream.ticks", body.into())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            seq += 1;
+        }
+        let _ = publisher.flush().await;
+        seq
+    });
+    let busy = eventually(Duration::from_secs(20), || async {
+        actor.seen.lock().unwrap().len() >= 20_000
+    })
+    .await;
+    assert!(busy, "handled {}", actor.seen.lock().unwrap().len());
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(Duration::from_secs(15), runtime.shutdown())
+        .await
+        .expect("shutdown finishes while messages keep arriving");
+    let took = started.elapsed();
+    publishing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let published = feeder.await.unwrap();
+    assert_eq!(report.aborted, 0, "nothing aborted");
+    let seen = actor.seen.lock().unwrap().clone();
+    let expected: Vec<u64> = (0..seen.len() as u64).collect();
+    assert!(
+        seen == expected,
+        "every message delivered before the drain handled once, in order ({} handled, {published} published)",
+        seen.len()
+    );
+    assert!(
+        (seen.len() as u64) < published,
+        "the stream was still running when shutdown began ({} of {published})",
+        seen.len()
+    );
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+}
