@@ -4,7 +4,8 @@
 //!    async-nats subscriber that does the same work (decodes into the same type, counts in a
 //!    shared atomic), and vs one that does not decode;
 //! 2. sequential request/reply p50, and throughput with 64 requests in flight: a typed
-//!    `#[request]` handler vs a raw async-nats responder;
+//!    `#[request]` handler vs a raw async-nats responder that does the same work (decodes,
+//!    encodes, replies with a `Content-Type` header), and vs one that echoes the bytes;
 //! 3. the pub/sub case again with telemetry: (b) tracing installed, nothing sampled; (b+) the
 //!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC, then
 //!    OTLP/HTTP, to an in-process receiver that counts the spans by walking the protobuf (a
@@ -229,15 +230,25 @@ async fn parallel_rate(
     (ok as f64 / t0.elapsed().as_secs_f64(), ok)
 }
 
-async fn raw_responder(url: &str) -> tokio::task::JoinHandle<()> {
+/// A raw async-nats responder on `subject`. With `same_work`, it does what the typed handler
+/// does: decodes the request into `Event`, encodes the reply and sends it with its
+/// `Content-Type` header; without, it echoes the bytes.
+async fn raw_responder(url: &str, subject: &str, same_work: bool) -> tokio::task::JoinHandle<()> {
     let client = async_nats::connect(url).await.unwrap();
-    let mut sub = client.subscribe("bench.raw.echo").await.unwrap();
+    let mut sub = client.subscribe(subject.to_string()).await.unwrap();
     client.flush().await.unwrap();
     tokio::spawn(async move {
         while let Some(m) = sub.next().await {
-            if let Some(reply) = m.reply {
+            let Some(reply) = m.reply else { continue };
+            if !same_work {
                 let _ = client.publish(reply, m.payload).await;
+                continue;
             }
+            let event: Event = rmp_serde::from_slice(&m.payload).unwrap();
+            let body = Bytes::from(rmp_serde::to_vec_named(&event).unwrap());
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Content-Type", "application/msgpack");
+            let _ = client.publish_with_headers(reply, headers, body).await;
         }
     })
 }
@@ -265,16 +276,18 @@ async fn main() {
     if selected("telemetry") {
         telemetry_children(&url, &mut summary);
     }
-    println!("\nsummary, pub/sub typed handler msgs/s over raw async-nats' in the same process and round (median):");
-    println!(
-        "  {:<46} {:>14} {:>14}",
-        "", "raw + decode", "raw, no decode"
-    );
-    for (label, r) in summary {
+    if !summary.is_empty() {
+        println!("\nsummary, pub/sub typed handler msgs/s over raw async-nats' in the same process and round (median):");
         println!(
-            "  {label:<46} {:>14.3} {:>14.3}",
-            r.same_decode, r.no_decode
+            "  {:<46} {:>14} {:>14}",
+            "", "raw + decode", "raw, no decode"
         );
+        for (label, r) in summary {
+            println!(
+                "  {label:<46} {:>14.3} {:>14.3}",
+                r.same_decode, r.no_decode
+            );
+        }
     }
     drop(server);
 }
@@ -290,7 +303,8 @@ fn selected(case: &str) -> bool {
 }
 
 async fn request_reply(url: &str, payload: &Bytes) {
-    let responder = raw_responder(url).await;
+    let echo = raw_responder(url, "bench.raw.echo", false).await;
+    let typed = raw_responder(url, "bench.raw.typed", true).await;
     let counter = Counter {
         got: Arc::default(),
         expect: Arc::default(),
@@ -303,35 +317,45 @@ async fn request_reply(url: &str, payload: &Bytes) {
         .await
         .unwrap();
     let requester = async_nats::connect(url).await.unwrap();
-    let (mut raw_p50, mut fw_p50, mut raw_par, mut fw_par) = (vec![], vec![], vec![], vec![]);
+    // Sequential p50 and in-flight rate of: raw echo, raw doing the same work, nats-actors.
+    let subjects = ["bench.raw.echo", "bench.raw.typed", "bench.fw.echo"];
+    let (mut p50, mut par) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
     for round in 0..ROUNDS {
-        let a = sequential_p50(&requester, "bench.raw.echo", payload).await;
-        let b = sequential_p50(&requester, "bench.fw.echo", payload).await;
-        let (c, c_ok) = parallel_rate(&requester, "bench.raw.echo", payload).await;
-        let (d, d_ok) = parallel_rate(&requester, "bench.fw.echo", payload).await;
-        println!(
-            "round {round}: sequential p50 raw {:.1} us, nats-actors {:.1} us | {IN_FLIGHT} in flight raw {c:.0}/s (ok {c_ok}), nats-actors {d:.0}/s (ok {d_ok})",
-            a.as_secs_f64() * 1e6,
-            b.as_secs_f64() * 1e6
-        );
-        raw_p50.push(a.as_secs_f64() * 1e6);
-        fw_p50.push(b.as_secs_f64() * 1e6);
-        raw_par.push(c);
-        fw_par.push(d);
+        let mut line = format!("round {round}:");
+        for (i, subject) in subjects.iter().enumerate() {
+            let lat = sequential_p50(&requester, subject, payload).await;
+            let (rate, ok) = parallel_rate(&requester, subject, payload).await;
+            line += &format!(
+                " {subject}: p50 {:.1} us, {IN_FLIGHT} in flight {rate:.0}/s (ok {ok}) |",
+                lat.as_secs_f64() * 1e6
+            );
+            p50[i].push(lat.as_secs_f64() * 1e6);
+            par[i].push(rate);
+        }
+        println!("{line}");
     }
-    let (a, b, c, d) = (
-        median(raw_p50),
-        median(fw_p50),
-        median(raw_par),
-        median(fw_par),
+    let per_round = |v: &[Vec<f64>; 3], base: usize| {
+        median(v[2].iter().zip(&v[base]).map(|(f, b)| f / b).collect())
+    };
+    println!(
+        "request/reply 128 B msgpack, medians: sequential p50 raw echo {:.1} us, raw same work {:.1} us, nats-actors {:.1} us; {IN_FLIGHT} in flight raw echo {:.0}/s, raw same work {:.0}/s, nats-actors {:.0}/s",
+        median(p50[0].clone()),
+        median(p50[1].clone()),
+        median(p50[2].clone()),
+        median(par[0].clone()),
+        median(par[1].clone()),
+        median(par[2].clone()),
     );
     println!(
-        "request/reply 128 B msgpack: sequential p50 raw {a:.1} us, nats-actors {b:.1} us (ratio {:.3}); {IN_FLIGHT} in flight raw {c:.0}/s, nats-actors {d:.0}/s (ratio {:.3})",
-        b / a,
-        d / c
+        "  ratios (median of per-round ratios): p50 latency vs raw same work {:.3}, vs raw echo {:.3}; {IN_FLIGHT} in flight vs raw same work {:.3}, vs raw echo {:.3}",
+        per_round(&p50, 1),
+        per_round(&p50, 0),
+        per_round(&par, 1),
+        per_round(&par, 0),
     );
     runtime.shutdown().await;
-    responder.abort();
+    echo.abort();
+    typed.abort();
 }
 
 /// Telemetry installs process-wide: (b) and (c) each run in a child process of this bench, raw
