@@ -4,12 +4,12 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Message, Subscriber};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use std::task::Poll;
 use tokio::sync::watch;
 
 use crate::actor::{HandlerKind, HandlerSpec, Invoke, Outcome};
