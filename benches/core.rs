@@ -1,8 +1,8 @@
 //! Core NATS, side by side with raw async-nats in the same run, against one real nats-server:
 //!
 //! 1. pub/sub, 128-byte MessagePack messages: a typed `#[subscribe]` handler vs a raw
-//!    async-nats subscriber that does the same work (decodes into the same type, counts in a
-//!    shared atomic), and vs one that does not decode;
+//!    async-nats subscriber that does the same work (decodes into the same type, counts with
+//!    an atomic add), and vs one that does not decode;
 //! 2. sequential request/reply p50, and throughput with 64 requests in flight: a typed
 //!    `#[request]` handler vs a raw async-nats responder that does the same work (decodes,
 //!    encodes, replies with a `Content-Type` header), and vs one that echoes the bytes;
@@ -117,7 +117,7 @@ async fn raw_pubsub(url: &str, payload: &Bytes, decode: bool) -> Run {
     sub_client.flush().await.unwrap();
     let (cpu0, t0) = (cpu_time(), Instant::now());
     let consumer = tokio::spawn(async move {
-        // Counted as the typed handler counts: in a shared atomic.
+        // Counted as the typed handler counts: with an atomic add.
         let got = AtomicU64::new(0);
         // One timer around the whole loop (not a select! per message, which would slow raw).
         let _ = tokio::time::timeout(Duration::from_secs(60), async {

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nats_actors::prelude::*;
-use nats_actors_suite::{connect, eventually, logs, server};
+use nats_actors_suite::{eventually, logs, nats, server, start};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Tick {
@@ -36,12 +36,7 @@ async fn ten_thousand_typed_messages_arrive_once_and_in_order() {
     logs();
     let server = server();
     let actor = Recorder::default();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .actor(actor.clone())
-        .start()
-        .await
-        .unwrap();
+    let runtime = start(&server, actor.clone()).await;
     const N: u64 = 10_000;
     for seq in 0..N {
         runtime
@@ -109,12 +104,7 @@ async fn wildcards_route_and_parameters_are_extracted_by_type() {
     logs();
     let server = server();
     let actor = Router::default();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .actor(actor.clone())
-        .start()
-        .await
-        .unwrap();
+    let runtime = start(&server, actor.clone()).await;
     let client = runtime.client();
     for subject in [
         "route.a.one",
@@ -188,12 +178,7 @@ async fn a_queue_group_of_two_instances_handles_each_message_once() {
     logs();
     let server = server();
     let actor = Worker::default();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .actor(actor.clone())
-        .start()
-        .await
-        .unwrap();
+    let runtime = start(&server, actor.clone()).await;
     const N: u64 = 2_000;
     for seq in 0..N {
         runtime
@@ -250,13 +235,8 @@ async fn shutdown_during_a_continuous_stream_is_prompt_and_loses_nothing_deliver
     logs();
     let server = server();
     let actor = Follower::default();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .actor(actor.clone())
-        .start()
-        .await
-        .unwrap();
-    let publisher = async_nats::connect(server.url()).await.unwrap();
+    let runtime = start(&server, actor.clone()).await;
+    let publisher = nats(&server).await;
     let publishing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = publishing.clone();
     let feeder = tokio::spawn(async move {

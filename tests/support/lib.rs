@@ -23,6 +23,16 @@ pub fn connect(server: &NatsServer) -> nats_actors::ConnectOptions {
     nats_actors::ConnectOptions::new([server.url()])
 }
 
+/// A runtime on `server` with one actor, started.
+pub async fn start<A: nats_actors::Actor>(server: &NatsServer, actor: A) -> nats_actors::Runtime {
+    nats_actors::Runtime::builder()
+        .connect(connect(server))
+        .actor(actor)
+        .start()
+        .await
+        .expect("start the runtime")
+}
+
 /// Polls `done` every 10 ms until it holds or `timeout` passes; returns whether it held.
 pub async fn eventually<F, Fut>(timeout: Duration, mut done: F) -> bool
 where
