@@ -32,6 +32,16 @@ impl<A> Cell<A> {
         }
     }
 
+    /// Access for a `&self` handler without a lock, when the actor has none (no future to
+    /// poll); `None` for a locked actor, which takes [`Cell::read`].
+    #[inline(always)]
+    pub fn free(&self) -> Option<ReadGuard<'_, A>> {
+        match self {
+            Cell::Free(a) => Some(ReadGuard::Free(a)),
+            Cell::Locked(_) => None,
+        }
+    }
+
     /// Access for a `&self` handler.
     pub async fn read(&self) -> ReadGuard<'_, A> {
         match self {

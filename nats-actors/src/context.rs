@@ -71,6 +71,23 @@ impl Context {
         }
     }
 
+    /// Takes the next message into this context, for a serial handler that reuses one context
+    /// from message to message (no client clone per message). The previous message is freed
+    /// here; its span already ended in [`Context::end`].
+    #[inline(always)]
+    pub(crate) fn renew(&mut self, (span, frame): (tracing::Span, Frame), message: Message) {
+        self.message = message;
+        self.span = span;
+        self.frame = frame;
+    }
+
+    /// Ends the message's span now (a reused context keeps its message until the next one).
+    #[inline(always)]
+    pub(crate) fn end(&mut self) {
+        self.frame = Frame::none();
+        self.span = tracing::Span::none();
+    }
+
     /// The JetStream delivery (stream, sequences, delivery count), in a `#[consumer]` handler.
     pub fn delivery(&self) -> Option<&Delivery> {
         self.delivery.as_ref()?.get(self.message.reply.as_ref())
@@ -344,11 +361,20 @@ where
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(ctx: &Context) -> Result<T, HandlerError> {
-    let codec = match codec::of_headers(ctx.headers()) {
-        Ok(c) => c.unwrap_or(ctx.default_codec),
-        Err(e) => return Err(HandlerError::bad_request(e.to_string())),
+    let codec = match ctx.headers() {
+        // The common case: no headers, the handler's codec.
+        None => ctx.default_codec,
+        Some(h) => match codec::of_headers(Some(h)) {
+            Ok(c) => c.unwrap_or(ctx.default_codec),
+            Err(e) => return Err(rejected(e)),
+        },
     };
-    codec
-        .decode(&ctx.message.payload)
-        .map_err(|e| HandlerError::bad_request(e.to_string()))
+    codec.decode(&ctx.message.payload).map_err(rejected)
+}
+
+/// A payload that does not decode: bad input (400).
+#[cold]
+#[inline(never)]
+fn rejected(e: crate::error::DecodeError) -> HandlerError {
+    HandlerError::bad_request(e.to_string())
 }

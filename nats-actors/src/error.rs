@@ -231,7 +231,11 @@ impl RequestError {
 /// let err: HandlerError = "x".parse::<u32>().unwrap_err().into();
 /// assert_eq!(err.code(), 500);
 /// ```
-pub struct HandlerError {
+pub struct HandlerError(Box<Failure>);
+
+/// Boxed, so that a `Result<T, HandlerError>` (every handler's, and the runtime's outcome of
+/// every message) is as small as `T` and a pointer: errors are rare, results are not.
+struct Failure {
     code: u16,
     description: String,
     retry: Retry,
@@ -258,12 +262,12 @@ impl HandlerError {
 
     /// A failure with the given code (use HTTP-like codes: 400 bad input, 404 missing, 500 failure).
     pub fn with_code(code: u16, description: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Failure {
             code,
             description: description.into(),
             retry: Retry::ByCode,
             source: None,
-        }
+        }))
     }
 
     /// A transient failure (code 503) that a JetStream consumer retries after `delay` (a nak
@@ -277,7 +281,7 @@ impl HandlerError {
     /// ```
     pub fn retry_after(description: impl Into<String>, delay: Duration) -> Self {
         let mut err = Self::with_code(503, description);
-        err.retry = Retry::After(delay);
+        err.0.retry = Retry::After(delay);
         err
     }
 
@@ -290,7 +294,7 @@ impl HandlerError {
     /// ```
     pub fn fatal(description: impl Into<String>) -> Self {
         let mut err = Self::new(description);
-        err.retry = Retry::Never;
+        err.0.retry = Retry::Never;
         err
     }
 
@@ -303,8 +307,8 @@ impl HandlerError {
     /// assert!(HandlerError::new("connection reset").is_retryable());
     /// ```
     pub fn is_retryable(&self) -> bool {
-        match self.retry {
-            Retry::ByCode => !(400..500).contains(&self.code),
+        match self.0.retry {
+            Retry::ByCode => !(400..500).contains(&self.0.code),
             Retry::After(_) => true,
             Retry::Never => false,
         }
@@ -312,7 +316,7 @@ impl HandlerError {
 
     /// The delay asked for with [`HandlerError::retry_after`].
     pub fn retry_delay(&self) -> Option<Duration> {
-        match self.retry {
+        match self.0.retry {
             Retry::After(d) => Some(d),
             _ => None,
         }
@@ -325,43 +329,43 @@ impl HandlerError {
 
     /// The code sent in `Nats-Service-Error-Code`.
     pub fn code(&self) -> u16 {
-        self.code
+        self.0.code
     }
 
     /// The description sent in `Nats-Service-Error`.
     pub fn description(&self) -> &str {
-        &self.description
+        &self.0.description
     }
 
     /// The underlying error, when it was converted from one.
     pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
-        self.source.as_deref()
+        self.0.source.as_deref()
     }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
     fn from(err: E) -> Self {
-        Self {
+        Self(Box::new(Failure {
             code: 500,
             description: err.to_string(),
             retry: Retry::ByCode,
             source: Some(Box::new(err)),
-        }
+        }))
     }
 }
 
 impl std::fmt::Display for HandlerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (code {})", self.description, self.code)
+        write!(f, "{} (code {})", self.0.description, self.0.code)
     }
 }
 
 impl std::fmt::Debug for HandlerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandlerError")
-            .field("code", &self.code)
-            .field("description", &self.description)
-            .field("source", &self.source)
+            .field("code", &self.0.code)
+            .field("description", &self.0.description)
+            .field("source", &self.0.source)
             .finish()
     }
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 /// Adds one to a counter that only one task writes (others only read it): a plain load and
 /// store instead of a locked read-modify-write, on every message.
+#[inline(always)]
 pub(crate) fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
 }

@@ -115,7 +115,12 @@ fn invoke_body(h: &Handler) -> TokenStream {
             };
         }
     } else {
-        quote!(let __nats_actors_guard = __nats_actors_cell.read().await;)
+        quote! {
+            let __nats_actors_guard = match __nats_actors_cell.free() {
+                ::core::option::Option::Some(g) => g,
+                ::core::option::Option::None => __nats_actors_cell.read().await,
+            };
+        }
     };
     let receiver = if h.mutable {
         quote!(&mut *__nats_actors_guard)

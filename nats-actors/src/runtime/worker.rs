@@ -82,6 +82,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
             // Also fires when the runtime is dropped without a shutdown.
             let _ = signal.changed().await;
         });
+        // A serial handler reuses one context while messages keep arriving, so that a message
+        // costs no clone of the client and no new context. It is released (with its last
+        // message) whenever nothing is waiting.
+        let mut reused: Option<Context> = None;
         loop {
             if !draining && self.stop.load(Relaxed) {
                 draining = true;
@@ -99,13 +103,15 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     sub.poll_next_unpin(&mut noop)
                 };
                 if let Poll::Ready(Some(msg)) = next {
-                    let (ctx, started) = self.prepare(msg, None);
-                    let outcome = self.call::<I>(&ctx).await;
-                    if let Some(outcome) = self.settle(&ctx, started, outcome) {
-                        self.conclude(&ctx, started, outcome).await;
+                    let (ctx, started) = self.prepare_reused(&mut reused, msg);
+                    let outcome = self.call::<I>(ctx).await;
+                    if let Some(outcome) = self.settle(ctx, started, outcome) {
+                        self.conclude(ctx, started, outcome).await;
                     }
+                    ctx.end();
                     continue;
                 }
+                reused = None;
             }
             tokio::select! {
                 biased;
@@ -243,11 +249,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
         msg: Message,
         delivery: Option<crate::jetstream::LazyDelivery>,
     ) -> (Context, Option<quanta::Instant>) {
-        crate::stats::bump(&self.counters.received);
-        let (span, frame) = spans::process(&self.meta, &msg);
-        let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
+        let (span, started) = self.open(&msg);
         let ctx = Context::new(
-            (span, frame),
+            span,
             msg,
             self.client.clone(),
             self.codec,
@@ -257,28 +261,58 @@ impl<A: Send + Sync + 'static> Worker<A> {
         (ctx, started)
     }
 
+    /// [`Worker::prepare`] into the context a serial handler reuses (made on first use).
+    #[inline(always)]
+    fn prepare_reused<'c>(
+        &self,
+        slot: &'c mut Option<Context>,
+        msg: Message,
+    ) -> (&'c mut Context, Option<quanta::Instant>) {
+        let (span, started) = self.open(&msg);
+        let ctx = match slot {
+            Some(ctx) => {
+                ctx.renew(span, msg);
+                ctx
+            }
+            None => slot.insert(Context::new(
+                span,
+                msg,
+                self.client.clone(),
+                self.codec,
+                self.spec.template,
+                None,
+            )),
+        };
+        (ctx, started)
+    }
+
+    /// Counts `msg` and opens its process span; returns the span and, when processing is timed,
+    /// when it started.
+    #[inline(always)]
+    fn open(&self, msg: &Message) -> ((tracing::Span, Frame), Option<quanta::Instant>) {
+        crate::stats::bump(&self.counters.received);
+        let span = spans::process(&self.meta, msg);
+        let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
+        (span, started)
+    }
+
     /// Runs the handler on `ctx` inside its process span; a panic becomes an error with its
-    /// message. The handler's future is made in place, inside this one, and never moved: a
-    /// message costs no copy of it.
-    pub(crate) async fn call<const I: usize>(&self, ctx: &Context) -> Result<Outcome, HandlerError>
+    /// message. One flat future around the handler's: awaiting it costs one poll call per
+    /// message, not one per layer.
+    #[inline(always)]
+    pub(crate) fn call<'a, const I: usize>(
+        &'a self,
+        ctx: &'a Context,
+    ) -> Call<'a, impl std::future::Future<Output = Outcome> + Send + 'a>
     where
         A: Invoke<I>,
     {
-        let fut = std::pin::pin!(
-            AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, ctx)).catch_unwind()
-        );
-        let outcome = if ctx.frame().context().is_none() && ctx.span().is_disabled() {
+        Call {
+            fut: AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, ctx)).catch_unwind(),
             // Nothing records this message: nothing to enter or attach on each poll.
-            fut.await
-        } else {
-            // Spans the handler opens (and OpenTelemetry calls it makes) see the process span
-            // as the current context.
-            in_span(fut, ctx.span(), ctx.frame()).await
-        };
-        outcome.map_err(|panic| {
-            let what = panic_message(&*panic);
-            HandlerError::new(format!("handler panicked: {what}"))
-        })
+            traced: ctx.frame().context().is_some() || !ctx.span().is_disabled(),
+            ctx,
+        }
     }
 
     /// Runs `fut`, sending `+WPI` to the JetStream ack subject every period until it is done, so
@@ -319,7 +353,24 @@ impl<A: Send + Sync + 'static> Worker<A> {
     }
 
     /// Logs an error, counts the outcome, records the duration metric and fails the span.
+    /// Inlined for the common case (handled, nothing timed), which is a counter bump.
+    #[inline(always)]
     pub(crate) fn record(
+        &self,
+        span: &Frame,
+        started: Option<quanta::Instant>,
+        error_type: Option<&'static str>,
+        error: Option<&HandlerError>,
+    ) {
+        if error_type.is_none() && started.is_none() {
+            crate::stats::bump(&self.counters.handled);
+            return;
+        }
+        self.record_slow(span, started, error_type, error);
+    }
+
+    #[inline(never)]
+    fn record_slow(
         &self,
         span: &Frame,
         started: Option<quanta::Instant>,
@@ -397,29 +448,61 @@ impl<A: Send + Sync + 'static> Worker<A> {
     }
 }
 
-/// Polls `fut` inside `span` and, when the message is traced, inside its OpenTelemetry context,
-/// with the `tracing` events of each poll added to `frame`. Takes the future pinned where it was
-/// made, so that it is not moved into a future of its own.
-fn in_span<'a, F: std::future::Future>(
-    mut fut: std::pin::Pin<&'a mut F>,
-    span: &'a tracing::Span,
-    frame: &'a Frame,
-) -> impl std::future::Future<Output = F::Output> + 'a {
-    let otel = frame.context();
-    std::future::poll_fn(move |cx| {
-        let _entered = span.enter();
-        let Some(otel) = otel else {
-            return fut.as_mut().poll(cx);
+pin_project_lite::pin_project! {
+    /// The future of [`Worker::call`]: the handler's future with panics caught, polled inside
+    /// the message's span when something records it.
+    pub(crate) struct Call<'a, F> {
+        #[pin]
+        fut: futures::future::CatchUnwind<AssertUnwindSafe<F>>,
+        ctx: &'a Context,
+        traced: bool,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Call<'_, F> {
+    type Output = Result<F::Output, HandlerError>;
+
+    #[inline]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = if *this.traced {
+            poll_in_span(this.fut, this.ctx.span(), this.ctx.frame(), cx)
+        } else {
+            this.fut.poll(cx)
         };
-        let _attached = otel.clone().attach();
-        let previous = events::enter();
-        let out = fut.as_mut().poll(cx);
-        let events = events::exit(previous);
-        if !events.is_empty() {
-            frame.add_events(events);
+        match out {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(out)) => Poll::Ready(Ok(out)),
+            Poll::Ready(Err(panic)) => {
+                let what = panic_message(&*panic);
+                Poll::Ready(Err(HandlerError::new(format!("handler panicked: {what}"))))
+            }
         }
-        out
-    })
+    }
+}
+
+/// Polls `fut` inside `span` and, when the message is traced, inside its OpenTelemetry context,
+/// with the `tracing` events of the poll added to `frame`: spans the handler opens (and
+/// OpenTelemetry calls it makes) see the process span as the current context.
+#[inline(never)]
+fn poll_in_span<F: std::future::Future>(
+    fut: std::pin::Pin<&mut F>,
+    span: &tracing::Span,
+    frame: &Frame,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<F::Output> {
+    let _entered = span.enter();
+    let Some(otel) = frame.context() else {
+        return fut.poll(cx);
+    };
+    let _attached = otel.clone().attach();
+    let previous = events::enter();
+    let out = fut.poll(cx);
+    let events = events::exit(previous);
+    if !events.is_empty() {
+        frame.add_events(events);
+    }
+    out
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -129,6 +129,17 @@ impl Sampling {
         }
     }
 
+    /// Whether a new trace (a message without a parent) is never recorded: then a message
+    /// without headers needs no look at all.
+    #[inline]
+    pub(crate) fn drops_new_traces(&self) -> bool {
+        match self.root {
+            Root::AlwaysOff => true,
+            Root::Ratio(r) => r <= 0.0,
+            Root::AlwaysOn => false,
+        }
+    }
+
     /// For [`Decision::Ask`]: whether the ratio samples `trace_id`, by the same rule as the
     /// SDK's `TraceIdRatioBased` (so spans of user code in the same trace agree).
     pub(crate) fn ratio_samples(&self, trace_id: TraceId) -> bool {
@@ -197,5 +208,21 @@ mod tests {
         assert!(half.ratio_samples(TraceId::from(1u128 << 62)));
         assert!(!half.ratio_samples(TraceId::from(u64::MAX as u128)));
         assert!(Sampling::parse("jaeger_remote", None).is_err());
+    }
+
+    #[test]
+    fn drops_new_traces_agrees_with_the_decision_without_a_parent() {
+        for s in [
+            Sampling::always_on(),
+            Sampling::always_off(),
+            Sampling::ratio(0.0),
+            Sampling::ratio(0.5),
+            Sampling::ratio(1.0),
+        ] {
+            for s in [s.clone(), s.parent_based()] {
+                let dropped = s.decide(&SpanContext::empty_context()) == Decision::Drop;
+                assert_eq!(s.drops_new_traces(), dropped, "{s:?}");
+            }
+        }
     }
 }

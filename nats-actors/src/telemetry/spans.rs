@@ -216,50 +216,56 @@ impl Frame {
 }
 
 impl Drop for Frame {
+    /// Inlined: a frame that records nothing (every message when nothing is sampled) costs a
+    /// test, not a call.
+    #[inline(always)]
     fn drop(&mut self) {
-        let Some(inner) = self.0.take() else { return };
-        let end = super::metrics::wall_now();
-        match inner {
-            Inner::Own(own) => {
-                let Open {
-                    span: mut rec,
-                    state,
-                } = *own;
-                let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
-                // Freed here, by the thread that made it, not by the export thread.
-                drop(std::mem::take(&mut rec.cx));
-                rec.end = end.max(rec.start);
-                rec.failure = state.failure;
-                rec.events = state.events;
-                if let Some(Sink::Otlp(exporter)) = super::sink() {
-                    exporter.push(rec);
-                }
+        if let Some(inner) = self.0.take() {
+            end(inner);
+        }
+    }
+}
+
+/// Ends a recorded span: to the built-in exporter, or ended on the SDK span.
+#[inline(never)]
+fn end(inner: Inner) {
+    let end = super::metrics::wall_now();
+    match inner {
+        Inner::Own(own) => {
+            let Open {
+                span: mut rec,
+                state,
+            } = *own;
+            let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+            // Freed here, by the thread that made it, not by the export thread.
+            drop(std::mem::take(&mut rec.cx));
+            rec.end = end.max(rec.start);
+            rec.failure = state.failure;
+            rec.events = state.events;
+            if let Some(Sink::Otlp(exporter)) = super::sink() {
+                exporter.push(rec);
             }
-            Inner::Sdk(sdk) => {
-                let Open { span: cx, state } = *sdk;
-                let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
-                let s = cx.span();
-                for ev in state.events {
-                    s.add_event_with_timestamp(
-                        ev.name,
-                        ev.at,
-                        ev.attrs.into_iter().map(kv).collect(),
-                    );
-                }
-                if let Some(f) = state.failure {
-                    s.set_attribute(KeyValue::new("error.type", f.error_type));
-                    s.add_event_with_timestamp(
-                        "exception",
-                        f.at,
-                        vec![
-                            KeyValue::new("exception.type", f.error_type),
-                            KeyValue::new("exception.message", f.description.clone()),
-                        ],
-                    );
-                    s.set_status(Status::error(f.description));
-                }
-                s.end_with_timestamp(end);
+        }
+        Inner::Sdk(sdk) => {
+            let Open { span: cx, state } = *sdk;
+            let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+            let s = cx.span();
+            for ev in state.events {
+                s.add_event_with_timestamp(ev.name, ev.at, ev.attrs.into_iter().map(kv).collect());
             }
+            if let Some(f) = state.failure {
+                s.set_attribute(KeyValue::new("error.type", f.error_type));
+                s.add_event_with_timestamp(
+                    "exception",
+                    f.at,
+                    vec![
+                        KeyValue::new("exception.type", f.error_type),
+                        KeyValue::new("exception.message", f.description.clone()),
+                    ],
+                );
+                s.set_status(Status::error(f.description));
+            }
+            s.end_with_timestamp(end);
         }
     }
 }
@@ -410,14 +416,22 @@ pub(crate) fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
 /// subject): at `debug` level and under its own target, so that it is not even built unless a
 /// log filter asks for it (`RUST_LOG=info,nats_actors_span=debug`). The OpenTelemetry layer
 /// never sees it; the process span is the [`Frame`], `Frame::none()` when not recorded.
+#[inline(always)]
 pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span, Frame) {
     let span = tracing::debug_span!(target: PROCESS_TARGET, "process", handler = meta.template, subject = %msg.subject);
-    if super::sampling().is_none() {
-        return (span, Frame::none());
+    match super::sampling() {
+        None => (span, Frame::none()),
+        // No trace headers and new traces are not sampled: nothing to extract or decide.
+        Some(s) if msg.headers.is_none() && s.drops_new_traces() => (span, Frame::none()),
+        Some(_) => (span, process_frame(meta, msg)),
     }
+}
+
+/// The process span of `msg` when tracing is installed: [`Frame::none`] unless it is sampled.
+fn process_frame(meta: &Arc<ProcessMeta>, msg: &Message) -> Frame {
     let parent = propagation::extract(msg.headers.as_ref());
     let Some(decided) = decide(parent.span().span_context()) else {
-        return (span, Frame::none());
+        return Frame::none();
     };
     let message_id = msg
         .headers
@@ -430,14 +444,13 @@ pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span,
         message_id,
         body_size: msg.payload.len(),
     };
-    let frame = start(
+    start(
         parent,
         decided,
         SpanKind::Consumer,
         Name::Shared(meta.name.clone()),
         attrs,
-    );
-    (span, frame)
+    )
 }
 
 /// What a send span is for.
