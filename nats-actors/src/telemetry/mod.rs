@@ -67,6 +67,7 @@ struct Installed {
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
 
+#[inline]
 pub(crate) fn sampling() -> Option<&'static Sampling> {
     INSTALLED.get().map(|i| &i.sampling)
 }
@@ -160,7 +161,8 @@ impl TelemetryBuilder {
     /// For a plain `http://` endpoint without compression, nats-actors' own spans go through its
     /// built-in exporter (encoded straight to protobuf; `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and
     /// `_TIMEOUT`, and the batch settings `OTEL_BSP_MAX_QUEUE_SIZE` (2048),
-    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512) and `OTEL_BSP_SCHEDULE_DELAY` (5000 ms) apply);
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512), `OTEL_BSP_SCHEDULE_DELAY` (5000 ms) and
+    /// `OTEL_BSP_MAX_CONCURRENT_EXPORTS` (2 requests in flight) apply);
     /// otherwise, and for spans of user code, through the OpenTelemetry SDK's OTLP exporter.
     pub fn from_env(mut self) -> Result<Self, Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use opentelemetry::trace::SpanKind;
 use opentelemetry::Value;
 use opentelemetry_sdk::Resource;
@@ -29,6 +30,9 @@ pub(crate) struct Config {
     pub max_queue: usize,
     pub max_batch: usize,
     pub delay: Duration,
+    /// Requests in flight at once (`OTEL_BSP_MAX_CONCURRENT_EXPORTS`, default 2): while one
+    /// waits for the collector's answer, the next is encoded and sent.
+    pub concurrency: usize,
 }
 
 impl Config {
@@ -77,6 +81,7 @@ impl Config {
             max_queue,
             max_batch,
             delay: Duration::from_millis(ms("OTEL_BSP_SCHEDULE_DELAY", 5000)),
+            concurrency: ms("OTEL_BSP_MAX_CONCURRENT_EXPORTS", 2).clamp(1, 16) as usize,
         })
     }
 }
@@ -253,7 +258,7 @@ impl Exporter {
 }
 
 async fn run(shared: Arc<Shared>, config: Config, head: Head) {
-    let mut transport = Transport::new(&config);
+    let transport = Transport::new(&config);
     let mut enc = Encoder::default();
     let mut spare: Vec<Rec> = Vec::new();
     loop {
@@ -275,6 +280,7 @@ async fn run(shared: Arc<Shared>, config: Config, head: Head) {
                 std::mem::replace(&mut *q, std::mem::take(&mut spare))
             };
             let mut chunks: Vec<&[Rec]> = batch.chunks(config.max_batch).rev().collect();
+            let mut sending = futures::stream::FuturesUnordered::new();
             while let Some(chunk) = chunks.pop() {
                 let body = enc.request(&head, chunk);
                 // Collectors refuse requests over 4 MiB by default: split until they fit.
@@ -283,16 +289,17 @@ async fn run(shared: Arc<Shared>, config: Config, head: Head) {
                     chunks.extend([b, a]);
                     continue;
                 }
-                match transport.send(body, config.timeout).await {
-                    Ok(()) => {
-                        shared.exported.fetch_add(chunk.len() as u64, Relaxed);
-                    }
-                    Err(e) => {
-                        if shared.failed.fetch_add(chunk.len() as u64, Relaxed) == 0 {
-                            tracing::warn!(url = %config.url, error = %e, "OTLP span export failed");
-                        }
+                if sending.len() >= config.concurrency {
+                    if let Some(sent) = sending.next().await {
+                        count(&shared, &config, sent);
                     }
                 }
+                let spans = chunk.len() as u64;
+                let send = transport.send(body, config.timeout);
+                sending.push(async move { (spans, send.await) });
+            }
+            while let Some(sent) = sending.next().await {
+                count(&shared, &config, sent);
             }
             spare = batch;
             spare.clear();
@@ -304,6 +311,20 @@ async fn run(shared: Arc<Shared>, config: Config, head: Head) {
         shared.flushed.notify_all();
         if shared.stop.load(Relaxed) {
             return;
+        }
+    }
+}
+
+/// Counts a finished request's spans as exported or failed (the first failure is logged).
+fn count(shared: &Shared, config: &Config, (spans, sent): (u64, Result<(), String>)) {
+    match sent {
+        Ok(()) => {
+            shared.exported.fetch_add(spans, Relaxed);
+        }
+        Err(e) => {
+            if shared.failed.fetch_add(spans, Relaxed) == 0 {
+                tracing::warn!(url = %config.url, error = %e, "OTLP span export failed");
+            }
         }
     }
 }
@@ -363,39 +384,62 @@ impl Transport {
         }
     }
 
-    async fn send(&mut self, body: Vec<u8>, timeout: Duration) -> Result<(), String> {
-        match self {
-            Self::Broken(why) => Err(why.clone()),
-            Self::Grpc { grpc, metadata } => {
-                grpc.ready().await.map_err(|e| e.to_string())?;
-                let mut req = tonic::Request::new(Bytes::from(body));
-                *req.metadata_mut() = metadata.clone();
-                req.set_timeout(timeout);
-                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                );
-                grpc.unary::<Bytes, (), _>(req, path, RawCodec)
-                    .await
-                    .map(|_| ())
-                    .map_err(|s| format!("{}: {}", s.code(), s.message()))
-            }
+    /// One export request; the future owns what it needs, so that several can be in flight.
+    fn send(
+        &self,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<(), String>> + use<> {
+        let this = match self {
+            Self::Broken(why) => Self::Broken(why.clone()),
+            Self::Grpc { grpc, metadata } => Self::Grpc {
+                grpc: grpc.clone(),
+                metadata: metadata.clone(),
+            },
             Self::Http {
                 client,
                 url,
                 headers,
-            } => {
-                let resp = client
-                    .post(url.as_str())
-                    .headers(headers.clone())
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("HTTP {}", resp.status()))
+            } => Self::Http {
+                client: client.clone(),
+                url: url.clone(),
+                headers: headers.clone(),
+            },
+        };
+        async move {
+            match this {
+                Self::Broken(why) => Err(why),
+                Self::Grpc { mut grpc, metadata } => {
+                    grpc.ready().await.map_err(|e| e.to_string())?;
+                    let mut req = tonic::Request::new(Bytes::from(body));
+                    *req.metadata_mut() = metadata;
+                    req.set_timeout(timeout);
+                    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    );
+                    grpc.unary::<Bytes, (), _>(req, path, RawCodec)
+                        .await
+                        .map(|_| ())
+                        .map_err(|s| format!("{}: {}", s.code(), s.message()))
+                }
+                Self::Http {
+                    client,
+                    url,
+                    headers,
+                } => {
+                    let resp = client
+                        .post(url.as_str())
+                        .headers(headers)
+                        .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if resp.status().is_success() {
+                        Ok(())
+                    } else {
+                        Err(format!("HTTP {}", resp.status()))
+                    }
                 }
             }
         }
