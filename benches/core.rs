@@ -40,6 +40,9 @@ const PUBSUB_MESSAGES: u64 = 200_000;
 /// machine whose speed drifts from round to round.
 const PUBSUB_ROUNDS: usize = 15;
 const ROUNDS: usize = 7;
+/// Messages drained from the subscription's buffer per drain round (after the one held).
+const DRAIN_MESSAGES: u64 = 200_000;
+const DRAIN_ROUNDS: usize = 9;
 const SEQUENTIAL_REQUESTS: usize = 5_000;
 const PARALLEL_REQUESTS: usize = 51_200; // 800 per in-flight slot
 const IN_FLIGHT: usize = 64;
@@ -87,6 +90,31 @@ impl Counter {
     #[request("bench.fw.echo")]
     async fn echo(&self, event: Event) -> Event {
         event
+    }
+}
+
+/// Like [`Counter`], but holds its first message until `gate` opens: the rest wait in the
+/// subscription's buffer, and the drain that follows measures the handler path alone.
+#[derive(Actor, Clone)]
+#[actor(codec = "msgpack")]
+struct Gated {
+    got: Arc<AtomicU64>,
+    gate: Arc<Notify>,
+    done: Arc<Notify>,
+}
+
+#[handlers]
+impl Gated {
+    #[subscribe("bench.drain.fw")]
+    async fn on_event(&self, event: Event) {
+        std::hint::black_box(&event);
+        let n = self.got.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 {
+            self.gate.notified().await;
+        }
+        if n == DRAIN_MESSAGES + 1 {
+            self.done.notify_one();
+        }
     }
 }
 
@@ -165,7 +193,8 @@ async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
     });
     publish_all(&publisher, "bench.fw", payload, PUBSUB_MESSAGES).await;
     let _ = waiter.await;
-    // With telemetry, the round ends when its spans and metrics are exported, not before.
+    // With every message sampled, the round ends when its spans (and the metrics) are exported,
+    // not before: their export is the cost measured.
     if let Some(guard) = TELEMETRY.get() {
         tokio::task::spawn_blocking(|| guard.flush()).await.unwrap();
     }
@@ -181,6 +210,121 @@ async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
         cpu_per_msg_us: cpu.as_secs_f64() * 1e6 / received.max(1) as f64,
     };
     (run, dropped)
+}
+
+/// Publishes the held message and `DRAIN_MESSAGES` more, and waits until `stats` counted them
+/// all in (then a little longer, for the last ones to reach the subscription's buffer).
+async fn preload(url: &str, subject: &str, payload: &Bytes, stats: &async_nats::Statistics) {
+    let publisher = async_nats::connect(url).await.unwrap();
+    let before = stats.in_messages.load(Ordering::Relaxed);
+    publish_all(&publisher, subject, payload, DRAIN_MESSAGES + 1).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats.in_messages.load(Ordering::Relaxed) - before < DRAIN_MESSAGES + 1
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// Raw async-nats draining `DRAIN_MESSAGES` from its subscription's buffer: ns per message.
+async fn raw_drain(url: &str, payload: &Bytes, decode: bool) -> (f64, u64) {
+    let client = async_nats::ConnectOptions::new()
+        .subscription_capacity(CAPACITY)
+        .connect(url)
+        .await
+        .unwrap();
+    let mut sub = client.subscribe("bench.drain.raw").await.unwrap();
+    client.flush().await.unwrap();
+    let gate = Arc::new(Notify::new());
+    let opened = gate.clone();
+    let consumer = tokio::spawn(async move {
+        let got = AtomicU64::new(0);
+        let mut t0 = None;
+        let _ = tokio::time::timeout(Duration::from_secs(60), async {
+            while got.load(Ordering::Relaxed) < DRAIN_MESSAGES + 1 {
+                let Some(m) = sub.next().await else { break };
+                if decode {
+                    let e: Event = rmp_serde::from_slice(&m.payload).unwrap();
+                    std::hint::black_box(&e);
+                }
+                if got.fetch_add(1, Ordering::Relaxed) == 0 {
+                    opened.notified().await;
+                    t0 = Some(Instant::now());
+                }
+            }
+        })
+        .await;
+        (t0.map(|t| t.elapsed()), got.into_inner())
+    });
+    preload(url, "bench.drain.raw", payload, &client.statistics()).await;
+    gate.notify_one();
+    let (elapsed, got) = consumer.await.unwrap();
+    let ns = elapsed.map_or(f64::NAN, |e| e.as_secs_f64() * 1e9 / DRAIN_MESSAGES as f64);
+    (ns, got.saturating_sub(1))
+}
+
+/// The typed handler draining `DRAIN_MESSAGES` from its subscription's buffer: ns per message.
+async fn framework_drain(url: &str, payload: &Bytes) -> (f64, u64) {
+    let actor = Gated {
+        got: Arc::default(),
+        gate: Arc::default(),
+        done: Arc::default(),
+    };
+    let runtime = Runtime::builder()
+        .connect(ConnectOptions::new([url]).subscription_capacity(CAPACITY))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
+    let stats = runtime.client().nats().statistics();
+    preload(url, "bench.drain.fw", payload, &stats).await;
+    let t0 = Instant::now();
+    actor.gate.notify_one();
+    let done = tokio::time::timeout(Duration::from_secs(60), actor.done.notified()).await;
+    let elapsed = t0.elapsed();
+    runtime.shutdown().await;
+    let got = actor.got.load(Ordering::Relaxed).saturating_sub(1);
+    let ns = match done {
+        Ok(()) => elapsed.as_secs_f64() * 1e9 / DRAIN_MESSAGES as f64,
+        Err(_) => f64::NAN,
+    };
+    (ns, got)
+}
+
+/// The handler path alone: messages wait in the subscription's buffer, then each side drains
+/// them. Returns nats-actors' rate over raw's (median of per-round ratios), with and without
+/// raw decoding.
+async fn drain_rounds(url: &str, payload: &Bytes, label: &str) -> Ratios {
+    let (mut raw, mut dec, mut fw) = (vec![], vec![], vec![]);
+    raw_drain(url, payload, false).await;
+    framework_drain(url, payload).await;
+    for round in 0..DRAIN_ROUNDS {
+        let (r, rn) = raw_drain(url, payload, false).await;
+        let (d, dn) = raw_drain(url, payload, true).await;
+        let (f, fnum) = framework_drain(url, payload).await;
+        println!(
+            "{label} drain round {round}: raw {r:.0} ns/msg (recv {rn}) | raw+decode {d:.0} ns/msg (recv {dn}) | nats-actors {f:.0} ns/msg (recv {fnum})"
+        );
+        raw.push(r);
+        dec.push(d);
+        fw.push(f);
+    }
+    // A rate ratio is the inverse of the time ratio.
+    let paired = |base: &Vec<f64>| median(fw.iter().zip(base).map(|(f, b)| b / f).collect());
+    let ratios = Ratios {
+        same_decode: paired(&dec),
+        no_decode: paired(&raw),
+    };
+    println!(
+        "{label}: drain of {DRAIN_MESSAGES} buffered 128 B msgpack messages, medians: raw {:.0} ns/msg, raw+decode {:.0} ns/msg, nats-actors {:.0} ns/msg\n  rate ratio (median of per-round ratios) vs raw+decode {:.3}, vs raw {:.3}\n",
+        median(raw),
+        median(dec),
+        median(fw),
+        ratios.same_decode,
+        ratios.no_decode,
+    );
+    ratios
 }
 
 async fn sequential_p50(
@@ -269,6 +413,10 @@ async fn main() {
     if selected("pubsub") {
         let ratio = pubsub_rounds(&url, &payload, "(a) no telemetry").await;
         summary.push(("(a) no telemetry".to_string(), ratio));
+    }
+    if selected("drain") {
+        let ratio = drain_rounds(&url, &payload, "(a) no telemetry").await;
+        summary.push(("(a) no telemetry, drain".to_string(), ratio));
     }
     if selected("request") {
         request_reply(&url, &payload).await;
@@ -369,18 +517,20 @@ fn telemetry_children(url: &str, summary: &mut Vec<(String, Ratios)>) {
         "sampled-http",
     ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
+            // The child runs the cases named on this command line (pub/sub when none is).
+            .args(std::env::args().skip(1))
             .env(MODE_VAR, mode)
             .env("BENCH_NATS_URL", url)
-            // A queue that holds a round's spans, so that the export is measured, not dropped.
+            // A queue that holds a round's spans, so that the export is measured, not dropped;
+            // exports start within a round. Batches of the default 512 spans.
             .env("OTEL_BSP_MAX_QUEUE_SIZE", "262144")
-            .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")
             .env("OTEL_BSP_SCHEDULE_DELAY", "100")
             .stderr(std::process::Stdio::inherit())
             .output()
             .expect("run the telemetry bench child");
         let text = String::from_utf8_lossy(&out.stdout);
         print!("{text}");
-        if let Some(line) = text.lines().find_map(|l| l.strip_prefix("RATIO ")) {
+        for line in text.lines().filter_map(|l| l.strip_prefix("RATIO ")) {
             let (label, values) = line.split_once('=').unwrap_or((mode, ""));
             let mut v = values.split(',').map(|v| v.parse::<f64>().unwrap_or(0.0));
             let same_decode = v.next().unwrap_or(0.0);
@@ -468,11 +618,27 @@ async fn telemetry_child(mode: &str) {
     } else {
         "grpc"
     };
-    let receiver = if protocol == "grpc" {
-        nats_actors_suite::otlp::OtlpReceiver::grpc_counting().await
-    } else {
-        nats_actors_suite::otlp::OtlpReceiver::http_counting().await
-    };
+    // The receiver stands in for a collector, which runs in a process of its own: it gets a
+    // thread and a runtime of its own here, so that it does not queue behind the handler and
+    // the publisher on this runtime's two workers (its CPU is still this process's).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let grpc = protocol == "grpc";
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let receiver = match grpc {
+                true => nats_actors_suite::otlp::OtlpReceiver::grpc_counting().await,
+                false => nats_actors_suite::otlp::OtlpReceiver::http_counting().await,
+            };
+            let _ = tx.send(receiver);
+            // Serves until the process exits.
+            std::future::pending::<()>().await
+        })
+    });
+    let receiver = rx.recv().expect("the OTLP receiver thread started");
     let (label, sampling) = match mode {
         "sampled" => (
             "(c) every message sampled, OTLP/gRPC export",
@@ -506,14 +672,41 @@ async fn telemetry_child(mode: &str) {
         .sampling(sampling)
         .logs(false);
     let guard = builder.install().unwrap();
-    let ratio = pubsub_rounds(&url, &payload, label).await;
-    tokio::task::spawn_blocking(move || guard.shutdown())
-        .await
-        .unwrap();
-    let expected = if mode.starts_with("sampled") {
-        PUBSUB_MESSAGES * (PUBSUB_ROUNDS as u64 + 1)
-    } else {
-        0
+    // Sampled rounds flush the spans they made (see `framework_pubsub`).
+    let owned = match mode.starts_with("sampled") {
+        true => {
+            let _ = TELEMETRY.set(guard);
+            None
+        }
+        false => Some(guard),
+    };
+    let drain = selected("drain").then_some(());
+    let mut ratios = vec![];
+    if drain.is_some() {
+        let ratio = drain_rounds(&url, &payload, label).await;
+        ratios.push((format!("{label}, drain"), ratio));
+    }
+    if drain.is_none() || selected("pubsub") {
+        ratios.push((
+            label.to_string(),
+            pubsub_rounds(&url, &payload, label).await,
+        ));
+    }
+    tokio::task::spawn_blocking(move || match owned {
+        Some(guard) => guard.shutdown(),
+        None => TELEMETRY.get().map_or((), |guard| guard.flush()),
+    })
+    .await
+    .unwrap();
+    let expected = match mode.starts_with("sampled") {
+        false => 0,
+        true => {
+            let pubsub = ratios.iter().any(|(l, _)| l == label) as u64;
+            let drain = drain.is_some() as u64;
+            // Each round and each warm-up round: every message, and in a drain the held one.
+            pubsub * PUBSUB_MESSAGES * (PUBSUB_ROUNDS as u64 + 1)
+                + drain * (DRAIN_MESSAGES + 1) * (DRAIN_ROUNDS as u64 + 1)
+        }
     };
     println!(
         "{label}: spans received by the OTLP receiver {} (expected {expected}, malformed {}), metric exports {}",
@@ -521,5 +714,7 @@ async fn telemetry_child(mode: &str) {
         receiver.malformed_spans(),
         receiver.metric_exports()
     );
-    println!("RATIO {label}={},{}", ratio.same_decode, ratio.no_decode);
+    for (label, ratio) in ratios {
+        println!("RATIO {label}={},{}", ratio.same_decode, ratio.no_decode);
+    }
 }

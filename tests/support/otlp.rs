@@ -350,6 +350,19 @@ impl tonic::codec::Decoder for RawCodec {
     }
 }
 
+/// Accepted connections with Nagle's algorithm off, as Go (so a collector) sets them: else the
+/// server's small frames (window updates, responses) wait for the peer's delayed ACK.
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
+}
+
 impl OtlpReceiver {
     /// A gRPC receiver that counts the spans it is sent without decoding them (a collector
     /// would run in another process: a benchmark should not pay for its decoding), and records
@@ -361,10 +374,15 @@ impl OtlpReceiver {
         let metrics = Grpc(store.clone());
         let traces = CountingTraces(store.clone());
         let task = tokio::spawn(async move {
+            // Configured as a collector's gRPC server (grpc-go) runs: large HTTP/2 flow-control
+            // windows (grpc-go grows them with its BDP estimator; hyper's fixed 1 MiB default
+            // stalls a sender every MiB until a window update comes back) and Nagle off.
             let _ = tonic::transport::Server::builder()
+                .initial_stream_window_size(Some(8 << 20))
+                .initial_connection_window_size(Some(16 << 20))
                 .add_service(traces)
                 .add_service(MetricsServiceServer::new(metrics))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                .serve_with_incoming(nodelay(listener))
                 .await;
         });
         Self { store, addr, task }
