@@ -3,24 +3,35 @@
 //! 1. pub/sub, 128-byte MessagePack messages: a typed `#[subscribe]` handler vs a raw
 //!    async-nats subscriber that does the same work (decodes into the same type, counts with
 //!    an atomic add), and vs one that does not decode;
-//! 2. sequential request/reply p50, and throughput with 64 requests in flight: a typed
+//! 2. drain: the same messages wait in the subscription's buffer (published while the first one
+//!    is held), then each side drains them: the handler path alone, without the publisher and
+//!    the server competing for the machine;
+//! 3. sequential request/reply p50, and throughput with 64 requests in flight: a typed
 //!    `#[request]` handler vs a raw async-nats responder that does the same work (decodes,
 //!    encodes, replies with a `Content-Type` header), and vs one that echoes the bytes;
-//! 3. the pub/sub case again with telemetry: (b) tracing installed, nothing sampled; (b+) the
+//! 4. pub/sub and drain again with telemetry: (b) tracing installed, nothing sampled; (b+) the
 //!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC, then
 //!    OTLP/HTTP, to an in-process receiver that counts the spans by walking the protobuf (a
-//!    collector runs elsewhere: its decoding is not the framework's cost). Each runs in a child
-//!    process configured by the `OTEL_*` environment, since telemetry is process-wide.
+//!    collector runs elsewhere: its decoding is not the framework's cost). The receiver runs on
+//!    a thread of its own, and a sampled round ends when its spans are exported. Each runs in a
+//!    child process configured by the `OTEL_*` environment, since telemetry is process-wide.
 //!
 //! Run: `make bench` (or `cargo bench --bench core`; `cargo bench --bench core -- pubsub` runs
-//! one case of `pubsub`, `request`, `telemetry`). After one unmeasured warm-up round of each,
-//! rounds alternate raw and framework. A pub/sub ratio is the median over rounds of nats-actors'
+//! one of `pubsub`, `drain`, `request`, `telemetry`; the telemetry children run the pub/sub
+//! case, and the drain case too when `drain` is named). After one unmeasured warm-up round of
+//! each, rounds alternate raw and framework. A ratio is the median over rounds of nats-actors'
 //! rate over raw's in the same round (rounds next to each other share the machine's state,
 //! which drifts); compare only within one run. Every case prints what it received: a fast run
 //! that lost messages is a failed run.
+//!
+//! Instructions per message, which do not drift: run the drain case under callgrind with
+//! `BENCH_DRAIN_MESSAGES=20000 BENCH_DRAIN_ROUNDS=2 valgrind --tool=callgrind
+//! --trace-children=yes --trace-children-skip='*/sh,*/cat,*nats-server*' <bench binary> --bench
+//! drain telemetry`, then divide the inclusive count of `Worker<A>::run` by the messages handled
+//! (3 x 20,001 per process).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -40,9 +51,19 @@ const PUBSUB_MESSAGES: u64 = 200_000;
 /// machine whose speed drifts from round to round.
 const PUBSUB_ROUNDS: usize = 15;
 const ROUNDS: usize = 7;
-/// Messages drained from the subscription's buffer per drain round (after the one held).
-const DRAIN_MESSAGES: u64 = 200_000;
-const DRAIN_ROUNDS: usize = 9;
+/// Messages drained from the subscription's buffer per drain round, after the one held
+/// (`BENCH_DRAIN_MESSAGES`, default 200,000), and drain rounds (`BENCH_DRAIN_ROUNDS`, 9): fewer
+/// for a run under callgrind, which counts the instructions per message.
+static DRAIN_MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_DRAIN_MESSAGES", 200_000));
+static DRAIN_ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_DRAIN_ROUNDS", 9));
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
 const SEQUENTIAL_REQUESTS: usize = 5_000;
 const PARALLEL_REQUESTS: usize = 51_200; // 800 per in-flight slot
 const IN_FLIGHT: usize = 64;
@@ -112,7 +133,7 @@ impl Gated {
         if n == 1 {
             self.gate.notified().await;
         }
-        if n == DRAIN_MESSAGES + 1 {
+        if n == *DRAIN_MESSAGES + 1 {
             self.done.notify_one();
         }
     }
@@ -217,9 +238,9 @@ async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
 async fn preload(url: &str, subject: &str, payload: &Bytes, stats: &async_nats::Statistics) {
     let publisher = async_nats::connect(url).await.unwrap();
     let before = stats.in_messages.load(Ordering::Relaxed);
-    publish_all(&publisher, subject, payload, DRAIN_MESSAGES + 1).await;
+    publish_all(&publisher, subject, payload, *DRAIN_MESSAGES + 1).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while stats.in_messages.load(Ordering::Relaxed) - before < DRAIN_MESSAGES + 1
+    while stats.in_messages.load(Ordering::Relaxed) - before < *DRAIN_MESSAGES + 1
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -242,7 +263,7 @@ async fn raw_drain(url: &str, payload: &Bytes, decode: bool) -> (f64, u64) {
         let got = AtomicU64::new(0);
         let mut t0 = None;
         let _ = tokio::time::timeout(Duration::from_secs(60), async {
-            while got.load(Ordering::Relaxed) < DRAIN_MESSAGES + 1 {
+            while got.load(Ordering::Relaxed) < *DRAIN_MESSAGES + 1 {
                 let Some(m) = sub.next().await else { break };
                 if decode {
                     let e: Event = rmp_serde::from_slice(&m.payload).unwrap();
@@ -260,7 +281,7 @@ async fn raw_drain(url: &str, payload: &Bytes, decode: bool) -> (f64, u64) {
     preload(url, "bench.drain.raw", payload, &client.statistics()).await;
     gate.notify_one();
     let (elapsed, got) = consumer.await.unwrap();
-    let ns = elapsed.map_or(f64::NAN, |e| e.as_secs_f64() * 1e9 / DRAIN_MESSAGES as f64);
+    let ns = elapsed.map_or(f64::NAN, |e| e.as_secs_f64() * 1e9 / *DRAIN_MESSAGES as f64);
     (ns, got.saturating_sub(1))
 }
 
@@ -286,7 +307,7 @@ async fn framework_drain(url: &str, payload: &Bytes) -> (f64, u64) {
     runtime.shutdown().await;
     let got = actor.got.load(Ordering::Relaxed).saturating_sub(1);
     let ns = match done {
-        Ok(()) => elapsed.as_secs_f64() * 1e9 / DRAIN_MESSAGES as f64,
+        Ok(()) => elapsed.as_secs_f64() * 1e9 / *DRAIN_MESSAGES as f64,
         Err(_) => f64::NAN,
     };
     (ns, got)
@@ -299,7 +320,7 @@ async fn drain_rounds(url: &str, payload: &Bytes, label: &str) -> Ratios {
     let (mut raw, mut dec, mut fw) = (vec![], vec![], vec![]);
     raw_drain(url, payload, false).await;
     framework_drain(url, payload).await;
-    for round in 0..DRAIN_ROUNDS {
+    for round in 0..*DRAIN_ROUNDS {
         let (r, rn) = raw_drain(url, payload, false).await;
         let (d, dn) = raw_drain(url, payload, true).await;
         let (f, fnum) = framework_drain(url, payload).await;
@@ -317,7 +338,8 @@ async fn drain_rounds(url: &str, payload: &Bytes, label: &str) -> Ratios {
         no_decode: paired(&raw),
     };
     println!(
-        "{label}: drain of {DRAIN_MESSAGES} buffered 128 B msgpack messages, medians: raw {:.0} ns/msg, raw+decode {:.0} ns/msg, nats-actors {:.0} ns/msg\n  rate ratio (median of per-round ratios) vs raw+decode {:.3}, vs raw {:.3}\n",
+        "{label}: drain of {} buffered 128 B msgpack messages, medians: raw {:.0} ns/msg, raw+decode {:.0} ns/msg, nats-actors {:.0} ns/msg\n  rate ratio (median of per-round ratios) vs raw+decode {:.3}, vs raw {:.3}\n",
+        *DRAIN_MESSAGES,
         median(raw),
         median(dec),
         median(fw),
@@ -441,7 +463,7 @@ async fn main() {
 }
 
 /// Whether the command line selects `case`: `cargo bench --bench core -- pubsub telemetry` runs
-/// those two; no names run all three (pubsub, request, telemetry).
+/// those two; no names run them all (pubsub, drain, request, telemetry).
 fn selected(case: &str) -> bool {
     let names: Vec<String> = std::env::args()
         .skip(1)
@@ -705,7 +727,7 @@ async fn telemetry_child(mode: &str) {
             let drain = drain.is_some() as u64;
             // Each round and each warm-up round: every message, and in a drain the held one.
             pubsub * PUBSUB_MESSAGES * (PUBSUB_ROUNDS as u64 + 1)
-                + drain * (DRAIN_MESSAGES + 1) * (DRAIN_ROUNDS as u64 + 1)
+                + drain * (*DRAIN_MESSAGES + 1) * (*DRAIN_ROUNDS + 1)
         }
     };
     println!(
