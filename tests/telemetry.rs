@@ -701,3 +701,89 @@ async fn an_unsampled_trace_stays_one_unsampled_trace() {
     );
     runtime.shutdown().await;
 }
+
+/// Holds its first message until `gate` opens, so that the others wait in the subscription's
+/// buffer and are then taken one after another, in one context reused from message to message.
+#[derive(Actor, Clone, Default)]
+struct Burst {
+    gate: std::sync::Arc<tokio::sync::Notify>,
+}
+
+#[handlers]
+impl Burst {
+    #[subscribe("burst.in")]
+    async fn on(&self, n: u32, ctx: &Context) -> Result<(), HandlerError> {
+        if n == 0 {
+            self.gate.notified().await;
+        }
+        ctx.publish("burst.out", &n).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_taken_back_to_back_each_get_their_own_span_and_trace() {
+    telemetry();
+    const N: u32 = 20;
+    let server = server();
+    let actor = Burst::default();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
+    let raw = nats(&server).await;
+    // Message n continues trace n + 1, from parent span n + 1.
+    let trace = |n: u32| TraceId::from(u128::from(n) + 0xb0b0_0000);
+    let parent = |n: u32| SpanId::from(u64::from(n) + 0xa0a0_0000);
+    for n in 0..N {
+        let mut h = HeaderMap::new();
+        let tp = format!("00-{}-{}-01", trace(n), parent(n));
+        h.insert("traceparent", tp.as_str());
+        raw.publish_with_headers("burst.in", h, n.to_string().into())
+            .await
+            .unwrap();
+    }
+    raw.flush().await.unwrap();
+    // All of them in the runtime's client before the first one is let go.
+    let stats = runtime.client().nats().statistics();
+    let arrived = eventually(Duration::from_secs(5), || async {
+        stats.in_messages.load(std::sync::atomic::Ordering::Relaxed) >= u64::from(N)
+    })
+    .await;
+    assert!(arrived, "the messages reached the runtime's client");
+    actor.gate.notify_one();
+    let done = eventually(Duration::from_secs(10), || async {
+        (0..N).all(|n| trace_spans(trace(n)).len() >= 2)
+    })
+    .await;
+    assert!(done, "every message's spans were exported");
+    for n in 0..N {
+        let spans = trace_spans(trace(n));
+        let process: Vec<_> = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Consumer)
+            .collect();
+        assert_eq!(process.len(), 1, "one process span for message {n}");
+        let process = process[0];
+        assert_eq!(
+            process.parent_span_id,
+            parent(n),
+            "message {n}'s own parent"
+        );
+        assert!(process.end_time >= process.start_time);
+        let send: Vec<_> = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Producer)
+            .collect();
+        assert_eq!(send.len(), 1, "one send span for message {n}");
+        assert_eq!(
+            send[0].parent_span_id,
+            process.span_context.span_id(),
+            "message {n}'s publish continues its own process span"
+        );
+    }
+    assert_eq!(runtime.stats().handler("Burst::on").handled, u64::from(N));
+    runtime.shutdown().await;
+}

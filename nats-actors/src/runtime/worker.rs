@@ -250,15 +250,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         delivery: Option<crate::jetstream::LazyDelivery>,
     ) -> (Context, Option<quanta::Instant>) {
         let (span, started) = self.open(&msg);
-        let ctx = Context::new(
-            span,
-            msg,
-            self.client.clone(),
-            self.codec,
-            self.spec.template,
-            delivery,
-        );
-        (ctx, started)
+        (self.context(span, msg, delivery), started)
     }
 
     /// [`Worker::prepare`] into the context a serial handler reuses (made on first use).
@@ -274,16 +266,26 @@ impl<A: Send + Sync + 'static> Worker<A> {
                 ctx.renew(span, msg);
                 ctx
             }
-            None => slot.insert(Context::new(
-                span,
-                msg,
-                self.client.clone(),
-                self.codec,
-                self.spec.template,
-                None,
-            )),
+            None => slot.insert(self.context(span, msg, None)),
         };
         (ctx, started)
+    }
+
+    #[inline(always)]
+    fn context(
+        &self,
+        span: (tracing::Span, Frame),
+        msg: Message,
+        delivery: Option<crate::jetstream::LazyDelivery>,
+    ) -> Context {
+        Context::new(
+            span,
+            msg,
+            self.client.clone(),
+            self.codec,
+            self.spec.template,
+            delivery,
+        )
     }
 
     /// Counts `msg` and opens its process span; returns the span and, when processing is timed,
