@@ -727,12 +727,7 @@ async fn messages_taken_back_to_back_each_get_their_own_span_and_trace() {
     const N: u32 = 20;
     let server = server();
     let actor = Burst::default();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .actor(actor.clone())
-        .start()
-        .await
-        .unwrap();
+    let runtime = nats_actors_suite::start(&server, actor.clone()).await;
     let raw = nats(&server).await;
     // Message n continues trace n + 1, from parent span n + 1.
     let trace = |n: u32| TraceId::from(u128::from(n) + 0xb0b0_0000);
