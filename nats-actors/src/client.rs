@@ -40,7 +40,7 @@ struct Inner {
     nats: async_nats::Client,
     codec: Codec,
     timeout: Duration,
-    server: Arc<Server>,
+    server: &'static Server,
     /// Made on first use: it spawns the task that collects publish acks.
     jetstream: Arc<OnceLock<async_nats::jetstream::Context>>,
 }
@@ -67,7 +67,7 @@ impl Client {
                 nats: i.nats.clone(),
                 codec,
                 timeout: i.timeout,
-                server: i.server.clone(),
+                server: i.server,
                 jetstream: i.jetstream.clone(),
             }),
         }
@@ -81,7 +81,7 @@ impl Client {
                 nats: i.nats.clone(),
                 codec: i.codec,
                 timeout,
-                server: i.server.clone(),
+                server: i.server,
                 jetstream: i.jetstream.clone(),
             }),
         }
@@ -337,7 +337,7 @@ impl Client {
         body_size: usize,
         headers: &mut HeaderMap,
     ) -> (Frame, Started) {
-        let span = spans::send(parent, what, subject, body_size, &self.inner.server);
+        let span = spans::send(parent, what, subject, body_size, self.inner.server);
         if what != SendKind::Reply {
             spans::inject(&span, headers);
         }

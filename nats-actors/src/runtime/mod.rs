@@ -516,16 +516,14 @@ pub(crate) async fn start_actor<A: Actor>(
                 counters: counters.clone(),
                 runtime: env.counters.clone(),
                 stop: env.phases[phase].flag.clone(),
-                meta: Arc::new(ProcessMeta {
-                    name: format!("process {}", spec.template).into(),
-                    template: spec.template,
-                    queue: match spec.kind {
+                meta: ProcessMeta::of(
+                    spec.template,
+                    match spec.kind {
                         HandlerKind::Consume => spec.consumer.and_then(|c| c.durable),
                         _ => queue,
                     },
-                    server: Server::of(env.client.nats()),
-                    encoded: Default::default(),
-                }),
+                    Server::of(env.client.nats()),
+                ),
                 metrics: HandlerMetrics::new(spec.template, queue),
             };
             let stop = env.phases[phase].stop.subscribe();

@@ -49,7 +49,7 @@ pub struct Worker<A> {
     pub(crate) runtime: Arc<Counters>,
     /// Set when the runtime shuts down.
     pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) meta: Arc<ProcessMeta>,
+    pub(crate) meta: &'static ProcessMeta,
     pub(crate) metrics: Option<HandlerMetrics>,
 }
 
@@ -293,7 +293,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
     #[inline(always)]
     fn open(&self, msg: &Message) -> ((tracing::Span, Frame), Option<quanta::Instant>) {
         crate::stats::bump(&self.counters.received);
-        let span = spans::process(&self.meta, msg);
+        let span = spans::process(self.meta, msg);
         let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
         (span, started)
     }

@@ -22,27 +22,38 @@ pub(crate) fn now() -> quanta::Instant {
 }
 
 thread_local! {
-    /// A recent OS wall-clock reading and the TSC reading taken with it.
-    static ANCHOR: std::cell::Cell<(u64, std::time::SystemTime)> =
-        const { std::cell::Cell::new((0, std::time::UNIX_EPOCH)) };
+    /// A recent OS wall-clock reading (Unix nanoseconds) and the TSC reading taken with it.
+    static ANCHOR: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-/// Wall-clock time for span timestamps: the OS clock is read at most every 10 ms per thread, the
-/// TSC in between (a few nanoseconds instead of a few tens, twice per recorded span).
-pub(crate) fn wall_now() -> std::time::SystemTime {
+/// Wall-clock time for span timestamps, in Unix nanoseconds: the OS clock is read at most every
+/// 10 ms per thread, the TSC in between (a few nanoseconds instead of a few tens, twice per
+/// recorded span).
+pub(crate) fn wall_nanos() -> u64 {
     let clock = clock();
     let raw = clock.raw();
     ANCHOR.with(|anchor| {
         let (at, wall) = anchor.get();
         let ns = clock.delta_as_nanos(at, raw);
         if at == 0 || raw < at || ns > 10_000_000 {
-            let now = std::time::SystemTime::now();
+            let now = unix_nanos(std::time::SystemTime::now());
             anchor.set((raw, now));
             now
         } else {
-            wall + std::time::Duration::from_nanos(ns)
+            wall + ns
         }
     })
+}
+
+/// [`wall_nanos`] as a `SystemTime`.
+pub(crate) fn wall_now() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(wall_nanos())
+}
+
+/// Nanoseconds since the Unix epoch (0 before it).
+pub(crate) fn unix_nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Time since `started` (a reading of [`now`]).

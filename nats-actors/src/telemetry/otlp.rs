@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -17,6 +17,7 @@ use opentelemetry::Value;
 use opentelemetry_sdk::Resource;
 
 use super::events::{Ev, EvValue};
+use super::metrics::unix_nanos;
 use super::spans::{Attrs, Rec};
 
 /// Where and how to export.
@@ -387,7 +388,7 @@ impl Transport {
     /// One export request; the future owns what it needs, so that several can be in flight.
     fn send(
         &self,
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<(), String>> + use<> {
         let this = match self {
@@ -411,7 +412,7 @@ impl Transport {
                 Self::Broken(why) => Err(why),
                 Self::Grpc { mut grpc, metadata } => {
                     grpc.ready().await.map_err(|e| e.to_string())?;
-                    let mut req = tonic::Request::new(Bytes::from(body));
+                    let mut req = tonic::Request::new(body);
                     *req.metadata_mut() = metadata;
                     req.set_timeout(timeout);
                     let path = tonic::codegen::http::uri::PathAndQuery::from_static(
@@ -531,6 +532,8 @@ fn field_len(content: usize) -> usize {
 
 enum AnyRef<'a> {
     Str(&'a str),
+    /// A string's bytes (known to be UTF-8).
+    Utf8(&'a [u8]),
     I64(i64),
     F64(f64),
     Bool(bool),
@@ -540,11 +543,13 @@ enum AnyRef<'a> {
 fn kv(out: &mut Vec<u8>, field: u32, k: &str, v: AnyRef<'_>) {
     let any_len = match v {
         AnyRef::Str(s) => field_len(s.len()),
+        AnyRef::Utf8(s) => field_len(s.len()),
         AnyRef::I64(n) => 1 + varint_len(n as u64),
         AnyRef::F64(_) => 9,
         AnyRef::Bool(_) => 2,
     };
     let kv_len = field_len(k.len()) + field_len(any_len);
+    out.reserve(field_len(kv_len) + 1);
     key(out, field, LEN);
     varint(out, kv_len as u64);
     bytes_field(out, 1, k.as_bytes());
@@ -552,6 +557,7 @@ fn kv(out: &mut Vec<u8>, field: u32, k: &str, v: AnyRef<'_>) {
     varint(out, any_len as u64);
     match v {
         AnyRef::Str(s) => bytes_field(out, 1, s.as_bytes()),
+        AnyRef::Utf8(s) => bytes_field(out, 1, s),
         AnyRef::Bool(b) => {
             key(out, 2, VARINT);
             out.push(u8::from(b));
@@ -564,11 +570,6 @@ fn kv(out: &mut Vec<u8>, field: u32, k: &str, v: AnyRef<'_>) {
             fixed64(out, 4, f.to_bits());
         }
     }
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The resource and scope, encoded once.
@@ -601,33 +602,62 @@ impl Head {
     }
 }
 
+/// Writes a length-delimited field whose content `write` appends, encoding it once: two bytes
+/// are left for its length (enough below 16 KiB, which a span is unless it carries many
+/// events) and fixed up once the length is known.
+fn nested(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
+    key(out, field, LEN);
+    let at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    write(out);
+    let len = out.len() - at - 2;
+    if len < 0x80 {
+        out[at] = len as u8;
+        out.remove(at + 1);
+    } else if len < 0x4000 {
+        out[at] = (len as u8) | 0x80;
+        out[at + 1] = (len >> 7) as u8;
+    } else {
+        let mut prefix = Vec::with_capacity(10);
+        varint(&mut prefix, len as u64);
+        out.splice(at..at + 2, prefix);
+    }
+}
+
 #[derive(Default)]
 struct Encoder {
-    spans: Vec<u8>,
-    span: Vec<u8>,
+    envelope: Vec<u8>,
     event: Vec<u8>,
+    /// Bytes per span in the last request, to size the next one.
+    per_span: usize,
 }
 
 impl Encoder {
-    /// An `ExportTraceServiceRequest` with one resource and one scope holding `recs`.
-    fn request(&mut self, head: &Head, recs: &[Rec]) -> Vec<u8> {
-        self.spans.clear();
+    /// An `ExportTraceServiceRequest` with one resource and one scope holding `recs`. The spans
+    /// are written once, behind a gap that the envelope (whose lengths depend on them) fills
+    /// afterwards; the request is that buffer from where its envelope starts.
+    fn request(&mut self, head: &Head, recs: &[Rec]) -> Bytes {
+        let gap = 2 * (1 + 10) + field_len(head.resource.len()) + field_len(head.scope.len());
+        let mut out = Vec::with_capacity(gap + recs.len() * (self.per_span.max(64) + 16));
+        out.resize(gap, 0);
         for rec in recs {
-            self.span.clear();
-            encode_span(&mut self.span, &mut self.event, rec);
-            bytes_field(&mut self.spans, 2, &self.span);
+            nested(&mut out, 2, |out| encode_span(out, &mut self.event, rec));
         }
-        let scope_spans_len = field_len(head.scope.len()) + self.spans.len();
+        let spans_len = out.len() - gap;
+        self.per_span = spans_len / recs.len().max(1);
+        let scope_spans_len = field_len(head.scope.len()) + spans_len;
         let resource_spans_len = field_len(head.resource.len()) + field_len(scope_spans_len);
-        let mut out = Vec::with_capacity(field_len(resource_spans_len));
-        key(&mut out, 1, LEN);
-        varint(&mut out, resource_spans_len as u64);
-        bytes_field(&mut out, 1, &head.resource);
-        key(&mut out, 2, LEN);
-        varint(&mut out, scope_spans_len as u64);
-        bytes_field(&mut out, 1, &head.scope);
-        out.extend_from_slice(&self.spans);
-        out
+        let env = &mut self.envelope;
+        env.clear();
+        key(env, 1, LEN);
+        varint(env, resource_spans_len as u64);
+        bytes_field(env, 1, &head.resource);
+        key(env, 2, LEN);
+        varint(env, scope_spans_len as u64);
+        bytes_field(env, 1, &head.scope);
+        let from = gap - env.len();
+        out[from..gap].copy_from_slice(env);
+        Bytes::from(out).slice(from..)
     }
 }
 
@@ -655,8 +685,8 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
     bytes_field(out, 5, rec.name.as_str().as_bytes());
     key(out, 6, VARINT);
     varint(out, kind(&rec.kind));
-    fixed64(out, 7, unix_nanos(rec.start));
-    fixed64(out, 8, unix_nanos(rec.end));
+    fixed64(out, 7, rec.start);
+    fixed64(out, 8, rec.end);
     match &rec.attrs {
         Attrs::Process {
             meta,
@@ -706,7 +736,7 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
                 out,
                 9,
                 "messaging.destination.name",
-                AnyRef::Str(subject.as_str()),
+                AnyRef::Utf8(subject.as_bytes()),
             );
             if let Some(id) = message_id {
                 kv(out, 9, "messaging.message.id", AnyRef::Str(id));
@@ -811,6 +841,18 @@ mod tests {
             let mut out = Vec::new();
             varint(&mut out, v);
             assert_eq!(out.len(), varint_len(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn nested_fields_are_encoded_as_bytes_fields_are() {
+        for n in [0, 1, 127, 128, 300, 16_383, 16_384, 40_000] {
+            let content: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut expected = vec![7];
+            bytes_field(&mut expected, 2, &content);
+            let mut out = vec![7];
+            nested(&mut out, 2, |out| out.extend_from_slice(&content));
+            assert_eq!(out, expected, "{n} bytes");
         }
     }
 

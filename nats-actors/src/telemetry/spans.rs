@@ -10,8 +10,8 @@
 //! events ([`super::events`]).
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::{HeaderMap, Message};
 use opentelemetry::trace::{
@@ -29,19 +29,41 @@ use super::sampling::Decision;
 /// nats-actors.
 pub(crate) const PROCESS_TARGET: &str = "nats_actors_span";
 
-/// What a handler's process spans share, computed once per handler.
+/// What a handler's process spans share, computed once per handler and interned ([`intern`]).
 #[derive(Debug)]
 pub(crate) struct ProcessMeta {
-    pub name: Arc<str>,
+    pub name: String,
     pub template: &'static str,
     pub queue: Option<&'static str>,
-    pub server: Arc<Server>,
+    pub server: &'static Server,
     /// The attributes every process span of this handler shares, OTLP-encoded on first export.
     pub encoded: std::sync::OnceLock<Vec<u8>>,
 }
 
-/// Where the client is connected, for `server.address` and `server.port`.
-#[derive(Clone, Debug, Default)]
+impl ProcessMeta {
+    /// The interned description of a handler's process spans.
+    pub(crate) fn of(
+        template: &'static str,
+        queue: Option<&'static str>,
+        server: &'static Server,
+    ) -> &'static Self {
+        static POOL: Mutex<Vec<&'static ProcessMeta>> = Mutex::new(Vec::new());
+        intern(
+            &POOL,
+            |m| m.template == template && m.queue == queue && std::ptr::eq(m.server, server),
+            || Self {
+                name: format!("process {template}"),
+                template,
+                queue,
+                server,
+                encoded: Default::default(),
+            },
+        )
+    }
+}
+
+/// Where the client is connected, for `server.address` and `server.port`; interned.
+#[derive(Debug)]
 pub(crate) struct Server {
     pub address: String,
     pub port: u16,
@@ -51,14 +73,39 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn of(nats: &async_nats::Client) -> Arc<Self> {
+    pub(crate) fn of(nats: &async_nats::Client) -> &'static Self {
+        static POOL: Mutex<Vec<&'static Server>> = Mutex::new(Vec::new());
         let info = nats.server_info();
-        Arc::new(Self {
-            address: info.host,
-            port: info.port,
-            encoded: Default::default(),
-        })
+        intern(
+            &POOL,
+            |s| s.address == info.host && s.port == info.port,
+            || Self {
+                address: info.host.clone(),
+                port: info.port,
+                encoded: Default::default(),
+            },
+        )
     }
+}
+
+/// The value in `pool` that `is` accepts, or `make()` added to it: one copy of each for the
+/// life of the process. A recorded span refers to its handler's description by a plain
+/// reference: a reference count would be touched by the handler's thread when the span starts
+/// and by the export thread when it is encoded, a cache-line transfer between cores per span.
+/// Bounded: handlers' subject templates and queue groups are compile-time strings, and servers
+/// are the few a process connects to.
+fn intern<T: Sync + 'static>(
+    pool: &Mutex<Vec<&'static T>>,
+    is: impl Fn(&T) -> bool,
+    make: impl FnOnce() -> T,
+) -> &'static T {
+    let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(found) = pool.iter().find(|t| is(t)) {
+        return found;
+    }
+    let made: &'static T = Box::leak(Box::new(make()));
+    pool.push(made);
+    made
 }
 
 /// Where recorded spans go.
@@ -72,7 +119,7 @@ pub(crate) enum Sink {
 /// The attributes of a recorded span, kept in their source form until export.
 pub(crate) enum Attrs {
     Process {
-        meta: Arc<ProcessMeta>,
+        meta: &'static ProcessMeta,
         /// Copied: holding the message's `Subject` until export would pin async-nats' read
         /// buffer.
         subject: ShortStr,
@@ -84,7 +131,7 @@ pub(crate) enum Attrs {
         /// `None` for replies (inbox subjects are not destinations).
         subject: Option<String>,
         body_size: usize,
-        server: Arc<Server>,
+        server: &'static Server,
     },
 }
 
@@ -107,10 +154,15 @@ impl ShortStr {
     }
 
     pub(crate) fn as_str(&self) -> &str {
+        // Copied from a `&str` whole: always valid UTF-8.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The string's bytes, not validated again (the OTLP encoder writes bytes).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         match self {
-            // Copied from a `&str` whole: always valid UTF-8.
-            Self::Inline(a, n) => std::str::from_utf8(&a[..usize::from(*n)]).unwrap_or_default(),
-            Self::Heap(s) => s,
+            Self::Inline(a, n) => &a[..usize::from(*n)],
+            Self::Heap(s) => s.as_bytes(),
         }
     }
 }
@@ -131,8 +183,9 @@ pub(crate) struct Rec {
     pub parent: Option<SpanContext>,
     pub kind: SpanKind,
     pub name: Name,
-    pub start: SystemTime,
-    pub end: SystemTime,
+    /// Unix nanoseconds.
+    pub start: u64,
+    pub end: u64,
     pub attrs: Attrs,
     pub failure: Option<Failure>,
     pub events: Vec<Ev>,
@@ -140,7 +193,7 @@ pub(crate) struct Rec {
 
 /// A span name: a handler's, shared by its spans, or one of its own.
 pub(crate) enum Name {
-    Shared(Arc<str>),
+    Shared(&'static str),
     Owned(String),
 }
 
@@ -229,7 +282,7 @@ impl Drop for Frame {
 /// Ends a recorded span: to the built-in exporter, or ended on the SDK span.
 #[inline(never)]
 fn end(inner: Inner) {
-    let end = super::metrics::wall_now();
+    let end = super::metrics::wall_nanos();
     match inner {
         Inner::Own(own) => {
             let Open {
@@ -265,7 +318,7 @@ fn end(inner: Inner) {
                 );
                 s.set_status(Status::error(f.description));
             }
-            s.end_with_timestamp(end);
+            s.end_with_timestamp(UNIX_EPOCH + Duration::from_nanos(end));
         }
     }
 }
@@ -308,7 +361,7 @@ fn start(
     attrs: Attrs,
 ) -> Frame {
     let parent_sc = parent_cx.span().span_context().clone();
-    let start = super::metrics::wall_now();
+    let start = super::metrics::wall_nanos();
     match super::sink() {
         None => Frame::none(),
         Some(Sink::Otlp(_)) => {
@@ -341,7 +394,7 @@ fn start(
             let builder = tracer
                 .span_builder(name.as_str().to_string())
                 .with_kind(kind)
-                .with_start_time(start)
+                .with_start_time(UNIX_EPOCH + Duration::from_nanos(start))
                 .with_attributes(attributes(&attrs));
             let sdk_span = tracer.build_with_context(builder, &parent_cx);
             let cx = parent_cx.with_span(sdk_span);
@@ -417,7 +470,7 @@ pub(crate) fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
 /// log filter asks for it (`RUST_LOG=info,nats_actors_span=debug`). The OpenTelemetry layer
 /// never sees it; the process span is the [`Frame`], `Frame::none()` when not recorded.
 #[inline(always)]
-pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span, Frame) {
+pub(crate) fn process(meta: &'static ProcessMeta, msg: &Message) -> (tracing::Span, Frame) {
     let span = tracing::debug_span!(target: PROCESS_TARGET, "process", handler = meta.template, subject = %msg.subject);
     match super::sampling() {
         None => (span, Frame::none()),
@@ -428,7 +481,7 @@ pub(crate) fn process(meta: &Arc<ProcessMeta>, msg: &Message) -> (tracing::Span,
 }
 
 /// The process span of `msg` when tracing is installed: [`Frame::none`] unless it is sampled.
-fn process_frame(meta: &Arc<ProcessMeta>, msg: &Message) -> Frame {
+fn process_frame(meta: &'static ProcessMeta, msg: &Message) -> Frame {
     let parent = propagation::extract(msg.headers.as_ref());
     let Some(decided) = decide(parent.span().span_context()) else {
         return Frame::none();
@@ -439,7 +492,7 @@ fn process_frame(meta: &Arc<ProcessMeta>, msg: &Message) -> Frame {
         .and_then(|h| crate::headers::get(h, "Nats-Msg-Id"))
         .map(str::to_string);
     let attrs = Attrs::Process {
-        meta: meta.clone(),
+        meta,
         subject: ShortStr::new(msg.subject.as_str()),
         message_id,
         body_size: msg.payload.len(),
@@ -448,7 +501,7 @@ fn process_frame(meta: &Arc<ProcessMeta>, msg: &Message) -> Frame {
         parent,
         decided,
         SpanKind::Consumer,
-        Name::Shared(meta.name.clone()),
+        Name::Shared(&meta.name),
         attrs,
     )
 }
@@ -470,7 +523,7 @@ pub(crate) fn send(
     what: SendKind,
     subject: &str,
     body_size: usize,
-    server: &Arc<Server>,
+    server: &'static Server,
 ) -> Frame {
     if super::sampling().is_none() {
         return Frame::none();
@@ -495,7 +548,7 @@ pub(crate) fn send(
         operation,
         subject: (what != SendKind::Reply).then(|| subject.to_string()),
         body_size,
-        server: server.clone(),
+        server,
     };
     start(parent_cx, decided, kind, Name::Owned(name), attrs)
 }
