@@ -672,15 +672,13 @@ fn kind(k: &SpanKind) -> u64 {
 }
 
 fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
-    let sc = &rec.sc;
-    bytes_field(out, 1, &sc.trace_id().to_bytes());
-    bytes_field(out, 2, &sc.span_id().to_bytes());
-    let state = sc.trace_state().header();
-    if !state.is_empty() {
+    bytes_field(out, 1, &rec.trace_id.to_bytes());
+    bytes_field(out, 2, &rec.span_id.to_bytes());
+    if let Some(state) = &rec.trace_state {
         bytes_field(out, 3, state.as_bytes());
     }
     if let Some(p) = &rec.parent {
-        bytes_field(out, 4, &p.span_id().to_bytes());
+        bytes_field(out, 4, &p.to_bytes());
     }
     bytes_field(out, 5, rec.name.as_str().as_bytes());
     key(out, 6, VARINT);
@@ -785,15 +783,19 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
             );
         }
     }
-    if let Some(f) = &rec.failure {
+    let (failure, events) = match rec.extra.as_deref() {
+        Some(extra) => (extra.failure.as_ref(), extra.events.as_slice()),
+        None => (None, &[][..]),
+    };
+    if let Some(f) = failure {
         kv(out, 9, "error.type", AnyRef::Str(f.error_type));
     }
-    for ev in &rec.events {
+    for ev in events {
         scratch.clear();
         encode_event(scratch, ev);
         bytes_field(out, 11, scratch);
     }
-    if let Some(f) = &rec.failure {
+    if let Some(f) = failure {
         scratch.clear();
         fixed64(scratch, 1, unix_nanos(f.at));
         bytes_field(scratch, 2, b"exception");
@@ -809,8 +811,8 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
         out.push(2);
     }
     // flags: the W3C trace flags, and whether the parent is remote (HAS_IS_REMOTE | IS_REMOTE).
-    let mut flags = u32::from(sc.trace_flags().to_u8()) | 0x100;
-    if rec.parent.as_ref().is_some_and(|p| p.is_remote()) {
+    let mut flags = u32::from(rec.flags.to_u8()) | 0x100;
+    if rec.parent.is_some() && rec.parent_remote {
         flags |= 0x200;
     }
     key(out, 16, I32);

@@ -15,7 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::{HeaderMap, Message};
 use opentelemetry::trace::{
-    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, Tracer as _,
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+    Tracer as _,
 };
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer};
@@ -123,7 +124,7 @@ pub(crate) enum Attrs {
         /// Copied: holding the message's `Subject` until export would pin async-nats' read
         /// buffer.
         subject: ShortStr,
-        message_id: Option<String>,
+        message_id: Option<Box<str>>,
         body_size: usize,
     },
     Send {
@@ -174,21 +175,26 @@ pub(crate) struct Failure {
     pub at: SystemTime,
 }
 
-/// A span recorded by nats-actors for the built-in OTLP exporter.
+/// A span recorded by nats-actors for the built-in OTLP exporter: what the encoder needs and
+/// nothing else, kept small (about 200 bytes) because every span is written by a handler's
+/// thread and read by the export thread.
 pub(crate) struct Rec {
-    /// The parent's context with this span's context in it: injected into headers, attached
-    /// while the handler runs.
-    pub cx: opentelemetry::Context,
-    pub sc: SpanContext,
-    pub parent: Option<SpanContext>,
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    /// The parent's span id, when there is a parent (in the same trace).
+    pub parent: Option<SpanId>,
+    pub parent_remote: bool,
+    pub flags: TraceFlags,
     pub kind: SpanKind,
+    /// The W3C `tracestate`, when not empty.
+    pub trace_state: Option<Box<str>>,
     pub name: Name,
     /// Unix nanoseconds.
     pub start: u64,
     pub end: u64,
     pub attrs: Attrs,
-    pub failure: Option<Failure>,
-    pub events: Vec<Ev>,
+    /// Failure and events: most spans have neither.
+    pub extra: Option<Box<State>>,
 }
 
 /// A span name: a handler's, shared by its spans, or one of its own.
@@ -208,9 +214,9 @@ impl Name {
 
 /// What changes while the span is open.
 #[derive(Default)]
-struct State {
-    failure: Option<Failure>,
-    events: Vec<Ev>,
+pub(crate) struct State {
+    pub failure: Option<Failure>,
+    pub events: Vec<Ev>,
 }
 
 /// A recorded span and what changes while it is open, in one allocation (so that a [`Frame`],
@@ -220,8 +226,16 @@ struct Open<T> {
     state: Mutex<State>,
 }
 
+/// A span recorded for the built-in exporter, while open: the record, and the parent's
+/// context with this span's context in it (injected into headers, attached while the handler
+/// runs).
+struct Own {
+    cx: opentelemetry::Context,
+    rec: Rec,
+}
+
 enum Inner {
-    Own(Box<Open<Rec>>),
+    Own(Box<Open<Own>>),
     Sdk(Box<Open<opentelemetry::Context>>),
 }
 
@@ -286,15 +300,16 @@ fn end(inner: Inner) {
     match inner {
         Inner::Own(own) => {
             let Open {
-                span: mut rec,
+                span: Own { cx, mut rec },
                 state,
             } = *own;
-            let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
             // Freed here, by the thread that made it, not by the export thread.
-            drop(std::mem::take(&mut rec.cx));
+            drop(cx);
+            let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+            if state.failure.is_some() || !state.events.is_empty() {
+                rec.extra = Some(Box::new(state));
+            }
             rec.end = end.max(rec.start);
-            rec.failure = state.failure;
-            rec.events = state.events;
             if let Some(Sink::Otlp(exporter)) = super::sink() {
                 exporter.push(rec);
             }
@@ -365,28 +380,27 @@ fn start(
     match super::sink() {
         None => Frame::none(),
         Some(Sink::Otlp(_)) => {
-            let sc = SpanContext::new(
-                trace_id,
-                RandomIdGenerator::default().new_span_id(),
-                flags,
-                false,
-                parent_sc.trace_state().clone(),
-            );
-            let cx = parent_cx.with_remote_span_context(sc.clone());
+            let span_id = RandomIdGenerator::default().new_span_id();
+            let trace_state = parent_sc.trace_state();
             let rec = Rec {
-                cx,
-                sc,
-                parent: parent_sc.is_valid().then_some(parent_sc),
+                trace_id,
+                span_id,
+                parent: parent_sc.is_valid().then(|| parent_sc.span_id()),
+                parent_remote: parent_sc.is_remote(),
+                flags,
                 kind,
+                trace_state: (*trace_state != TraceState::NONE)
+                    .then(|| trace_state.header().into_boxed_str()),
                 name,
                 start,
                 end: start,
                 attrs,
-                failure: None,
-                events: Vec::new(),
+                extra: None,
             };
+            let sc = SpanContext::new(trace_id, span_id, flags, false, trace_state.clone());
+            let cx = parent_cx.with_remote_span_context(sc);
             Frame(Some(Inner::Own(Box::new(Open {
-                span: rec,
+                span: Own { cx, rec },
                 state: Mutex::default(),
             }))))
         }
@@ -431,7 +445,7 @@ pub(crate) fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
                 out.push(KeyValue::new("messaging.consumer.group.name", q));
             }
             if let Some(id) = message_id {
-                out.push(KeyValue::new("messaging.message.id", id.clone()));
+                out.push(KeyValue::new("messaging.message.id", id.to_string()));
             }
             out.push(KeyValue::new(
                 "messaging.message.body.size",
@@ -490,7 +504,7 @@ fn process_frame(meta: &'static ProcessMeta, msg: &Message) -> Frame {
         .headers
         .as_ref()
         .and_then(|h| crate::headers::get(h, "Nats-Msg-Id"))
-        .map(str::to_string);
+        .map(Box::from);
     let attrs = Attrs::Process {
         meta,
         subject: ShortStr::new(msg.subject.as_str()),
@@ -557,5 +571,15 @@ pub(crate) fn send(
 pub(crate) fn inject(frame: &Frame, headers: &mut HeaderMap) {
     if let Some(cx) = frame.context() {
         propagation::inject(cx, headers);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every recorded span is written by a handler's thread and read by the export thread: the
+    /// record is kept within four cache lines.
+    #[test]
+    fn a_span_record_fits_in_four_cache_lines() {
+        assert!(std::mem::size_of::<super::Rec>() <= 256);
     }
 }
