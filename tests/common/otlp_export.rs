@@ -35,6 +35,8 @@ pub async fn export_over(protocol: &str) {
     std::env::set_var("OTEL_SERVICE_NAME", "otlp-echo-svc");
     std::env::set_var("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test");
     std::env::set_var("OTEL_TRACES_SAMPLER", "always_on");
+    // Percent-encoded, as the specification has it.
+    std::env::set_var("OTEL_EXPORTER_OTLP_HEADERS", "X-Tenant=blue%20team");
     let guard =
         nats_actors::telemetry::init("ignored-name").expect("telemetry from the environment");
 
@@ -127,6 +129,11 @@ pub async fn export_over(protocol: &str) {
         assert_eq!(reply.kind, 4, "PRODUCER: {reply:?}");
         assert_eq!(reply.attr("messaging.destination.name"), None);
     }
+    assert_eq!(
+        receiver.tenant().as_deref(),
+        Some("blue team"),
+        "OTEL_EXPORTER_OTLP_HEADERS are sent with the spans"
+    );
     let resource = &spans[0].resource;
     assert!(
         resource.contains(&("service.name".into(), "otlp-echo-svc".into())),

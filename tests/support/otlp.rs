@@ -76,6 +76,8 @@ struct Store {
     /// Count spans by walking the protobuf instead of decoding it.
     counting: bool,
     metric_exports: Mutex<usize>,
+    /// The `x-tenant` header of the last trace export (set through `OTEL_EXPORTER_OTLP_HEADERS`).
+    tenant: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -149,6 +151,8 @@ impl TraceService for Grpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let tenant = request.metadata().get("x-tenant");
+        *self.0.tenant.lock().unwrap() = tenant.and_then(|t| t.to_str().ok()).map(String::from);
         self.0.traces(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -454,6 +458,11 @@ impl OtlpReceiver {
         self.store.count.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The `x-tenant` header of the last trace export, if it had one.
+    pub fn tenant(&self) -> Option<String> {
+        self.store.tenant.lock().unwrap().clone()
+    }
+
     /// How many metric exports were received.
     pub fn metric_exports(&self) -> usize {
         *self.store.metric_exports.lock().unwrap()
@@ -482,15 +491,20 @@ async fn serve_http(mut conn: tokio::net::TcpStream, store: Arc<Store>) {
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
         let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-        let length = head
-            .lines()
-            .find_map(|l| {
+        let header = |name: &str| {
+            head.lines().find_map(|l| {
                 let (k, v) = l.split_once(':')?;
                 k.trim()
-                    .eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
             })
+        };
+        let length = header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(0);
+        if path == "/v1/traces" {
+            *store.tenant.lock().unwrap() = header("x-tenant");
+        }
         buf.reserve((head_end + length).saturating_sub(buf.len()));
         while buf.len() < head_end + length {
             match conn.read_buf(&mut buf).await {

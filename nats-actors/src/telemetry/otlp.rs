@@ -283,7 +283,7 @@ async fn run(shared: Arc<Shared>, config: Config, head: Head) {
             let mut chunks: Vec<&[Rec]> = batch.chunks(config.max_batch).rev().collect();
             let mut sending = futures::stream::FuturesUnordered::new();
             while let Some(chunk) = chunks.pop() {
-                let body = enc.request(&head, chunk);
+                let body = enc.request(&head, chunk, config.grpc);
                 // Collectors refuse requests over 4 MiB by default: split until they fit.
                 if body.len() > MAX_REQUEST_BYTES && chunk.len() > 1 {
                     let (a, b) = chunk.split_at(chunk.len() / 2);
@@ -296,7 +296,7 @@ async fn run(shared: Arc<Shared>, config: Config, head: Head) {
                     }
                 }
                 let spans = chunk.len() as u64;
-                let send = transport.send(body, config.timeout);
+                let send = transport.send(body);
                 sending.push(async move { (spans, send.await) });
             }
             while let Some(sent) = sending.next().await {
@@ -332,8 +332,9 @@ fn count(shared: &Shared, config: &Config, (spans, sent): (u64, Result<(), Strin
 
 enum Transport {
     Grpc {
-        grpc: tonic::client::Grpc<tonic::transport::Channel>,
-        metadata: tonic::metadata::MetadataMap,
+        channel: tonic::transport::Channel,
+        /// `OTEL_EXPORTER_OTLP_HEADERS`, with the gRPC headers.
+        headers: http::HeaderMap,
     },
     Http {
         client: reqwest::Client,
@@ -350,19 +351,28 @@ impl Transport {
                 Ok(e) => e.timeout(config.timeout).connect_timeout(config.timeout),
                 Err(e) => return Self::Broken(format!("bad endpoint {}: {e}", config.url)),
             };
-            let mut metadata = tonic::metadata::MetadataMap::new();
+            let mut headers = http::HeaderMap::new();
             for (k, v) in &config.headers {
                 if let (Ok(k), Ok(v)) = (
-                    k.to_ascii_lowercase()
-                        .parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
-                    v.parse(),
+                    http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+                    http::HeaderValue::from_str(v),
                 ) {
-                    metadata.insert(k, v);
+                    headers.insert(k, v);
+                }
+            }
+            let timeout = format!("{}m", config.timeout.as_millis().clamp(1, 99_999_999));
+            for (k, v) in [
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("grpc-timeout", timeout.as_str()),
+            ] {
+                if let Ok(v) = http::HeaderValue::from_str(v) {
+                    headers.insert(k, v);
                 }
             }
             Self::Grpc {
-                grpc: tonic::client::Grpc::new(endpoint.connect_lazy()),
-                metadata,
+                channel: endpoint.connect_lazy(),
+                headers,
             }
         } else {
             let mut headers = reqwest::header::HeaderMap::new();
@@ -386,16 +396,12 @@ impl Transport {
     }
 
     /// One export request; the future owns what it needs, so that several can be in flight.
-    fn send(
-        &self,
-        body: Bytes,
-        timeout: Duration,
-    ) -> impl std::future::Future<Output = Result<(), String>> + use<> {
+    fn send(&self, body: Bytes) -> impl std::future::Future<Output = Result<(), String>> + use<> {
         let this = match self {
             Self::Broken(why) => Self::Broken(why.clone()),
-            Self::Grpc { grpc, metadata } => Self::Grpc {
-                grpc: grpc.clone(),
-                metadata: metadata.clone(),
+            Self::Grpc { channel, headers } => Self::Grpc {
+                channel: channel.clone(),
+                headers: headers.clone(),
             },
             Self::Http {
                 client,
@@ -410,19 +416,7 @@ impl Transport {
         async move {
             match this {
                 Self::Broken(why) => Err(why),
-                Self::Grpc { mut grpc, metadata } => {
-                    grpc.ready().await.map_err(|e| e.to_string())?;
-                    let mut req = tonic::Request::new(body);
-                    *req.metadata_mut() = metadata;
-                    req.set_timeout(timeout);
-                    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-                        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                    );
-                    grpc.unary::<Bytes, (), _>(req, path, RawCodec)
-                        .await
-                        .map(|_| ())
-                        .map_err(|s| format!("{}: {}", s.code(), s.message()))
-                }
+                Self::Grpc { channel, headers } => grpc_export(channel, headers, body).await,
                 Self::Http {
                     client,
                     url,
@@ -447,47 +441,42 @@ impl Transport {
     }
 }
 
-/// gRPC codec for a request already encoded (and a response that is not read).
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
+/// One gRPC `TraceService/Export` call with `body` (a framed request) as it is: written here
+/// rather than through a codec, which would copy the request into a buffer of its own.
+async fn grpc_export(
+    mut channel: tonic::transport::Channel,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Result<(), String> {
+    use http_body_util::BodyExt as _;
+    use tonic::codegen::Service as _;
 
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = ();
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut req = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(body)));
+    *req.method_mut() = http::Method::POST;
+    *req.version_mut() = http::Version::HTTP_2;
+    *req.uri_mut() =
+        http::Uri::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+    *req.headers_mut() = headers;
+    let resp = channel.call(req).await.map_err(|e| e.to_string())?;
+    let failed = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
+    // A trailers-only response (how servers answer errors) has its status in the headers.
+    if let Some(status) = tonic::Status::from_header_map(resp.headers()) {
+        return match status.code() {
+            tonic::Code::Ok => Ok(()),
+            _ => Err(failed(status)),
+        };
     }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
     }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), Self::Error> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = ();
-    type Error = tonic::Status;
-
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, Self::Error> {
-        let n = bytes::Buf::remaining(src);
-        bytes::Buf::advance(src, n);
-        Ok(Some(()))
+    let body = resp.into_body().collect().await.map_err(failed)?;
+    match body.trailers().and_then(tonic::Status::from_header_map) {
+        Some(s) if s.code() == tonic::Code::Ok => Ok(()),
+        Some(s) => Err(failed(s)),
+        None => Err("the response has no grpc-status".to_string()),
     }
 }
 
@@ -602,6 +591,9 @@ impl Head {
     }
 }
 
+/// The gRPC message frame's prefix: a compression flag and the length.
+const GRPC_PREFIX: usize = 5;
+
 /// Writes a length-delimited field whose content `write` appends, encoding it once: two bytes
 /// are left for its length (enough below 16 KiB, which a span is unless it carries many
 /// events) and fixed up once the length is known.
@@ -633,11 +625,15 @@ struct Encoder {
 }
 
 impl Encoder {
-    /// An `ExportTraceServiceRequest` with one resource and one scope holding `recs`. The spans
-    /// are written once, behind a gap that the envelope (whose lengths depend on them) fills
-    /// afterwards; the request is that buffer from where its envelope starts.
-    fn request(&mut self, head: &Head, recs: &[Rec]) -> Bytes {
-        let gap = 2 * (1 + 10) + field_len(head.resource.len()) + field_len(head.scope.len());
+    /// An `ExportTraceServiceRequest` with one resource and one scope holding `recs`, in a gRPC
+    /// message frame if `grpc`. The spans are written once, behind a gap that the envelope
+    /// (whose lengths depend on them) fills afterwards; the request is that buffer from where
+    /// its envelope starts, sent as it is.
+    fn request(&mut self, head: &Head, recs: &[Rec], grpc: bool) -> Bytes {
+        let gap = GRPC_PREFIX
+            + 2 * (1 + 10)
+            + field_len(head.resource.len())
+            + field_len(head.scope.len());
         let mut out = Vec::with_capacity(gap + recs.len() * (self.per_span.max(64) + 16));
         out.resize(gap, 0);
         for rec in recs {
@@ -655,8 +651,15 @@ impl Encoder {
         key(env, 2, LEN);
         varint(env, scope_spans_len as u64);
         bytes_field(env, 1, &head.scope);
-        let from = gap - env.len();
+        let mut from = gap - env.len();
         out[from..gap].copy_from_slice(env);
+        if grpc {
+            // Length-Prefixed-Message: not compressed, then the length (big-endian u32).
+            let len = u32::try_from(out.len() - from).unwrap_or(u32::MAX);
+            from -= GRPC_PREFIX;
+            out[from] = 0;
+            out[from + 1..from + GRPC_PREFIX].copy_from_slice(&len.to_be_bytes());
+        }
         Bytes::from(out).slice(from..)
     }
 }
