@@ -521,8 +521,6 @@ fn field_len(content: usize) -> usize {
 
 enum AnyRef<'a> {
     Str(&'a str),
-    /// A string's bytes (known to be UTF-8).
-    Utf8(&'a [u8]),
     I64(i64),
     F64(f64),
     Bool(bool),
@@ -532,7 +530,6 @@ enum AnyRef<'a> {
 fn kv(out: &mut Vec<u8>, field: u32, k: &str, v: AnyRef<'_>) {
     let any_len = match v {
         AnyRef::Str(s) => field_len(s.len()),
-        AnyRef::Utf8(s) => field_len(s.len()),
         AnyRef::I64(n) => 1 + varint_len(n as u64),
         AnyRef::F64(_) => 9,
         AnyRef::Bool(_) => 2,
@@ -546,7 +543,6 @@ fn kv(out: &mut Vec<u8>, field: u32, k: &str, v: AnyRef<'_>) {
     varint(out, any_len as u64);
     match v {
         AnyRef::Str(s) => bytes_field(out, 1, s.as_bytes()),
-        AnyRef::Utf8(s) => bytes_field(out, 1, s),
         AnyRef::Bool(b) => {
             key(out, 2, VARINT);
             out.push(u8::from(b));
@@ -559,6 +555,38 @@ fn kv(out: &mut Vec<u8>, field: u32, k: &str, v: AnyRef<'_>) {
             fixed64(out, 4, f.to_bits());
         }
     }
+}
+
+/// The start of a `KeyValue` whose key is known: the key field and the value field's key.
+/// `messaging.destination.name` and `messaging.message.body.size`, on every span.
+const DESTINATION_NAME: &[u8] = b"\x0a\x1amessaging.destination.name\x12";
+const BODY_SIZE: &[u8] = b"\x0a\x1bmessaging.message.body.size\x12";
+
+/// A span attribute (field 9) with a string value, its key's part written as it is.
+fn span_attr_str(out: &mut Vec<u8>, key_part: &[u8], s: &[u8]) {
+    let any_len = field_len(s.len());
+    let kv_len = key_part.len() + varint_len(any_len as u64) + any_len;
+    out.reserve(1 + varint_len(kv_len as u64) + kv_len);
+    out.push(9 << 3 | LEN as u8);
+    varint(out, kv_len as u64);
+    out.extend_from_slice(key_part);
+    varint(out, any_len as u64);
+    out.push(1 << 3 | LEN as u8);
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s);
+}
+
+/// A span attribute (field 9) with an integer value, its key's part written as it is.
+fn span_attr_int(out: &mut Vec<u8>, key_part: &[u8], n: u64) {
+    let any_len = 1 + varint_len(n);
+    let kv_len = key_part.len() + 1 + any_len;
+    out.reserve(1 + varint_len(kv_len as u64) + kv_len);
+    out.push(9 << 3 | LEN as u8);
+    varint(out, kv_len as u64);
+    out.extend_from_slice(key_part);
+    out.push(any_len as u8);
+    out.push(3 << 3 | VARINT as u8);
+    varint(out, n);
 }
 
 /// The resource and scope, encoded once.
@@ -733,21 +761,11 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
                 );
                 a
             }));
-            kv(
-                out,
-                9,
-                "messaging.destination.name",
-                AnyRef::Utf8(subject.as_bytes()),
-            );
+            span_attr_str(out, DESTINATION_NAME, subject.as_bytes());
             if let Some(id) = message_id {
                 kv(out, 9, "messaging.message.id", AnyRef::Str(id));
             }
-            kv(
-                out,
-                9,
-                "messaging.message.body.size",
-                AnyRef::I64(*body_size as i64),
-            );
+            span_attr_int(out, BODY_SIZE, *body_size as u64);
         }
         Attrs::Send {
             operation,
@@ -776,14 +794,9 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
                 a
             }));
             if let Some(s) = subject {
-                kv(out, 9, "messaging.destination.name", AnyRef::Str(s));
+                span_attr_str(out, DESTINATION_NAME, s.as_bytes());
             }
-            kv(
-                out,
-                9,
-                "messaging.message.body.size",
-                AnyRef::I64(*body_size as i64),
-            );
+            span_attr_int(out, BODY_SIZE, *body_size as u64);
         }
     }
     let (failure, events) = match rec.extra.as_deref() {
@@ -846,6 +859,27 @@ mod tests {
             let mut out = Vec::new();
             varint(&mut out, v);
             assert_eq!(out.len(), varint_len(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn known_keys_are_encoded_as_any_key_is() {
+        for (part, key) in [
+            (DESTINATION_NAME, "messaging.destination.name"),
+            (BODY_SIZE, "messaging.message.body.size"),
+        ] {
+            for s in ["", "orders.eu.created", &"x".repeat(300)] {
+                let (mut fast, mut slow) = (vec![], vec![]);
+                span_attr_str(&mut fast, part, s.as_bytes());
+                kv(&mut slow, 9, key, AnyRef::Str(s));
+                assert_eq!(fast, slow, "{key} = {s:?}");
+            }
+            for n in [0, 1, 127, 128, 4096, u64::from(u32::MAX)] {
+                let (mut fast, mut slow) = (vec![], vec![]);
+                span_attr_int(&mut fast, part, n);
+                kv(&mut slow, 9, key, AnyRef::I64(n as i64));
+                assert_eq!(fast, slow, "{key} = {n}");
+            }
         }
     }
 
