@@ -239,6 +239,7 @@ async fn shutdown_during_a_continuous_stream_is_prompt_and_loses_nothing_deliver
     let publisher = nats(&server).await;
     let publishing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = publishing.clone();
+    let seen = actor.seen.clone();
     let feeder = tokio::spawn(async move {
         let mut seq = 0u64;
         // Bounded in count and time; stopped by the flag once shutdown is over.
@@ -247,6 +248,17 @@ async fn shutdown_during_a_continuous_stream_is_prompt_and_loses_nothing_deliver
             && std::time::Instant::now() < until
             && flag.load(std::sync::atomic::Ordering::Relaxed)
         {
+            // Always ahead of the handler, never by more than a third of the subscription's
+            // buffer (64 Ki messages): core NATS has no backpressure, and a publisher that
+            // outruns the handler long enough (a loaded machine) overflows the buffer, where
+            // the server's messages are dropped (slow consumer) before any handler sees them.
+            while seq.is_multiple_of(1_000)
+                && seq.saturating_sub(seen.lock().unwrap().len() as u64) > 20_000
+                && std::time::Instant::now() < until
+                && flag.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             let body = format!("{{\"seq\":{seq}}}");
             if publisher
                 .publish("stream.ticks", body.into())
