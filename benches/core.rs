@@ -48,9 +48,10 @@ use common::{cpu_time, median};
 // subscriber lags the publisher (the server would cut it off as a slow consumer).
 const PUBSUB_MESSAGES: u64 = 200_000;
 /// Pub/sub rounds are short (a fifth of a second): enough of them for a stable median on a
-/// machine whose speed drifts from round to round.
-const PUBSUB_ROUNDS: usize = 15;
-const ROUNDS: usize = 7;
+/// machine whose speed drifts from round to round (with 15, the median of one run still moved
+/// by +-3% between runs on the 2-core development machine).
+const PUBSUB_ROUNDS: usize = 25;
+const ROUNDS: usize = 11;
 /// Messages drained from the subscription's buffer per drain round, after the one held
 /// (`BENCH_DRAIN_MESSAGES`, default 200,000), and drain rounds (`BENCH_DRAIN_ROUNDS`, 9): fewer
 /// for a run under callgrind, which counts the instructions per message.
@@ -492,7 +493,9 @@ async fn request_reply(url: &str, payload: &Bytes) {
     let (mut p50, mut par) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
     for round in 0..ROUNDS {
         let mut line = format!("round {round}:");
-        for (i, subject) in subjects.iter().enumerate() {
+        // Each side goes first, second and third in turn: no side always follows the same one.
+        for i in (0..3).map(|k| (round + k) % 3) {
+            let subject = subjects[i];
             let lat = sequential_p50(&requester, subject, payload).await;
             let (rate, ok) = parallel_rate(&requester, subject, payload).await;
             line += &format!(
@@ -584,9 +587,18 @@ async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> Ratios {
     raw_pubsub(url, payload, true).await;
     framework_pubsub(url, payload).await;
     for round in 0..PUBSUB_ROUNDS {
-        let r = raw_pubsub(url, payload, false).await;
-        let d = raw_pubsub(url, payload, true).await;
-        let (f, dropped) = framework_pubsub(url, payload).await;
+        // Each side goes first, second and third in turn: no side always follows the same one.
+        let (mut r, mut d, mut f) = (None, None, None);
+        for side in (0..3).map(|k| (round + k) % 3) {
+            match side {
+                0 => r = Some(raw_pubsub(url, payload, false).await),
+                1 => d = Some(raw_pubsub(url, payload, true).await),
+                _ => f = Some(framework_pubsub(url, payload).await),
+            }
+        }
+        let (Some(r), Some(d), Some((f, dropped))) = (r, d, f) else {
+            unreachable!("every side ran")
+        };
         println!(
             "{label} round {round}: raw {:>8.0}/s (recv {}, {:.2} us cpu/msg) | raw+decode {:>8.0}/s (recv {}, {:.2} us) | nats-actors {:>8.0}/s (recv {}, dropped/disconnects {dropped}, {:.2} us)",
             r.rate, r.received, r.cpu_per_msg_us, d.rate, d.received, d.cpu_per_msg_us, f.rate, f.received, f.cpu_per_msg_us
