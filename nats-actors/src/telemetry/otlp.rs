@@ -335,6 +335,8 @@ enum Transport {
         channel: tonic::transport::Channel,
         /// `OTEL_EXPORTER_OTLP_HEADERS`, with the gRPC headers.
         headers: http::HeaderMap,
+        /// For the whole call, the answer's body and trailers included.
+        timeout: Duration,
     },
     Http {
         client: reqwest::Client,
@@ -373,6 +375,7 @@ impl Transport {
             Self::Grpc {
                 channel: endpoint.connect_lazy(),
                 headers,
+                timeout: config.timeout,
             }
         } else {
             let mut headers = reqwest::header::HeaderMap::new();
@@ -399,9 +402,14 @@ impl Transport {
     fn send(&self, body: Bytes) -> impl std::future::Future<Output = Result<(), String>> + use<> {
         let this = match self {
             Self::Broken(why) => Self::Broken(why.clone()),
-            Self::Grpc { channel, headers } => Self::Grpc {
+            Self::Grpc {
+                channel,
+                headers,
+                timeout,
+            } => Self::Grpc {
                 channel: channel.clone(),
                 headers: headers.clone(),
+                timeout: *timeout,
             },
             Self::Http {
                 client,
@@ -416,7 +424,13 @@ impl Transport {
         async move {
             match this {
                 Self::Broken(why) => Err(why),
-                Self::Grpc { channel, headers } => grpc_export(channel, headers, body).await,
+                Self::Grpc {
+                    channel,
+                    headers,
+                    timeout,
+                } => tokio::time::timeout(timeout, grpc_export(channel, headers, body))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer in {timeout:?}"))),
                 Self::Http {
                     client,
                     url,
