@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nats_actors::prelude::*;
 use nats_actors_suite::otlp::OtlpReceiver;
-use nats_actors_suite::{connect, eventually, server};
+use nats_actors_suite::{eventually, server, start};
 
 #[derive(Actor)]
 struct Echo;
@@ -41,12 +41,7 @@ pub async fn export_over(protocol: &str) {
         nats_actors::telemetry::init("ignored-name").expect("telemetry from the environment");
 
     let server = server();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .actor(Echo)
-        .start()
-        .await
-        .unwrap();
+    let runtime = start(&server, Echo).await;
     for n in 0..5u32 {
         let back: u32 = runtime.client().request("otlp.echo", &n).await.unwrap();
         assert_eq!(back, n);
