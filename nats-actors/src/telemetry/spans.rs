@@ -579,6 +579,29 @@ mod tests {
     /// Every recorded span is written by a handler's thread and read by the export thread: the
     /// record is kept within four cache lines.
     #[test]
+    fn handler_descriptions_are_interned_by_what_they_describe() {
+        use super::{ProcessMeta, Server};
+        let server = || Server {
+            address: "127.0.0.1".into(),
+            port: 4222,
+            encoded: Default::default(),
+        };
+        let pool = std::sync::Mutex::new(Vec::new());
+        let a = super::intern(&pool, |s: &Server| s.port == 4222, server);
+        let b = super::intern(&pool, |s: &Server| s.port == 4222, server);
+        assert!(std::ptr::eq(a, b), "the same server, one copy");
+        let m1 = ProcessMeta::of("intern.{x}", Some("q"), a);
+        let m2 = ProcessMeta::of("intern.{x}", Some("q"), a);
+        let m3 = ProcessMeta::of("intern.{x}", None, a);
+        assert!(std::ptr::eq(m1, m2), "the same handler, one copy");
+        assert!(
+            !std::ptr::eq(m1, m3),
+            "another queue group, another description"
+        );
+        assert_eq!(m1.name, "process intern.{x}");
+    }
+
+    #[test]
     fn a_span_record_fits_in_four_cache_lines() {
         assert!(std::mem::size_of::<super::Rec>() <= 256);
     }
