@@ -61,6 +61,7 @@ pub fn logs() {
         .try_init();
 }
 pub mod otlp;
+pub mod recorded;
 
 /// Where an example connects: the server `NATS_URL` names (with the rest of the `NATS_*`
 /// environment), else a throwaway local nats-server (JetStream on or off), stopped when the
