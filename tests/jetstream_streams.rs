@@ -1,0 +1,277 @@
+//! JetStream streams and the consumers on them, against a real server: deduplicated publishing
+//! (with expectations, pipelined), stream declarations, a consumer deleted under the runtime, and
+//! an ordered consumer replaying a stream.
+
+#[path = "common/jetstream.rs"]
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{stream, Job};
+use futures::StreamExt;
+use nats_actors::jetstream::{self, Delivery, JsPublish, StreamConfig};
+use nats_actors::prelude::*;
+use nats_actors::Error;
+use nats_actors_suite::{connect, eventually, logs, nats, server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_msg_id_is_stored_once_and_the_duplicate_is_visible() {
+    logs();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(StreamConfig {
+            duplicate_window: Duration::from_secs(60),
+            ..stream("DEDUP", "dedup.>")
+        })
+        .start()
+        .await
+        .unwrap();
+    let client = runtime.client();
+    let opts = JsPublish::new().msg_id("order-1");
+    let first = client.js_publish_with("dedup.a", &1, &opts).await.unwrap();
+    let second = client.js_publish_with("dedup.a", &1, &opts).await.unwrap();
+    assert!(!first.duplicate);
+    assert!(second.duplicate);
+    assert_eq!(first.sequence, second.sequence);
+    // Derived ids: the same content is stored once, other content again.
+    let derived = JsPublish::new().derive_msg_id();
+    let a = client
+        .js_publish_with("dedup.b", &"x", &derived)
+        .await
+        .unwrap();
+    let b = client
+        .js_publish_with("dedup.b", &"x", &derived)
+        .await
+        .unwrap();
+    let c = client
+        .js_publish_with("dedup.b", &"y", &derived)
+        .await
+        .unwrap();
+    assert!(!a.duplicate && b.duplicate && !c.duplicate);
+    // Expectations: a stale expected sequence is refused, with the kind to match on.
+    let stale = client
+        .js_publish_with("dedup.c", &2, &JsPublish::new().expected_last_sequence(1))
+        .await
+        .unwrap_err();
+    match stale {
+        nats_actors::PublishError::JetStream {
+            source, attempts, ..
+        } => {
+            assert_eq!(
+                source.kind(),
+                jetstream::PublishErrorKind::WrongLastSequence
+            );
+            assert_eq!(attempts, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    let info = client
+        .jetstream()
+        .get_stream("DEDUP")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(info.state.messages, 3);
+    // Pipelined: 1,000 messages with 64 acks outstanding, all stored, in order.
+    let results = client
+        .js_publish_pipelined(
+            (0..1000u32).map(|i| ("dedup.p", i)),
+            64,
+            &JsPublish::new().msg_id("batch"),
+        )
+        .await;
+    let seqs: Vec<u64> = results.into_iter().map(|r| r.unwrap().sequence).collect();
+    assert_eq!(seqs.len(), 1000);
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+    // The same batch again stores nothing new.
+    let again = client
+        .js_publish_pipelined(
+            (0..1000u32).map(|i| ("dedup.p", i)),
+            64,
+            &JsPublish::new().msg_id("batch"),
+        )
+        .await;
+    assert!(again.iter().all(|r| r.as_ref().unwrap().duplicate));
+    // No stream takes the subject: a clear error after the retries.
+    let err = client
+        .js_publish_with("nowhere", &1, &JsPublish::new().attempts(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            nats_actors::PublishError::JetStream { attempts: 2, .. }
+        ),
+        "{err}"
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_declared_twice_is_fine_and_an_incompatible_change_is_a_clear_error() {
+    logs();
+    let server = server();
+    let config = StreamConfig {
+        max_messages: 1000,
+        ..stream("DECL", "decl.>")
+    };
+    for _ in 0..2 {
+        let rt = Runtime::builder()
+            .connect(connect(&server))
+            .stream(config.clone())
+            .start()
+            .await
+            .unwrap();
+        rt.shutdown().await;
+    }
+    // A compatible change is applied.
+    let rt = Runtime::builder()
+        .connect(connect(&server))
+        .stream(StreamConfig {
+            max_messages: 2000,
+            ..config.clone()
+        })
+        .start()
+        .await
+        .unwrap();
+    let info = rt
+        .client()
+        .jetstream()
+        .get_stream("DECL")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(info.config.max_messages, 2000);
+    rt.shutdown().await;
+    // The storage type cannot change.
+    let err = Runtime::builder()
+        .connect(connect(&server))
+        .stream(StreamConfig {
+            storage: jetstream::StorageType::Memory,
+            ..config
+        })
+        .start()
+        .await
+        .err()
+        .expect("an incompatible change fails the start");
+    match &err {
+        Error::JetStream { what, reason } => {
+            assert_eq!(what, "stream DECL");
+            assert!(
+                reason.contains("`storage (\"file\" -> \"memory\")`"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[derive(Actor, Clone, Default)]
+struct Counter {
+    done: Arc<Mutex<Vec<u64>>>,
+}
+
+#[handlers]
+impl Counter {
+    #[consumer(stream = "GONE", durable = "counter")]
+    async fn count(&self, job: Job) {
+        self.done.lock().unwrap().push(job.n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_deleted_under_the_runtime_is_made_again() {
+    logs();
+    let server = server();
+    let actor = Counter::default();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(stream("GONE", "gone.>"))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
+    let client = runtime.client();
+    client.js_publish("gone.a", &Job { n: 1 }).await.unwrap();
+    let has = |n: u64| actor.done.lock().unwrap().contains(&n);
+    assert!(eventually(Duration::from_secs(5), || async { has(1) }).await);
+    client
+        .jetstream()
+        .get_stream("GONE")
+        .await
+        .unwrap()
+        .delete_consumer("counter")
+        .await
+        .unwrap();
+    client.js_publish("gone.a", &Job { n: 2 }).await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async { has(2) }).await,
+        "the consumer was not made again"
+    );
+    runtime.shutdown().await;
+}
+
+#[derive(Actor, Clone, Default)]
+struct Replay {
+    seen: Arc<Mutex<Vec<(u64, u64)>>>,
+}
+
+#[handlers]
+impl Replay {
+    #[consumer(stream = "HISTORY", ordered = true, filter = "history.>")]
+    async fn replay(&self, job: Job, delivery: Delivery) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((job.n, delivery.stream_sequence));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_consumer_replays_the_stream_in_order() {
+    logs();
+    let server = server();
+    let nats = nats(&server).await;
+    let js = async_nats::jetstream::new(nats.clone());
+    js.create_stream(stream("HISTORY", "history.>"))
+        .await
+        .unwrap();
+    let client = Client::new(nats);
+    for n in 0..20u64 {
+        client
+            .js_publish(&format!("history.{}", n % 3), &Job { n })
+            .await
+            .unwrap();
+    }
+    let actor = Replay::default();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(actor.clone())
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            actor.seen.lock().unwrap().len() == 20
+        })
+        .await
+    );
+    let seen = actor.seen.lock().unwrap().clone();
+    assert_eq!(seen, (0..20u64).map(|n| (n, n + 1)).collect::<Vec<_>>());
+    // No durable consumer and no dead-letter stream were made for it.
+    let names: Vec<String> = js
+        .stream_names()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(names, ["HISTORY"]);
+    runtime.shutdown().await;
+}
