@@ -1,0 +1,141 @@
+//! Case 3, request/reply: sequential p50 and throughput with requests in flight, the typed
+//! `#[request]` handler vs raw async-nats responders that do the same work or echo the bytes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use nats_actors::prelude::*;
+use nats_actors::ConnectOptions;
+
+use crate::common::median;
+use crate::{Counter, Event, IN_FLIGHT, PARALLEL_REQUESTS, ROUNDS, SEQUENTIAL_REQUESTS};
+
+async fn sequential_p50(
+    requester: &async_nats::Client,
+    subject: &str,
+    payload: &Bytes,
+) -> Duration {
+    let mut lat = Vec::with_capacity(SEQUENTIAL_REQUESTS);
+    for _ in 0..SEQUENTIAL_REQUESTS {
+        let t = Instant::now();
+        let reply = requester
+            .request(subject.to_string(), payload.clone())
+            .await
+            .unwrap();
+        lat.push(t.elapsed());
+        assert!(!reply.payload.is_empty());
+    }
+    lat.sort();
+    lat[lat.len() / 2]
+}
+
+async fn parallel_rate(
+    requester: &async_nats::Client,
+    subject: &str,
+    payload: &Bytes,
+) -> (f64, usize) {
+    let t0 = Instant::now();
+    let per_task = PARALLEL_REQUESTS / IN_FLIGHT;
+    let tasks: Vec<_> = (0..IN_FLIGHT)
+        .map(|_| {
+            let (c, s, p) = (requester.clone(), subject.to_string(), payload.clone());
+            tokio::spawn(async move {
+                let mut ok = 0;
+                for _ in 0..per_task {
+                    if c.request(s.clone(), p.clone()).await.is_ok() {
+                        ok += 1;
+                    }
+                }
+                ok
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    (ok as f64 / t0.elapsed().as_secs_f64(), ok)
+}
+
+/// A raw async-nats responder on `subject`. With `same_work`, it does what the typed handler
+/// does: decodes the request into `Event`, encodes the reply and sends it with its
+/// `Content-Type` header; without, it echoes the bytes.
+async fn raw_responder(url: &str, subject: &str, same_work: bool) -> tokio::task::JoinHandle<()> {
+    let client = async_nats::connect(url).await.unwrap();
+    let mut sub = client.subscribe(subject.to_string()).await.unwrap();
+    client.flush().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let Some(reply) = m.reply else { continue };
+            if !same_work {
+                let _ = client.publish(reply, m.payload).await;
+                continue;
+            }
+            let event: Event = rmp_serde::from_slice(&m.payload).unwrap();
+            let body = Bytes::from(rmp_serde::to_vec_named(&event).unwrap());
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Content-Type", "application/msgpack");
+            let _ = client.publish_with_headers(reply, headers, body).await;
+        }
+    })
+}
+
+pub async fn request_reply(url: &str, payload: &Bytes) {
+    let echo = raw_responder(url, "bench.raw.echo", false).await;
+    let typed = raw_responder(url, "bench.raw.typed", true).await;
+    let counter = Counter {
+        got: Arc::default(),
+        expect: Arc::default(),
+        done: Arc::default(),
+    };
+    let runtime = Runtime::builder()
+        .connect(ConnectOptions::new([url]))
+        .actor(counter)
+        .start()
+        .await
+        .unwrap();
+    let requester = async_nats::connect(url).await.unwrap();
+    // Sequential p50 and in-flight rate of: raw echo, raw doing the same work, nats-actors.
+    let subjects = ["bench.raw.echo", "bench.raw.typed", "bench.fw.echo"];
+    let (mut p50, mut par) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
+    for round in 0..ROUNDS {
+        let mut line = format!("round {round}:");
+        // Each side goes first, second and third in turn: no side always follows the same one.
+        for i in (0..3).map(|k| (round + k) % 3) {
+            let subject = subjects[i];
+            let lat = sequential_p50(&requester, subject, payload).await;
+            let (rate, ok) = parallel_rate(&requester, subject, payload).await;
+            line += &format!(
+                " {subject}: p50 {:.1} us, {IN_FLIGHT} in flight {rate:.0}/s (ok {ok}) |",
+                lat.as_secs_f64() * 1e6
+            );
+            p50[i].push(lat.as_secs_f64() * 1e6);
+            par[i].push(rate);
+        }
+        println!("{line}");
+    }
+    let per_round = |v: &[Vec<f64>; 3], base: usize| {
+        median(v[2].iter().zip(&v[base]).map(|(f, b)| f / b).collect())
+    };
+    println!(
+        "request/reply 128 B msgpack, medians: sequential p50 raw echo {:.1} us, raw same work {:.1} us, nats-actors {:.1} us; {IN_FLIGHT} in flight raw echo {:.0}/s, raw same work {:.0}/s, nats-actors {:.0}/s",
+        median(p50[0].clone()),
+        median(p50[1].clone()),
+        median(p50[2].clone()),
+        median(par[0].clone()),
+        median(par[1].clone()),
+        median(par[2].clone()),
+    );
+    println!(
+        "  ratios (median of per-round ratios): p50 latency vs raw same work {:.3}, vs raw echo {:.3}; {IN_FLIGHT} in flight vs raw same work {:.3}, vs raw echo {:.3}",
+        per_round(&p50, 1),
+        per_round(&p50, 0),
+        per_round(&par, 1),
+        per_round(&par, 0),
+    );
+    runtime.shutdown().await;
+    echo.abort();
+    typed.abort();
+}
