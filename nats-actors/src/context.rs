@@ -1,19 +1,18 @@
-//! The per-message [`Context`] and the extractors a handler can take by type.
+//! The per-message [`Context`]: what a handler knows about its message, and how it sends more.
 
 use std::fmt;
-use std::ops::Deref;
-use std::str::FromStr;
 
-use async_nats::{HeaderMap, Message, Subject};
+use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::Client;
 use crate::codec::{self, Codec};
-use crate::error::{HandlerError, PublishError, RequestError};
+use crate::error::{PublishError, RequestError};
 use crate::headers;
-use crate::jetstream::{Delivery, JsPublish, LazyDelivery, Published};
+use crate::jetstream::delivery::{Delivery, LazyDelivery};
+use crate::jetstream::{JsPublish, Published};
 use crate::telemetry::spans::Frame;
 
 /// Trace headers larger than this are not passed on (W3C allows 8192 bytes of baggage).
@@ -145,6 +144,17 @@ impl Context {
         &self.message
     }
 
+    /// The codec that decodes this message: its `Content-Type`, else the handler's default; an
+    /// unknown `Content-Type` is an error.
+    #[inline]
+    pub(crate) fn message_codec(&self) -> Result<Codec, crate::error::DecodeError> {
+        match self.headers() {
+            // The common case: no headers, the handler's codec.
+            None => Ok(self.default_codec),
+            Some(h) => Ok(codec::of_headers(Some(h))?.unwrap_or(self.default_codec)),
+        }
+    }
+
     /// The codec of this message: its `Content-Type` if known, else the handler's default.
     pub fn codec(&self) -> Codec {
         codec::of_headers(self.headers())
@@ -245,136 +255,4 @@ impl fmt::Debug for Context {
             .field("reply", &self.reply())
             .finish_non_exhaustive()
     }
-}
-
-/// A value a handler can take as an argument, extracted from the message.
-///
-/// Implemented for [`HeaderMap`] (empty when the message has none), [`Message`], [`Bytes`] (the
-/// raw payload, untouched) and [`Subject`].
-///
-/// ```no_run
-/// use nats_actors::prelude::*;
-/// use nats_actors::{Bytes, HeaderMap};
-///
-/// #[derive(Actor)]
-/// struct Raw;
-///
-/// #[handlers]
-/// impl Raw {
-///     #[subscribe("raw.>")]
-///     async fn on_raw(&self, payload: Bytes, headers: HeaderMap) {
-///         println!("{} bytes, {} headers", payload.len(), headers.len());
-///     }
-/// }
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be extracted from a NATS message",
-    note = "extractors are &Context, Param<T>, HeaderMap, Message, Bytes and Subject; any other argument is the payload"
-)]
-pub trait FromContext: Sized {
-    /// Extracts the value, or rejects the message with a 400 error.
-    fn from_context(ctx: &Context) -> Result<Self, HandlerError>;
-}
-
-impl FromContext for HeaderMap {
-    fn from_context(ctx: &Context) -> Result<Self, HandlerError> {
-        Ok(ctx.headers().cloned().unwrap_or_default())
-    }
-}
-
-impl FromContext for Message {
-    fn from_context(ctx: &Context) -> Result<Self, HandlerError> {
-        Ok(ctx.message.clone())
-    }
-}
-
-impl FromContext for Bytes {
-    fn from_context(ctx: &Context) -> Result<Self, HandlerError> {
-        Ok(ctx.message.payload.clone())
-    }
-}
-
-impl FromContext for Subject {
-    fn from_context(ctx: &Context) -> Result<Self, HandlerError> {
-        Ok(ctx.message.subject.clone())
-    }
-}
-
-/// A named subject parameter: `region: Param<String>` takes the token matched by `{region}`.
-///
-/// The token is parsed with [`FromStr`]; a token that does not parse rejects the message (an error
-/// reply with code 400 for a request, a counted warning for a subscription).
-///
-/// ```no_run
-/// use nats_actors::prelude::*;
-///
-/// #[derive(Actor)]
-/// struct Shelves;
-///
-/// #[handlers]
-/// impl Shelves {
-///     #[request("shelves.{id}.count")]
-///     async fn count(&self, id: Param<u32>) -> Result<u32, HandlerError> {
-///         Ok(*id * 10)
-///     }
-/// }
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Param<T>(pub T);
-
-impl<T> Param<T> {
-    /// The parsed value.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> Deref for Param<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: fmt::Display> fmt::Display for Param<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-pub(crate) fn param<T>(ctx: &Context, index: usize, name: &str) -> Result<Param<T>, HandlerError>
-where
-    T: FromStr,
-    T::Err: fmt::Display,
-{
-    let token = ctx.subject().split('.').nth(index).ok_or_else(|| {
-        HandlerError::bad_request(format!(
-            "subject `{}` has no token for parameter `{name}`",
-            ctx.subject()
-        ))
-    })?;
-    token.parse::<T>().map(Param).map_err(|e| {
-        HandlerError::bad_request(format!(
-            "subject parameter `{name}`: invalid value `{token}`: {e}"
-        ))
-    })
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(ctx: &Context) -> Result<T, HandlerError> {
-    let codec = match ctx.headers() {
-        // The common case: no headers, the handler's codec.
-        None => ctx.default_codec,
-        Some(h) => match codec::of_headers(Some(h)) {
-            Ok(c) => c.unwrap_or(ctx.default_codec),
-            Err(e) => return Err(rejected(e)),
-        },
-    };
-    codec.decode(&ctx.message.payload).map_err(rejected)
-}
-
-/// A payload that does not decode: bad input (400).
-#[cold]
-#[inline(never)]
-fn rejected(e: crate::error::DecodeError) -> HandlerError {
-    HandlerError::bad_request(e.to_string())
 }

@@ -28,6 +28,9 @@ pub enum Error {
         #[source]
         source: async_nats::SubscribeError,
     },
+    /// The server did not confirm the subscriptions at start (the flush after subscribing failed).
+    #[error("the server did not confirm the subscriptions: {0}")]
+    Flush(#[source] async_nats::client::FlushError),
     /// Reading a credentials or key file failed.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -351,6 +354,44 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
             retry: Retry::ByCode,
             source: Some(Box::new(err)),
         }))
+    }
+}
+
+/// For code that wants a standard error: `HandlerError` itself cannot implement
+/// `std::error::Error`, since every `std::error::Error` converts into it with `?` (the same
+/// trade-off as `anyhow::Error`).
+///
+/// ```
+/// let err = nats_actors::HandlerError::with_code(404, "no such order");
+/// let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
+/// assert_eq!(boxed.to_string(), "no such order (code 404)");
+/// ```
+impl From<HandlerError> for Box<dyn std::error::Error + Send + Sync + 'static> {
+    fn from(err: HandlerError) -> Self {
+        Box::new(StdHandlerError(err))
+    }
+}
+
+/// [`HandlerError`] as a `std::error::Error`, with its source.
+struct StdHandlerError(HandlerError);
+
+impl std::fmt::Display for StdHandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Debug for StdHandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StdHandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .source()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 

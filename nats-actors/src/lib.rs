@@ -67,14 +67,19 @@ pub use async_nats::{HeaderMap, Message, Subject};
 pub use bytes::Bytes;
 pub use nats_actors_macros::{endpoints, handlers, Actor, Service};
 
+#[doc(hidden)]
+pub mod __private;
 mod actor;
 mod cell;
 mod client;
 mod codec;
 mod context;
 mod error;
+mod extract;
+mod handler;
 mod headers;
 pub mod jetstream;
+mod outcome;
 mod runtime;
 pub mod service;
 mod stats;
@@ -85,8 +90,9 @@ pub mod testing;
 pub use actor::Actor;
 pub use client::{Client, DEFAULT_REQUEST_TIMEOUT};
 pub use codec::{Codec, CONTENT_TYPE};
-pub use context::{Context, FromContext, Param};
+pub use context::Context;
 pub use error::{DecodeError, EncodeError, Error, HandlerError, PublishError, RequestError};
+pub use extract::{FromContext, Param};
 pub use runtime::connect::{ConnectOptions, DEFAULT_URL};
 pub use runtime::{
     Runtime, RuntimeBuilder, ShutdownHandle, ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT,
@@ -104,16 +110,13 @@ pub use stats::{HandlerStats, Stats};
 /// ```
 pub mod prelude {
     pub use crate::{
-        endpoints, handlers, Actor, Client, Codec, Context, HandlerError, Param, Runtime, Service,
-        ServiceError,
+        endpoints, handlers, Actor, Client, Codec, Context, FromContext, HandlerError, Param,
+        Runtime, Service, ServiceError,
     };
     pub use dashmap::DashMap;
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
 }
-
-#[doc(hidden)]
-pub use actor::private as __private;
 
 /// The README's examples, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]

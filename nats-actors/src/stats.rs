@@ -6,12 +6,42 @@ use std::sync::{Arc, Mutex};
 /// Adds one to a counter that only one task writes (others only read it): a plain load and
 /// store instead of a locked read-modify-write, on every message.
 #[inline(always)]
-pub(crate) fn bump(counter: &AtomicU64) {
+fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
 }
 
+/// The one writer of a handler's per-message counters. [`Counters::register`] makes exactly one
+/// per [`HandlerCounters`] and it is not `Clone`: it moves into the handler's task, whose
+/// messages (even `concurrency = N` of them, polled by that one task) are the only writers, so
+/// a plain load and store is exact.
+#[derive(Debug)]
+pub(crate) struct Tally(Arc<HandlerCounters>);
+
+impl Tally {
+    #[inline(always)]
+    pub fn received(&self) {
+        bump(&self.0.received);
+    }
+    #[inline(always)]
+    pub fn handled(&self) {
+        bump(&self.0.handled);
+    }
+    #[inline(always)]
+    pub fn failed(&self) {
+        bump(&self.0.failed);
+    }
+    #[inline(always)]
+    pub fn rejected(&self) {
+        bump(&self.0.rejected);
+    }
+    #[inline(always)]
+    pub fn panicked(&self) {
+        bump(&self.0.panics);
+    }
+}
+
 /// Counters of one handler on one actor instance. `received`, `handled`, `failed`, `rejected`
-/// and `panics` are written only by the handler's own subscription task (with [`bump`]).
+/// and `panics` are written only through its [`Tally`].
 #[derive(Debug)]
 pub(crate) struct HandlerCounters {
     pub actor: &'static str,
@@ -91,13 +121,14 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub fn register(&self, c: HandlerCounters) -> Arc<HandlerCounters> {
+    /// Adds a handler's counters; returns them (to read) and their one writer.
+    pub fn register(&self, c: HandlerCounters) -> (Arc<HandlerCounters>, Tally) {
         let c = Arc::new(c);
         self.handlers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(c.clone());
-        c
+        (c.clone(), Tally(c))
     }
 
     pub fn snapshot(&self) -> Stats {

@@ -7,7 +7,7 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{GenericArgument, LitStr, PathArguments, Token, Type, Visibility};
 
-use super::model::{Arg, Handler, Kind, Ret};
+use super::model::{Arg, Handler, Kind, Ret, Role};
 
 /// `client` (a `pub` client) or `client = "pub(crate)"`; `None` without arguments. `attr` names
 /// the macro in errors (`handlers`, `endpoints`).
@@ -146,7 +146,10 @@ fn method(h: &Handler, self_ty: &Type) -> syn::Result<TokenStream> {
                 params.push(quote!(#var: impl ::std::fmt::Display));
                 tokens.push(quote!((#index, #var.to_string())));
             }
-            Arg::Payload(ty) => {
+            Arg::Other {
+                ty,
+                role: Role::Payload,
+            } => {
                 // `payload`, unless a `{payload}` of the subject already has that name.
                 let taken = h
                     .args
@@ -156,7 +159,7 @@ fn method(h: &Handler, self_ty: &Type) -> syn::Result<TokenStream> {
                 params.push(quote!(#var: &#ty));
                 payload = quote!(#var);
             }
-            Arg::Context | Arg::Extract(_) => {}
+            Arg::Other { .. } => {}
         }
     }
     let template = &h.template;

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::model::{Arg, Handler, Kind, Ret};
+use super::model::{Arg, Handler, Kind, Ret, Role};
 
 /// The `Handlers` implementation for the impl block's type, listing `handlers`.
 pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream {
@@ -51,10 +51,10 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
     let method_name = method.to_string();
     let template = &h.template;
     let subject = &h.subject.subscribe;
-    let kind = match h.kind {
-        Kind::Subscribe => quote!(#p::HandlerKind::Subscribe),
-        Kind::Request => quote!(#p::HandlerKind::Request),
-        Kind::Consume => quote!(#p::HandlerKind::Consume),
+    let (kind, start) = match h.kind {
+        Kind::Subscribe => (quote!(#p::HandlerKind::Subscribe), quote!(#p::start_core)),
+        Kind::Request => (quote!(#p::HandlerKind::Request), quote!(#p::start_core)),
+        Kind::Consume => (quote!(#p::HandlerKind::Consume), quote!(#p::start_consumer)),
     };
     let consumer = option(h.consumer.as_ref().map(|c| c.spec()));
     let queue = option(h.queue.as_ref().map(|q| quote!(#q)));
@@ -72,7 +72,7 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
             concurrency: #concurrency,
             exclusive: #exclusive,
             consumer: #consumer,
-            spawn: #p::spawn::<Self, #index>,
+            start: #start::<Self, #index>,
         }
     }
 }
@@ -87,16 +87,20 @@ fn invoke_body(h: &Handler) -> TokenStream {
     for (i, arg) in h.args.iter().enumerate() {
         let var = format_ident!("__nats_actors_arg{}", i);
         let extract = match arg {
-            Arg::Context => {
-                call_args.push(quote!(#ctx));
-                continue;
-            }
-            Arg::Payload(ty) => quote_spanned! {ty.span()=> #p::decode::<#ty>(#ctx) },
             Arg::Param { ty, name, index } => {
                 quote_spanned! {ty.span()=> #p::param::<#ty>(#ctx, #index, #name) }
             }
-            Arg::Extract(ty) => {
-                quote_spanned! {ty.span()=> <#ty as ::nats_actors::FromContext>::from_context(#ctx) }
+            // A reference is never the payload (payloads are owned): an extractor or an error.
+            Arg::Other { ty, .. } if matches!(ty, syn::Type::Reference(_)) => {
+                quote_spanned! {ty.span()=>
+                    ::core::result::Result::map_err(
+                        <#ty as ::nats_actors::FromContext<'_>>::from_context(#ctx),
+                        ::core::convert::Into::<::nats_actors::HandlerError>::into,
+                    )
+                }
+            }
+            Arg::Other { ty, .. } => {
+                quote_spanned! {ty.span()=> (&&#p::Probe::<#ty>::new()).extract(#ctx) }
             }
         };
         bindings.push(quote! {
@@ -132,15 +136,16 @@ fn invoke_body(h: &Handler) -> TokenStream {
         (Ret::Result(ty) | Ret::Value(ty), Kind::Subscribe | Kind::Consume) => {
             quote_spanned! {ty.span()=> #p::outcome(__nats_actors_ret) }
         }
-        (Ret::Result(ty), Kind::Request) => {
-            quote_spanned! {ty.span()=> #p::reply_result(__nats_actors_ret, #ctx) }
-        }
-        (Ret::Value(ty), Kind::Request) => {
-            quote_spanned! {ty.span()=> #p::reply_value(__nats_actors_ret, #ctx) }
-        }
+        (Ret::Result(ty) | Ret::Value(ty), Kind::Request) => quote_spanned! {ty.span()=>
+            (&&#p::Probe::of(&__nats_actors_ret)).reply(__nats_actors_ret, #ctx)
+        },
     };
+    let checks = checks(h);
     quote! {
         async move {
+            #[allow(unused_imports)]
+            use #p::{ArgByExtractor as _, ArgByPayload as _, ReplyByResult as _, ReplyByValue as _};
+            #checks
             #(#bindings)*
             let __nats_actors_ret = {
                 #guard
@@ -149,6 +154,45 @@ fn invoke_body(h: &Handler) -> TokenStream {
             };
             #finish
         }
+    }
+}
+
+/// Compile-time checks, in a closure that is never called: at most one payload argument, and,
+/// where a client is generated, that it sends the payload and leaves the extractors out as the
+/// traits of their types say, and decodes the reply the handler sends.
+fn checks(h: &Handler) -> TokenStream {
+    let p = quote!(::nats_actors::__private);
+    let mut lines = Vec::new();
+    for arg in &h.args {
+        let Arg::Other { ty, role } = arg else {
+            continue;
+        };
+        if matches!(ty, syn::Type::Reference(_)) {
+            // Always an extractor, checked where it is extracted.
+            continue;
+        }
+        let probe = quote_spanned! {ty.span()=> (&&#p::Probe::<#ty>::new()).role() };
+        lines.push(quote_spanned! {ty.span()=> let __nats_actors_count = #p::then(__nats_actors_count, #probe); });
+        if h.client {
+            lines.push(match role {
+                Role::Payload => quote_spanned! {ty.span()=> #p::client_sends(#probe); },
+                Role::Extractor => quote_spanned! {ty.span()=> #p::client_skips(#probe); },
+            });
+        }
+    }
+    if let (true, Ret::Value(ty)) = (h.client, &h.ret) {
+        lines.push(quote_spanned! {ty.span()=>
+            #p::client_decodes_whole((&&#p::Probe::<#ty>::new()).whole());
+        });
+    }
+    quote! {
+        let _ = || {
+            #[allow(unused_imports)]
+            use #p::{ArgByExtractor as _, ArgByPayload as _, ReplyAliased as _, ReplyWhole as _};
+            let __nats_actors_count = #p::NoPayload;
+            #(#lines)*
+            let _ = __nats_actors_count;
+        };
     }
 }
 

@@ -26,7 +26,15 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             return quote! { #err #input };
         }
     };
-    let (handlers, errors) = model::collect(&mut item);
+    let (mut handlers, errors) = model::collect(&mut item);
+    if client_vis.is_some() {
+        for h in handlers
+            .iter_mut()
+            .filter(|h| h.kind == model::Kind::Request)
+        {
+            h.client = true;
+        }
+    }
     match errors {
         // Emit the user's impl (handler attributes removed) beside the error, and an empty
         // handler list, so that one mistake gives one error.

@@ -1,7 +1,6 @@
 //! The model of a handler method: its attribute, subject template, arguments and return type,
 //! checked so that every mistake is one spanned error that says how to fix it.
 
-use proc_macro2::Span;
 use syn::parse::ParseStream;
 use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ImplItemFn, LitStr, Pat, ReturnType, Token, Type};
@@ -28,19 +27,27 @@ const HANDLER_ATTRS: &[(&str, Kind)] = &[
 
 /// How one argument is extracted from the message.
 pub enum Arg {
-    /// `&Context`.
-    Context,
-    /// `Param<T>` bound to the `{name}` at token `index`.
+    /// An argument named after the `{name}` at token `index` of the subject (a `Param<T>`).
     Param {
         ty: Type,
         name: String,
         index: usize,
     },
-    /// An extractor type implementing `FromContext` (`HeaderMap`, `Message`, `Bytes`, `Subject`).
-    Extract(Type),
-    /// The typed payload.
-    Payload(Type),
+    /// Any other argument: an extractor or the payload, as its type's traits decide. `role` is
+    /// what a generated client and an endpoint's schema take it for (checked against the
+    /// traits at compile time).
+    Other { ty: Type, role: Role },
 }
+
+/// What a generated client does with an argument: sends it (the payload) or leaves it out.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Role {
+    Payload,
+    Extractor,
+}
+
+/// The argument attributes that set the [`Role`] where its type's name does not tell.
+const ROLE_ATTRS: &[(&str, Role)] = &[("payload", Role::Payload), ("extract", Role::Extractor)];
 
 /// What the method returns.
 pub enum Ret {
@@ -65,6 +72,8 @@ pub struct Handler {
     pub cfgs: Vec<syn::Attribute>,
     /// The options of a `#[consumer]`.
     pub consumer: Option<super::consumer::Consumer>,
+    /// Whether a typed client is generated for it (its argument roles are then checked).
+    pub client: bool,
 }
 
 /// Collects the `#[subscribe]`/`#[request]` handlers of `item`, removing their attributes;
@@ -119,10 +128,16 @@ pub fn collect_with(
             .filter_map(|a| ours(a).map(|(name, kind)| (name, kind, a.clone())))
             .collect();
         method.attrs.retain(|a| ours(a).is_none());
+        if found.is_empty() {
+            continue;
+        }
+        let roles = take_roles(method);
         let result = match found.as_slice() {
             [] => continue,
-            [(name, kind, attr)] => parse(method, attr, name, *kind)
-                .and_then(|parsed| build(method, name, *kind, parsed)),
+            [(name, kind, attr)] => roles.and_then(|roles| {
+                parse(method, attr, name, *kind)
+                    .and_then(|parsed| build(method, name, *kind, parsed, &roles))
+            }),
             [_, (_, _, second), ..] => {
                 let names: Vec<String> = attrs.iter().map(|(n, _)| format!("#[{n}]")).collect();
                 Err(syn::Error::new_spanned(
@@ -192,7 +207,13 @@ fn parse_attr(attr: &syn::Attribute, name: &str) -> syn::Result<HandlerAttr> {
 }
 
 /// Checks the method behind a handler attribute `#[name]` and builds its model.
-fn build(method: &ImplItemFn, name: &str, kind: Kind, parsed: HandlerAttr) -> syn::Result<Handler> {
+fn build(
+    method: &ImplItemFn,
+    name: &str,
+    kind: Kind,
+    parsed: HandlerAttr,
+    roles: &[Option<Role>],
+) -> syn::Result<Handler> {
     let subject = match parsed.subject {
         Some(subject) => subject,
         None => subject::parse(&parsed.template.value())
@@ -227,20 +248,15 @@ fn build(method: &ImplItemFn, name: &str, kind: Kind, parsed: HandlerAttr) -> sy
         }
     };
     let mut args = Vec::new();
-    let mut payload: Option<Span> = None;
-    for input in sig.inputs.iter().skip(1) {
+    for (input, role) in sig.inputs.iter().skip(1).zip(roles) {
         let FnArg::Typed(pt) = input else { continue };
-        let arg = classify(&pt.ty, &pt.pat, &subject, &parsed.template)?;
-        if let Arg::Payload(ty) = &arg {
-            if payload.is_some() {
-                return Err(syn::Error::new(
-                    ty.span(),
-                    "a handler takes at most one payload argument; the other arguments must be extractors (&Context, Param<T>, HeaderMap, Message, Bytes, Subject)",
-                ));
-            }
-            payload = Some(ty.span());
-        }
-        args.push(arg);
+        args.push(classify(
+            &pt.ty,
+            &pt.pat,
+            *role,
+            &subject,
+            &parsed.template,
+        )?);
     }
     let ret = match (&sig.output, kind) {
         (ReturnType::Default, Kind::Request) => {
@@ -273,63 +289,112 @@ fn build(method: &ImplItemFn, name: &str, kind: Kind, parsed: HandlerAttr) -> sy
             .cloned()
             .collect(),
         consumer: parsed.consumer,
+        client: false,
     })
 }
 
-fn classify(ty: &Type, pat: &Pat, subject: &Template, template: &LitStr) -> syn::Result<Arg> {
-    if let Type::Reference(r) = ty {
-        if last_segment(&r.elem).as_deref() == Some("Context") && r.mutability.is_none() {
-            return Ok(Arg::Context);
+/// Removes the `#[payload]`/`#[extract]` attributes of the method's arguments; returns the
+/// role each argument after the receiver was given, if any.
+fn take_roles(method: &mut ImplItemFn) -> syn::Result<Vec<Option<Role>>> {
+    let mut roles = Vec::new();
+    for input in method.sig.inputs.iter_mut() {
+        let FnArg::Typed(pt) = input else { continue };
+        let mut role = None;
+        let mut error = None;
+        pt.attrs.retain(|a| {
+            let Some((_, r)) = ROLE_ATTRS.iter().find(|(n, _)| a.path().is_ident(n)) else {
+                return true;
+            };
+            if role.is_some() {
+                error = Some(syn::Error::new_spanned(
+                    a,
+                    "an argument is the payload or an extractor: keep one of #[payload] and #[extract]",
+                ));
+            }
+            role = Some(*r);
+            false
+        });
+        if let Some(e) = error {
+            return Err(e);
         }
+        roles.push(role);
+    }
+    Ok(roles)
+}
+
+/// The built-in extractors a generated client leaves out, by name; any other argument type is
+/// taken for the payload unless marked `#[extract]` (the traits check the guess).
+const EXTRACTOR_NAMES: &[&str] = &[
+    "Context",
+    "HeaderMap",
+    "Message",
+    "Bytes",
+    "Subject",
+    "Delivery",
+];
+
+fn classify(
+    ty: &Type,
+    pat: &Pat,
+    role: Option<Role>,
+    subject: &Template,
+    template: &LitStr,
+) -> syn::Result<Arg> {
+    if let Type::Reference(r) = ty {
+        if r.mutability.is_some() {
+            return Err(syn::Error::new(
+                ty.span(),
+                "handler arguments are owned values or shared references (`&Context`); remove the `mut`",
+            ));
+        }
+    }
+    let name = param_name(pat);
+    if let Some((name, index)) = name
+        .as_ref()
+        .and_then(|n| subject.params.iter().find(|(p, _)| p == n))
+    {
+        return Ok(Arg::Param {
+            ty: ty.clone(),
+            name: name.clone(),
+            index: *index,
+        });
+    }
+    if last_segment(ty).as_deref() == Some("Param") {
+        let Some(name) = name else {
+            return Err(syn::Error::new(
+                pat.span(),
+                "bind a Param<T> to a plain name that matches a `{name}` of the subject, e.g. `region: Param<String>`",
+            ));
+        };
+        let have: Vec<String> = subject
+            .params
+            .iter()
+            .map(|(n, _)| format!("`{n}`"))
+            .collect();
+        let hint = if have.is_empty() {
+            "it has no parameters; add `{".to_string() + &name + "}` to the subject"
+        } else {
+            format!("rename the argument to one of {}", have.join(", "))
+        };
         return Err(syn::Error::new(
-            ty.span(),
-            "handler arguments are owned values, except `&Context`; remove the `&`",
+            pat.span(),
+            format!(
+                "`{name}` names no `{{{name}}}` in subject \"{}\"; {hint}",
+                template.value()
+            ),
         ));
     }
-    match last_segment(ty).as_deref() {
-        Some("Context") => Err(syn::Error::new(
-            ty.span(),
-            "take the context by reference: `ctx: &Context`",
-        )),
-        Some("Param") => {
-            let name = param_name(pat).ok_or_else(|| {
-                syn::Error::new(
-                    pat.span(),
-                    "bind a Param<T> to a plain name that matches a `{name}` of the subject, e.g. `region: Param<String>`",
-                )
-            })?;
-            match subject.params.iter().find(|(n, _)| *n == name) {
-                Some((_, index)) => Ok(Arg::Param {
-                    ty: ty.clone(),
-                    name,
-                    index: *index,
-                }),
-                None => {
-                    let have: Vec<String> = subject
-                        .params
-                        .iter()
-                        .map(|(n, _)| format!("`{n}`"))
-                        .collect();
-                    let hint = if have.is_empty() {
-                        "it has no parameters; add `{".to_string() + &name + "}` to the subject"
-                    } else {
-                        format!("rename the argument to one of {}", have.join(", "))
-                    };
-                    Err(syn::Error::new(
-                        pat.span(),
-                        format!(
-                            "`{name}` names no `{{{name}}}` in subject \"{}\"; {hint}",
-                            template.value()
-                        ),
-                    ))
-                }
-            }
-        }
-        Some("HeaderMap" | "Message" | "Bytes" | "Subject" | "Delivery") => {
-            Ok(Arg::Extract(ty.clone()))
-        }
-        _ => Ok(Arg::Payload(ty.clone())),
-    }
+    let guessed = match ty {
+        Type::Reference(_) => Role::Extractor,
+        _ => match last_segment(ty) {
+            Some(n) if EXTRACTOR_NAMES.contains(&n.as_str()) => Role::Extractor,
+            _ => Role::Payload,
+        },
+    };
+    Ok(Arg::Other {
+        ty: ty.clone(),
+        role: role.unwrap_or(guessed),
+    })
 }
 
 fn param_name(pat: &Pat) -> Option<String> {

@@ -9,7 +9,7 @@ use syn::{ImplItemFn, LitStr};
 
 use super::names;
 use crate::handlers::client::{self, Origin};
-use crate::handlers::model::{self, Arg, Handler, HandlerAttr, Kind, Ret};
+use crate::handlers::model::{self, Arg, Handler, HandlerAttr, Kind, Ret, Role};
 use crate::options;
 use crate::subject;
 
@@ -60,6 +60,10 @@ pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Vec<EndpointAttr>, Op
             Ok(handler)
         },
     );
+    let handlers = handlers
+        .into_iter()
+        .map(|h| Handler { client: true, ..h })
+        .collect();
     (handlers, endpoints, errors)
 }
 
@@ -158,7 +162,10 @@ pub fn expand(
             None => quote!(::core::option::Option::None),
         };
         let request = schema(h.args.iter().find_map(|a| match a {
-            Arg::Payload(ty) => Some(ty),
+            Arg::Other {
+                ty,
+                role: Role::Payload,
+            } => Some(ty),
             _ => None,
         }));
         let reply = match &h.ret {

@@ -18,18 +18,19 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::dead_letter::{self, DeadLetters, Letter};
+use super::delivery::{Delivery, LazyDelivery};
 use super::idempotency::{self, Processed};
-use super::{ConsumerSpec, DeliverFrom, Delivery, LazyDelivery};
-use crate::actor::{Invoke, Outcome};
+use super::{ConsumerSpec, DeliverFrom};
 use crate::client::Client;
 use crate::context::Context;
 use crate::error::{Error, HandlerError};
-use crate::runtime::{Progress, Worker};
+use crate::handler::{Invoke, Worker};
+use crate::outcome::Outcome;
 use crate::stats::HandlerCounters;
 use crate::telemetry::metrics;
 
 /// What a consumer handler's task owns besides its [`Worker`].
-pub struct JsSource {
+pub(crate) struct JsSource {
     stream: async_nats::jetstream::stream::Stream,
     /// `None` for an ordered consumer (made again from `ordered` each time).
     config: Option<pull::Config>,
@@ -52,6 +53,45 @@ enum Problem {
 }
 
 type Messages = BoxStream<'static, Result<JsMessage, Problem>>;
+
+/// In-progress acks for a JetStream message: its ack subject, how often, and when the server
+/// last heard about it (updated with each `+WPI`).
+#[derive(Clone, Copy)]
+struct Progress<'a> {
+    ack: &'a async_nats::Subject,
+    period: Duration,
+    /// When the message was taken.
+    start: quanta::Instant,
+    /// Nanoseconds after `start` of the last `+WPI`.
+    last: &'a std::sync::atomic::AtomicU64,
+}
+
+/// Sets up the consumer of handler `I` of `A` (and its dead-letter stream, idempotency bucket
+/// and exhausted-message watcher) and spawns its task (the `Start` of `#[consumer]` handlers).
+pub fn start<A: Invoke<I>, const I: usize>(
+    worker: Worker<A>,
+    stop: watch::Receiver<bool>,
+) -> futures::future::BoxFuture<'static, Result<Vec<JoinHandle<()>>, Error>> {
+    Box::pin(async move {
+        let Some(spec) = worker.spec.consumer else {
+            return Err(Error::Config(format!(
+                "{} is not a #[consumer] handler",
+                worker.name()
+            )));
+        };
+        let (source, watcher) = JsSource::setup(
+            &worker.client,
+            spec,
+            &worker.name(),
+            worker.counters.clone(),
+            stop.clone(),
+        )
+        .await?;
+        let mut tasks: Vec<JoinHandle<()>> = watcher.into_iter().collect();
+        tasks.push(tokio::spawn(worker.consume::<I>(source, stop)));
+        Ok(tasks)
+    })
+}
 
 impl JsSource {
     /// Creates or updates the consumer of `spec` (and its dead-letter stream, idempotency
@@ -339,6 +379,43 @@ impl<A: Send + Sync + 'static> Worker<A> {
         while in_flight.next().await.is_some() {}
     }
 
+    /// Runs `fut`, sending `+WPI` to the JetStream ack subject every period until it is done, so
+    /// that the server does not redeliver the message meanwhile.
+    async fn with_progress<F: std::future::Future>(
+        &self,
+        fut: F,
+        progress: Progress<'_>,
+    ) -> F::Output {
+        let Progress {
+            ack,
+            period,
+            start,
+            last,
+        } = progress;
+        let mut fut = std::pin::pin!(fut);
+        // Most handlers finish on their first poll: the timer is made only for those that wait.
+        if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+            return out;
+        }
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut fut => return out,
+                _ = tick.tick() => {
+                    let wpi = bytes::Bytes::from_static(b"+WPI");
+                    match self.client.nats().publish(ack.clone(), wpi).await {
+                        Ok(()) => {
+                            let ns = metrics::elapsed(start).as_nanos();
+                            last.store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
+                        }
+                        Err(e) => tracing::warn!(handler = %self.name(), error = %e, "cannot send an in-progress ack"),
+                    }
+                }
+            }
+        }
+    }
+
     /// Moves what the pull stream already holds into `waiting` and sends each waiting message
     /// an in-progress ack.
     ///
@@ -413,7 +490,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             match processed.seen(key).await {
                 Ok(false) => {}
                 Ok(true) => {
-                    crate::stats::bump(&self.counters.received);
+                    self.tally.received();
                     self.counters.js.duplicates.fetch_add(1, Relaxed);
                     tracing::debug!(consumer = %js.what, key, "already processed; acked without calling the handler");
                     self.ack(js, &ack).await;

@@ -2,37 +2,21 @@
 //! gracefully.
 
 pub(crate) mod connect;
-mod worker;
-
-pub(crate) use worker::Progress;
-pub use worker::Worker;
-
-/// Where a handler's messages come from.
-#[doc(hidden)]
-pub enum Source {
-    /// A core subscription (`#[subscribe]`, `#[request]`).
-    Core(async_nats::Subscriber),
-    /// A JetStream consumer (`#[consumer]`).
-    JetStream(Box<crate::jetstream::JsSource>),
-}
+pub(crate) mod start;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::Notify;
 
-use crate::actor::{Actor, HandlerKind};
-use crate::cell::Cell;
+use crate::actor::Actor;
 use crate::client::Client;
 use crate::error::Error;
-use crate::jetstream::JsSource;
-use crate::stats::{Counters, HandlerCounters, Stats};
-use crate::telemetry::metrics::{self, HandlerMetrics};
-use crate::telemetry::spans::{ProcessMeta, Server};
+use crate::stats::{Counters, Stats};
+use crate::telemetry::metrics;
 use connect::ConnectOptions;
+use start::{Phase, StartEnv, Starter};
 
 /// Default time in-flight handlers get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -366,11 +350,7 @@ impl RuntimeBuilder {
             }
         }
         // A round trip to the server: every SUB above is registered once it returns.
-        client
-            .nats()
-            .flush()
-            .await
-            .map_err(|e| Error::Config(format!("cannot flush after subscribing: {e}")))?;
+        client.nats().flush().await.map_err(Error::Flush)?;
         // (`connect` returned, so the server is there; the flush is one round trip.)
         let counters_for_metrics = counters.clone();
         Ok(Runtime {
@@ -429,137 +409,4 @@ fn events(
         }
         std::future::ready(())
     }
-}
-
-/// One shutdown phase: its stop signal and its subscription tasks.
-pub(crate) struct Phase {
-    pub(crate) stop: watch::Sender<bool>,
-    flag: Arc<AtomicBool>,
-    pub(crate) tasks: Vec<JoinHandle<()>>,
-}
-
-impl Phase {
-    fn new() -> Self {
-        Self {
-            stop: watch::channel(false).0,
-            flag: Arc::new(AtomicBool::new(false)),
-            tasks: Vec::new(),
-        }
-    }
-}
-
-/// What starting an actor needs from the runtime.
-pub(crate) struct StartEnv<'a> {
-    pub(crate) client: Client,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) phases: &'a mut [Phase; 2],
-}
-
-/// An actor waiting to start, with its type erased.
-pub(crate) trait Starter: Send {
-    fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>>;
-}
-
-impl<A: Actor> Starter for Option<A> {
-    fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            match self.take() {
-                Some(actor) => start_actor(actor, env, false).await.map(drop),
-                None => Ok(()),
-            }
-        })
-    }
-}
-
-/// Subscribes every handler of every instance of `actor` and spawns their tasks; returns the
-/// counters registered, in handler order, instance after instance. `timed` counters also sum
-/// the processing time and keep the last error (the stats of service endpoints).
-pub(crate) async fn start_actor<A: Actor>(
-    actor: A,
-    env: &mut StartEnv<'_>,
-    timed: bool,
-) -> Result<Vec<Arc<HandlerCounters>>, Error> {
-    let opts = A::options();
-    let specs = A::handlers();
-    if specs.is_empty() {
-        tracing::warn!(
-            actor = opts.name,
-            "actor has no #[subscribe], #[request] or #[consumer] handlers"
-        );
-    }
-    let exclusive = specs.iter().any(|s| s.exclusive);
-    let mut registered = Vec::new();
-    for (instance, state) in actor.instances().into_iter().enumerate() {
-        let cell = Arc::new(Cell::new(state, exclusive));
-        for spec in &specs {
-            let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
-                Some(opts.name)
-            } else {
-                None
-            });
-            let phase = match spec.kind {
-                HandlerKind::Subscribe | HandlerKind::Consume => 0,
-                HandlerKind::Request => 1,
-            };
-            let handler = format!("{}::{}", opts.name, spec.method);
-            let counters = env.counters.register(
-                HandlerCounters::new(opts.name, spec.method, spec.template, instance).timed(timed),
-            );
-            registered.push(counters.clone());
-            let worker = Worker {
-                spec: *spec,
-                cell: cell.clone(),
-                client: env.client.clone(),
-                codec: spec.codec.or(opts.codec).unwrap_or_default(),
-                queue,
-                limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
-                counters: counters.clone(),
-                runtime: env.counters.clone(),
-                stop: env.phases[phase].flag.clone(),
-                meta: ProcessMeta::of(
-                    spec.template,
-                    match spec.kind {
-                        HandlerKind::Consume => spec.consumer.and_then(|c| c.durable),
-                        _ => queue,
-                    },
-                    Server::of(env.client.nats()),
-                ),
-                metrics: HandlerMetrics::new(spec.template, queue),
-            };
-            let stop = env.phases[phase].stop.subscribe();
-            let source = match spec.consumer {
-                Some(consumer) => {
-                    let (source, watcher) =
-                        JsSource::setup(&env.client, consumer, &handler, counters, stop.clone())
-                            .await?;
-                    env.phases[phase].tasks.extend(watcher);
-                    Source::JetStream(Box::new(source))
-                }
-                None => {
-                    Source::Core(
-                        worker
-                            .subscribe()
-                            .await
-                            .map_err(|source| Error::Subscribe {
-                                handler,
-                                subject: spec.subject.to_string(),
-                                source,
-                            })?,
-                    )
-                }
-            };
-            tracing::debug!(
-                actor = opts.name,
-                handler = spec.method,
-                subject = spec.subject,
-                queue,
-                instance,
-                "started"
-            );
-            env.phases[phase]
-                .tasks
-                .push((spec.spawn)(worker, source, stop));
-        }
-    }
-    Ok(registered)
 }

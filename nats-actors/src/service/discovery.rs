@@ -209,8 +209,10 @@ fn json<T: Serialize>(value: &T) -> Bytes {
 }
 
 /// Answers discovery until the runtime stops its request handlers (`stop`), then unsubscribes:
-/// the instance disappears from discovery when its endpoints stop taking requests.
-pub(crate) async fn respond(
+/// the instance disappears from discovery when its endpoints stop taking requests. `_keep`
+/// (the instance's metric instruments) lives as long as this task.
+pub(crate) async fn respond<K: Send>(
+    _keep: K,
     nats: async_nats::Client,
     instance: Arc<Instance>,
     subscriptions: Vec<(Verb, Subscriber)>,
@@ -218,7 +220,6 @@ pub(crate) async fn respond(
 ) {
     // Built once: PING and INFO do not change while the instance runs.
     let (ping, info) = (instance.ping(), instance.info());
-    let _instruments = super::metrics::observe(instance.clone());
     let mut requests = futures::stream::select_all(
         subscriptions
             .into_iter()

@@ -137,13 +137,13 @@ pub struct EndpointSpec {
     message = "`{Self}` has no endpoints",
     label = "add #[endpoints] to an impl block of `{Self}` with #[endpoint] methods"
 )]
-pub trait Endpoints: crate::actor::Handlers + Sized {
+pub trait Endpoints: crate::handler::Handlers + Sized {
     fn endpoints() -> Vec<EndpointSpec>;
 
     /// The endpoints' request handlers, reached through this trait so that a service without
     /// `#[endpoints]` gets one error.
-    fn endpoint_handlers() -> Vec<crate::actor::HandlerSpec<Self>> {
-        <Self as crate::actor::Handlers>::handlers()
+    fn endpoint_handlers() -> Vec<crate::handler::HandlerSpec<Self>> {
+        <Self as crate::handler::Handlers>::handlers()
     }
 }
 
@@ -173,16 +173,5 @@ impl<T: schemars::JsonSchema + ?Sized> EndpointType for T {
             name: T::schema_name(),
             schema: serde_json::to_string(&schema).unwrap_or_default(),
         }
-    }
-}
-
-/// Hidden items the expansion of `#[derive(Service)]` and `#[endpoints]` uses.
-#[doc(hidden)]
-pub mod private {
-    pub use super::{EndpointSpec, Endpoints, ServiceInfo, TypeSchema};
-
-    /// The schema of an endpoint's payload or reply type.
-    pub fn schema<T: super::EndpointType + ?Sized>() -> TypeSchema {
-        T::type_schema()
     }
 }

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use super::discovery::{self, Instance};
 use super::{EndpointSpec, Service, TypeSchema};
 use crate::error::Error;
-use crate::runtime::{self, StartEnv};
+use crate::runtime::start::{self as runtime, StartEnv};
 
 /// A service waiting to start.
 pub(crate) struct ServiceStarter<S>(Option<S>);
@@ -52,7 +52,9 @@ impl<S: Service> runtime::Starter for ServiceStarter<S> {
             );
             let phase = &mut env.phases[REQUEST_PHASE];
             let stop = phase.stop.subscribe();
+            let instruments = super::metrics::observe(instance.clone());
             phase.tasks.push(tokio::spawn(discovery::respond(
+                instruments,
                 nats,
                 instance,
                 subscriptions,

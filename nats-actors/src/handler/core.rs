@@ -1,0 +1,254 @@
+//! The core handler kinds, `#[subscribe]` and `#[request]` (service endpoints are requests): one
+//! subscription per handler and instance, messages taken in arrival order, up to `concurrency`
+//! at once, the reply or error reply sent, drained at shutdown, subscribed again if it ends.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
+use std::time::Duration;
+
+use async_nats::{HeaderMap, Message, Subscriber};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{HandlerKind, Invoke, Worker};
+use crate::codec;
+use crate::context::Context;
+use crate::error::{Error, HandlerError};
+use crate::headers;
+use crate::outcome::Outcome;
+use crate::telemetry::spans::{Frame, SendKind};
+
+/// Subscribes handler `I` of `A` and spawns its task (the [`super::Start`] of core handlers).
+pub fn start<A: Invoke<I>, const I: usize>(
+    worker: Worker<A>,
+    stop: watch::Receiver<bool>,
+) -> BoxFuture<'static, Result<Vec<JoinHandle<()>>, Error>> {
+    Box::pin(async move {
+        let sub = worker
+            .subscribe()
+            .await
+            .map_err(|source| Error::Subscribe {
+                handler: worker.name(),
+                subject: worker.spec.subject.to_string(),
+                source,
+            })?;
+        Ok(vec![tokio::spawn(worker.run::<I>(sub, stop))])
+    })
+}
+
+impl<A: Send + Sync + 'static> Worker<A> {
+    pub(crate) async fn subscribe(&self) -> Result<Subscriber, async_nats::SubscribeError> {
+        let nats = self.client.nats();
+        match self.queue {
+            Some(q) => nats.queue_subscribe(self.spec.subject, q.to_string()).await,
+            None => nats.subscribe(self.spec.subject).await,
+        }
+    }
+
+    /// Runs until shutdown: then drains the subscription and finishes what is in flight.
+    ///
+    /// The hot path polls the subscription first and reads the stop flag with one atomic load;
+    /// the watch channel is only polled when no message is waiting.
+    pub(crate) async fn run<const I: usize>(
+        self,
+        mut sub: Subscriber,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
+        A: Invoke<I>,
+    {
+        let mut in_flight = FuturesUnordered::new();
+        let mut draining = false;
+        // One future for the whole loop: a worker that waits for messages stays registered with
+        // the shutdown signal instead of registering and unregistering every time it idles.
+        let mut signal = shutdown.clone();
+        let mut stopped = std::pin::pin!(async move {
+            // Also fires when the runtime is dropped without a shutdown.
+            let _ = signal.changed().await;
+        });
+        // A serial handler reuses one context while messages keep arriving, so that a message
+        // costs no clone of the client and no new context. It is released (with its last
+        // message) whenever nothing is waiting.
+        let mut reused: Option<Context> = None;
+        loop {
+            if !draining && self.stop.load(Relaxed) {
+                draining = true;
+                if let Err(e) = sub.drain().await {
+                    // The connection is gone: what is already buffered is still handled below,
+                    // then the stream ends.
+                    tracing::warn!(handler = %self.name(), error = %e, "cannot drain subscription");
+                }
+            }
+            // One at a time, with a message already waiting: handled right here, without the
+            // select below and without a future of its own (the common, busy case).
+            if self.limit == 1 {
+                let next = {
+                    let mut noop = std::task::Context::from_waker(futures::task::noop_waker_ref());
+                    sub.poll_next_unpin(&mut noop)
+                };
+                if let Poll::Ready(Some(msg)) = next {
+                    let (ctx, started) = self.prepare_reused(&mut reused, msg);
+                    let outcome = self.call::<I>(ctx).await;
+                    if let Some(outcome) = self.settle(ctx, started, outcome) {
+                        self.conclude(ctx, started, outcome).await;
+                    }
+                    ctx.end();
+                    continue;
+                }
+                reused = None;
+            }
+            tokio::select! {
+                biased;
+                next = sub.next(), if in_flight.len() < self.limit => match next {
+                    Some(msg) if self.limit == 1 => self.process::<I>(msg).await,
+                    Some(msg) => in_flight.push(self.process::<I>(msg)),
+                    None if draining => break,
+                    None => match self.resubscribe(&mut shutdown).await {
+                        Some(s) => sub = s,
+                        None => break,
+                    },
+                },
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                // Polled until it fires once: then `draining` is set on the next turn.
+                () = &mut stopped, if !draining => self.stop.store(true, Relaxed),
+            }
+        }
+        while in_flight.next().await.is_some() {}
+    }
+
+    /// The subscription ended without a shutdown (the connection was closed under it): make it
+    /// again with backoff, up to 10 attempts.
+    async fn resubscribe(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Subscriber> {
+        for attempt in 1..=10usize {
+            if self.stop.load(Relaxed) || *shutdown.borrow() {
+                return None;
+            }
+            tokio::time::sleep(crate::runtime::connect::backoff(
+                attempt,
+                Duration::from_secs(2),
+            ))
+            .await;
+            match self.subscribe().await {
+                Ok(sub) => {
+                    self.runtime.subscription_restarts.fetch_add(1, Relaxed);
+                    tracing::warn!(handler = %self.name(), subject = self.spec.subject, "subscription ended; subscribed again");
+                    return Some(sub);
+                }
+                Err(e) => {
+                    tracing::warn!(handler = %self.name(), attempt, error = %e, "cannot subscribe again")
+                }
+            }
+        }
+        tracing::error!(handler = %self.name(), subject = self.spec.subject, "subscription ended and could not be made again; handler stopped");
+        None
+    }
+
+    /// Handles one message with the handler's whole policy: reply, error reply, counts, span.
+    async fn process<const I: usize>(&self, msg: Message)
+    where
+        A: Invoke<I>,
+    {
+        let (ctx, started) = self.prepare(msg, None);
+        let outcome = self.call::<I>(&ctx).await;
+        if let Some(outcome) = self.settle(&ctx, started, outcome) {
+            self.conclude(&ctx, started, outcome).await;
+        }
+    }
+
+    /// Records the common outcome (done, nothing to reply) and returns `None`; any other outcome
+    /// is given back for [`Worker::conclude`]. Spares the common case a future of its own.
+    fn settle(
+        &self,
+        ctx: &Context,
+        started: Option<quanta::Instant>,
+        outcome: Result<Outcome, HandlerError>,
+    ) -> Option<Result<Outcome, HandlerError>> {
+        match outcome {
+            Ok(Outcome::Done) if self.spec.kind != HandlerKind::Request => {
+                self.record(ctx.frame(), started, None, None);
+                None
+            }
+            outcome => Some(outcome),
+        }
+    }
+
+    /// Acts on the outcome of a handler: sends its reply or error reply, counts it, records it
+    /// on the span.
+    async fn conclude(
+        &self,
+        ctx: &Context,
+        started: Option<quanta::Instant>,
+        outcome: Result<Outcome, HandlerError>,
+    ) {
+        let span = ctx.frame();
+        let reply_to = match self.spec.kind {
+            HandlerKind::Request => ctx.message().reply.as_ref(),
+            _ => None,
+        };
+        let (error, error_type) = match outcome {
+            Ok(Outcome::Done) => (None, None),
+            Ok(Outcome::Reply(payload, codec)) => match reply_to {
+                None => {
+                    self.no_reply_subject();
+                    (None, None)
+                }
+                Some(reply) => {
+                    let mut h = HeaderMap::new();
+                    h.insert(codec::CONTENT_TYPE, codec.content_type());
+                    match self
+                        .client
+                        .send(Some(span), SendKind::Reply, reply.as_str(), h, payload)
+                        .await
+                    {
+                        Ok(()) => (None, None),
+                        Err(e) => {
+                            tracing::warn!(handler = %self.name(), error = %e, "cannot send the reply");
+                            let err = HandlerError::new(format!("cannot send the reply: {e}"));
+                            (Some(err), Some("reply"))
+                        }
+                    }
+                }
+            },
+            Ok(Outcome::Failed(err)) => (Some(err), Some("handler")),
+            Ok(Outcome::Rejected(err)) => (Some(err), Some("decode")),
+            Err(panic) => (Some(panic), Some("panic")),
+        };
+        self.record(span, started, error_type, error.as_ref());
+        let Some(error) = error else { return };
+        if self.spec.kind == HandlerKind::Request {
+            match reply_to {
+                // Rare: boxed, so that its future does not grow every message's.
+                Some(reply) => Box::pin(self.error_reply(span, reply.clone(), &error)).await,
+                None => self.no_reply_subject(),
+            }
+        }
+    }
+
+    async fn error_reply(&self, span: &Frame, reply: async_nats::Subject, err: &HandlerError) {
+        let mut h = HeaderMap::new();
+        h.insert(
+            headers::SERVICE_ERROR,
+            headers::safe_value(err.description(), 1024).as_str(),
+        );
+        h.insert(headers::SERVICE_ERROR_CODE, err.code().to_string().as_str());
+        let sent = self
+            .client
+            .send(
+                Some(span),
+                SendKind::Reply,
+                reply.as_str(),
+                h,
+                bytes::Bytes::new(),
+            )
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(handler = %self.name(), error = %e, "cannot send the error reply");
+        }
+    }
+
+    fn no_reply_subject(&self) {
+        tracing::warn!(handler = %self.name(), "request arrived without a reply subject; nothing to reply to");
+    }
+}

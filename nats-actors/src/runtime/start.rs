@@ -1,0 +1,129 @@
+//! Starting actors: every handler of every instance, through the start function of its kind,
+//! into the shutdown phase it belongs to.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::actor::Actor;
+use crate::cell::Cell;
+use crate::client::Client;
+use crate::error::Error;
+use crate::handler::{HandlerKind, Worker};
+use crate::stats::{Counters, HandlerCounters};
+use crate::telemetry::metrics::HandlerMetrics;
+use crate::telemetry::spans::{ProcessMeta, Server};
+
+/// One shutdown phase: its stop signal and its subscription tasks.
+pub(crate) struct Phase {
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) flag: Arc<AtomicBool>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+}
+
+impl Phase {
+    pub(crate) fn new() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            flag: Arc::new(AtomicBool::new(false)),
+            tasks: Vec::new(),
+        }
+    }
+}
+
+/// What starting an actor needs from the runtime.
+pub(crate) struct StartEnv<'a> {
+    pub(crate) client: Client,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) phases: &'a mut [Phase; 2],
+}
+
+/// An actor waiting to start, with its type erased.
+pub(crate) trait Starter: Send {
+    fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+impl<A: Actor> Starter for Option<A> {
+    fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            match self.take() {
+                Some(actor) => start_actor(actor, env, false).await.map(drop),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+/// Subscribes every handler of every instance of `actor` and spawns their tasks; returns the
+/// counters registered, in handler order, instance after instance. `timed` counters also sum
+/// the processing time and keep the last error (the stats of service endpoints).
+pub(crate) async fn start_actor<A: Actor>(
+    actor: A,
+    env: &mut StartEnv<'_>,
+    timed: bool,
+) -> Result<Vec<Arc<HandlerCounters>>, Error> {
+    let opts = A::options();
+    let specs = A::handlers();
+    if specs.is_empty() {
+        tracing::warn!(
+            actor = opts.name,
+            "actor has no #[subscribe], #[request] or #[consumer] handlers"
+        );
+    }
+    let exclusive = specs.iter().any(|s| s.exclusive);
+    let mut registered = Vec::new();
+    for (instance, state) in actor.instances().into_iter().enumerate() {
+        let cell = Arc::new(Cell::new(state, exclusive));
+        for spec in &specs {
+            let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
+                Some(opts.name)
+            } else {
+                None
+            });
+            let phase = match spec.kind {
+                HandlerKind::Subscribe | HandlerKind::Consume => 0,
+                HandlerKind::Request => 1,
+            };
+            let (counters, tally) = env.counters.register(
+                HandlerCounters::new(opts.name, spec.method, spec.template, instance).timed(timed),
+            );
+            registered.push(counters.clone());
+            let worker = Worker {
+                spec: *spec,
+                cell: cell.clone(),
+                client: env.client.clone(),
+                codec: spec.codec.or(opts.codec).unwrap_or_default(),
+                queue,
+                limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
+                counters: counters.clone(),
+                tally,
+                runtime: env.counters.clone(),
+                stop: env.phases[phase].flag.clone(),
+                meta: ProcessMeta::of(
+                    spec.template,
+                    match spec.kind {
+                        HandlerKind::Consume => spec.consumer.and_then(|c| c.durable),
+                        _ => queue,
+                    },
+                    Server::of(env.client.nats()),
+                ),
+                metrics: HandlerMetrics::new(spec.template, queue),
+            };
+            let stop = env.phases[phase].stop.subscribe();
+            let tasks = (spec.start)(worker, stop).await?;
+            tracing::debug!(
+                actor = opts.name,
+                handler = spec.method,
+                subject = spec.subject,
+                queue,
+                instance,
+                "started"
+            );
+            env.phases[phase].tasks.extend(tasks);
+        }
+    }
+    Ok(registered)
+}
