@@ -35,6 +35,7 @@ pub(crate) mod events;
 pub(crate) mod metrics;
 mod otlp;
 mod propagation;
+mod record;
 mod sampling;
 pub(crate) mod spans;
 

@@ -16,9 +16,8 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry::Value;
 use opentelemetry_sdk::Resource;
 
-use super::events::{Ev, EvValue};
 use super::metrics::unix_nanos;
-use super::spans::{Attrs, Rec};
+use super::record::{Attrs, Ev, EvValue, Rec};
 
 /// Where and how to export.
 #[derive(Clone, Debug)]
