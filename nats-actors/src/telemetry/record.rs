@@ -111,6 +111,110 @@ pub(crate) enum Attrs {
     },
 }
 
+/// The attribute keys of the spans nats-actors records (messaging semantic conventions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Key {
+    System,
+    OperationName,
+    OperationType,
+    DestinationName,
+    DestinationTemplate,
+    ConsumerGroup,
+    MessageId,
+    BodySize,
+    ServerAddress,
+    ServerPort,
+    ErrorType,
+}
+
+impl Key {
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Key::System => "messaging.system",
+            Key::OperationName => "messaging.operation.name",
+            Key::OperationType => "messaging.operation.type",
+            Key::DestinationName => "messaging.destination.name",
+            Key::DestinationTemplate => "messaging.destination.template",
+            Key::ConsumerGroup => "messaging.consumer.group.name",
+            Key::MessageId => "messaging.message.id",
+            Key::BodySize => "messaging.message.body.size",
+            Key::ServerAddress => "server.address",
+            Key::ServerPort => "server.port",
+            Key::ErrorType => "error.type",
+        }
+    }
+}
+
+/// What takes a span's attributes: the SDK span's attribute list or the OTLP encoder.
+pub(crate) trait AttrSink {
+    /// A value that lives as long as the process (no copy needed).
+    fn fixed(&mut self, key: Key, value: &'static str);
+    fn str(&mut self, key: Key, value: &str);
+    fn int(&mut self, key: Key, value: i64);
+}
+
+impl Attrs {
+    /// Every attribute: [`Attrs::shared`], then [`Attrs::own`].
+    pub(crate) fn visit(&self, sink: &mut impl AttrSink) {
+        self.shared(sink);
+        self.own(sink);
+    }
+
+    /// The attributes all spans of a handler (process) or of a server and operation (send)
+    /// share: the OTLP encoder encodes them once (`ProcessMeta::encoded`, `Server::encoded`).
+    #[inline]
+    pub(crate) fn shared(&self, sink: &mut impl AttrSink) {
+        sink.fixed(Key::System, "nats");
+        match *self {
+            Attrs::Process { meta, .. } => {
+                sink.fixed(Key::OperationName, "process");
+                sink.fixed(Key::OperationType, "process");
+                sink.fixed(Key::DestinationTemplate, meta.template);
+                if let Some(q) = meta.queue {
+                    sink.fixed(Key::ConsumerGroup, q);
+                }
+                sink.fixed(Key::ServerAddress, &meta.server.address);
+                sink.int(Key::ServerPort, i64::from(meta.server.port));
+            }
+            Attrs::Send {
+                operation, server, ..
+            } => {
+                sink.fixed(Key::OperationName, operation);
+                sink.fixed(Key::OperationType, "send");
+                sink.fixed(Key::ServerAddress, &server.address);
+                sink.int(Key::ServerPort, i64::from(server.port));
+            }
+        }
+    }
+
+    /// The attributes of this span alone.
+    #[inline]
+    pub(crate) fn own(&self, sink: &mut impl AttrSink) {
+        match self {
+            Attrs::Process {
+                subject,
+                message_id,
+                body_size,
+                ..
+            } => {
+                sink.str(Key::DestinationName, subject.as_str());
+                if let Some(id) = message_id {
+                    sink.str(Key::MessageId, id);
+                }
+                sink.int(Key::BodySize, *body_size as i64);
+            }
+            Attrs::Send {
+                subject, body_size, ..
+            } => {
+                if let Some(s) = subject {
+                    sink.str(Key::DestinationName, s);
+                }
+                sink.int(Key::BodySize, *body_size as i64);
+            }
+        }
+    }
+}
+
 /// A string kept inline when short (subjects usually are), else on the heap.
 pub(crate) enum ShortStr {
     Inline([u8; 56], u8),

@@ -21,7 +21,7 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracer};
 
 use super::propagation;
-use super::record::{Attrs, Ev, EvValue, Failure, Name, Rec, ShortStr, State};
+use super::record::{AttrSink, Attrs, Ev, EvValue, Failure, Key, Name, Rec, ShortStr, State};
 pub(crate) use super::record::{ProcessMeta, Server, PROCESS_TARGET};
 use super::sampling::Decision;
 
@@ -136,7 +136,7 @@ fn end(inner: Inner) {
                 s.add_event_with_timestamp(ev.name, ev.at, ev.attrs.into_iter().map(kv).collect());
             }
             if let Some(f) = state.failure {
-                s.set_attribute(KeyValue::new("error.type", f.error_type));
+                s.set_attribute(KeyValue::new(Key::ErrorType.name(), f.error_type));
                 s.add_event_with_timestamp(
                     "exception",
                     f.at,
@@ -234,60 +234,27 @@ fn start(
     }
 }
 
-/// The OpenTelemetry attributes of `attrs` (for SDK spans; the OTLP encoder writes them itself).
-pub(crate) fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
-    let mut out = Vec::with_capacity(10);
-    out.push(KeyValue::new("messaging.system", "nats"));
-    match attrs {
-        Attrs::Process {
-            meta,
-            subject,
-            message_id,
-            body_size,
-        } => {
-            out.push(KeyValue::new("messaging.operation.name", "process"));
-            out.push(KeyValue::new("messaging.operation.type", "process"));
-            out.push(KeyValue::new(
-                "messaging.destination.name",
-                subject.as_str().to_string(),
-            ));
-            out.push(KeyValue::new(
-                "messaging.destination.template",
-                meta.template,
-            ));
-            if let Some(q) = meta.queue {
-                out.push(KeyValue::new("messaging.consumer.group.name", q));
-            }
-            if let Some(id) = message_id {
-                out.push(KeyValue::new("messaging.message.id", id.to_string()));
-            }
-            out.push(KeyValue::new(
-                "messaging.message.body.size",
-                *body_size as i64,
-            ));
-            out.push(KeyValue::new("server.address", meta.server.address.clone()));
-            out.push(KeyValue::new("server.port", i64::from(meta.server.port)));
-        }
-        Attrs::Send {
-            operation,
-            subject,
-            body_size,
-            server,
-        } => {
-            out.push(KeyValue::new("messaging.operation.name", *operation));
-            out.push(KeyValue::new("messaging.operation.type", "send"));
-            if let Some(s) = subject {
-                out.push(KeyValue::new("messaging.destination.name", s.clone()));
-            }
-            out.push(KeyValue::new(
-                "messaging.message.body.size",
-                *body_size as i64,
-            ));
-            out.push(KeyValue::new("server.address", server.address.clone()));
-            out.push(KeyValue::new("server.port", i64::from(server.port)));
-        }
+/// The OpenTelemetry attributes of `attrs`, for SDK spans.
+fn attributes(attrs: &Attrs) -> Vec<KeyValue> {
+    let mut out = SdkAttrs(Vec::with_capacity(10));
+    attrs.visit(&mut out);
+    out.0
+}
+
+struct SdkAttrs(Vec<KeyValue>);
+
+impl AttrSink for SdkAttrs {
+    fn fixed(&mut self, key: Key, value: &'static str) {
+        self.0.push(KeyValue::new(key.name(), value));
     }
-    out
+
+    fn str(&mut self, key: Key, value: &str) {
+        self.0.push(KeyValue::new(key.name(), value.to_string()));
+    }
+
+    fn int(&mut self, key: Key, value: i64) {
+        self.0.push(KeyValue::new(key.name(), value));
+    }
 }
 
 /// The process span of `msg`, the parent taken from the message's trace headers (core NATS and

@@ -10,7 +10,7 @@ use super::wire::{
     I32, LEN, VARINT,
 };
 use crate::telemetry::metrics::unix_nanos;
-use crate::telemetry::record::{Attrs, Ev, EvValue, Rec};
+use crate::telemetry::record::{AttrSink, Attrs, Ev, EvValue, Key, Rec};
 
 /// The start of a `KeyValue` whose key is known: the key field and the value field's key.
 /// `messaging.destination.name` and `messaging.message.body.size`, on every span.
@@ -122,95 +122,25 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
     varint(out, kind(&rec.kind));
     fixed64(out, 7, rec.start);
     fixed64(out, 8, rec.end);
-    match &rec.attrs {
-        Attrs::Process {
-            meta,
-            subject,
-            message_id,
-            body_size,
-        } => {
-            out.extend_from_slice(meta.encoded.get_or_init(|| {
-                let mut a = Vec::new();
-                kv(&mut a, 9, "messaging.system", AnyRef::Str("nats"));
-                kv(
-                    &mut a,
-                    9,
-                    "messaging.operation.name",
-                    AnyRef::Str("process"),
-                );
-                kv(
-                    &mut a,
-                    9,
-                    "messaging.operation.type",
-                    AnyRef::Str("process"),
-                );
-                kv(
-                    &mut a,
-                    9,
-                    "messaging.destination.template",
-                    AnyRef::Str(meta.template),
-                );
-                if let Some(q) = meta.queue {
-                    kv(&mut a, 9, "messaging.consumer.group.name", AnyRef::Str(q));
-                }
-                kv(
-                    &mut a,
-                    9,
-                    "server.address",
-                    AnyRef::Str(&meta.server.address),
-                );
-                kv(
-                    &mut a,
-                    9,
-                    "server.port",
-                    AnyRef::I64(i64::from(meta.server.port)),
-                );
-                a
-            }));
-            span_attr_str(out, DESTINATION_NAME, subject.as_bytes());
-            if let Some(id) = message_id {
-                kv(out, 9, "messaging.message.id", AnyRef::Str(id));
-            }
-            span_attr_int(out, BODY_SIZE, *body_size as u64);
-        }
+    // The attributes a handler's (or a server's) spans share are encoded once.
+    let shared = match &rec.attrs {
+        Attrs::Process { meta, .. } => &meta.encoded,
         Attrs::Send {
-            operation,
-            subject,
-            body_size,
-            server,
-        } => {
-            let i = usize::from(*operation == "request");
-            out.extend_from_slice(server.encoded[i].get_or_init(|| {
-                let mut a = Vec::new();
-                kv(&mut a, 9, "messaging.system", AnyRef::Str("nats"));
-                kv(
-                    &mut a,
-                    9,
-                    "messaging.operation.name",
-                    AnyRef::Str(operation),
-                );
-                kv(&mut a, 9, "messaging.operation.type", AnyRef::Str("send"));
-                kv(&mut a, 9, "server.address", AnyRef::Str(&server.address));
-                kv(
-                    &mut a,
-                    9,
-                    "server.port",
-                    AnyRef::I64(i64::from(server.port)),
-                );
-                a
-            }));
-            if let Some(s) = subject {
-                span_attr_str(out, DESTINATION_NAME, s.as_bytes());
-            }
-            span_attr_int(out, BODY_SIZE, *body_size as u64);
-        }
-    }
+            operation, server, ..
+        } => &server.encoded[usize::from(*operation == "request")],
+    };
+    out.extend_from_slice(shared.get_or_init(|| {
+        let mut a = Vec::new();
+        rec.attrs.shared(&mut SpanAttrs(&mut a));
+        a
+    }));
+    rec.attrs.own(&mut SpanAttrs(out));
     let (failure, events) = match rec.extra.as_deref() {
         Some(extra) => (extra.failure.as_ref(), extra.events.as_slice()),
         None => (None, &[][..]),
     };
     if let Some(f) = failure {
-        kv(out, 9, "error.type", AnyRef::Str(f.error_type));
+        kv(out, 9, Key::ErrorType.name(), AnyRef::Str(f.error_type));
     }
     for ev in events {
         scratch.clear();
@@ -241,6 +171,33 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
     out.extend_from_slice(&flags.to_le_bytes());
 }
 
+/// Span attributes (field 9) as the encoder writes them; the keys every span has are written
+/// from their constant encodings.
+struct SpanAttrs<'a>(&'a mut Vec<u8>);
+
+impl AttrSink for SpanAttrs<'_> {
+    #[inline]
+    fn fixed(&mut self, key: Key, value: &'static str) {
+        self.str(key, value);
+    }
+
+    #[inline]
+    fn str(&mut self, key: Key, value: &str) {
+        match key {
+            Key::DestinationName => span_attr_str(self.0, DESTINATION_NAME, value.as_bytes()),
+            _ => kv(self.0, 9, key.name(), AnyRef::Str(value)),
+        }
+    }
+
+    #[inline]
+    fn int(&mut self, key: Key, value: i64) {
+        match key {
+            Key::BodySize => span_attr_int(self.0, BODY_SIZE, value as u64),
+            _ => kv(self.0, 9, key.name(), AnyRef::I64(value)),
+        }
+    }
+}
+
 fn encode_event(out: &mut Vec<u8>, ev: &Ev) {
     fixed64(out, 1, unix_nanos(ev.at));
     bytes_field(out, 2, ev.name.as_bytes());
@@ -262,8 +219,8 @@ mod tests {
     #[test]
     fn known_keys_are_encoded_as_any_key_is() {
         for (part, key) in [
-            (DESTINATION_NAME, "messaging.destination.name"),
-            (BODY_SIZE, "messaging.message.body.size"),
+            (DESTINATION_NAME, Key::DestinationName.name()),
+            (BODY_SIZE, Key::BodySize.name()),
         ] {
             for s in ["", "orders.eu.created", &"x".repeat(300)] {
                 let (mut fast, mut slow) = (vec![], vec![]);
