@@ -14,6 +14,8 @@
 //! - `transport`: one request over gRPC or HTTP.
 
 mod config;
+#[cfg(test)]
+mod decode_tests;
 mod encode;
 mod export;
 mod transport;
