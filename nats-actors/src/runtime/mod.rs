@@ -209,7 +209,13 @@ impl Runtime {
                 "the connection could not be flushed in time at shutdown (server unreachable?)"
             ),
         }
-        crate::telemetry::flush().await;
+        // Spans and metrics get the time left to the deadline, at least 2 s and at most 10 s;
+        // the telemetry guard's shutdown does not wait again for exports given up on here.
+        let now = tokio::time::Instant::now();
+        crate::telemetry::flush(
+            deadline.clamp(now + Duration::from_secs(2), now + Duration::from_secs(10)),
+        )
+        .await;
         if self.owns_connection {
             let closed = self.closed.notified();
             if matches!(

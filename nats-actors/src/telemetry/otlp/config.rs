@@ -2,6 +2,24 @@
 
 use std::time::Duration;
 
+/// The export timeout when the environment sets none. The OTLP default is 10 s; lower, a
+/// collector that does not answer holds neither the span queue nor shutdown for long (a
+/// healthy one answers in milliseconds).
+const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The export timeout of `signal` (`TRACES`, `METRICS`): `OTEL_EXPORTER_OTLP_{signal}_TIMEOUT`,
+/// else `OTEL_EXPORTER_OTLP_TIMEOUT` (ms), else [`DEFAULT_EXPORT_TIMEOUT`].
+pub(crate) fn export_timeout(signal: &str) -> Duration {
+    let ms = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    ms(&format!("OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"))
+        .or_else(|| ms("OTEL_EXPORTER_OTLP_TIMEOUT"))
+        .map_or(DEFAULT_EXPORT_TIMEOUT, Duration::from_millis)
+}
+
 /// Where and how to export.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -50,10 +68,7 @@ impl Config {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(default)
         };
-        let timeout = Duration::from_millis(ms(
-            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-            ms("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000),
-        ));
+        let timeout = export_timeout("TRACES");
         let max_queue = ms("OTEL_BSP_MAX_QUEUE_SIZE", 2048).max(1) as usize;
         let max_batch = (ms("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512).max(1) as usize).min(max_queue);
         Some(Self {

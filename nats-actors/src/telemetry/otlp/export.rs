@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use opentelemetry_sdk::Resource;
@@ -106,9 +106,9 @@ impl Exporter {
         }
     }
 
-    /// Sends everything queued so far; waits up to `timeout`. Blocks.
-    pub(crate) fn flush(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+    /// Sends everything queued so far; waits until `deadline`. Blocks. Returns whether it was
+    /// all sent (or failed) in time.
+    pub(crate) fn flush(&self, deadline: Instant) -> bool {
         let mut f = self.shared.flush.lock().unwrap_or_else(|p| p.into_inner());
         f.requested += 1;
         let target = f.requested;
@@ -116,8 +116,10 @@ impl Exporter {
         while f.done < target {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                tracing::warn!("OTLP span export did not finish in {timeout:?}");
-                return;
+                tracing::warn!(
+                    "OTLP span export did not finish in time (collector slow or not answering)"
+                );
+                return false;
             }
             f = self
                 .shared
@@ -126,24 +128,39 @@ impl Exporter {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+        true
     }
 
-    /// Flushes, then stops the export thread; says what was lost, if anything.
-    pub(crate) fn shutdown(&self, timeout: Duration) {
+    /// Whether the export thread is still behind a flush that was given up on (waiting out
+    /// the export timeout of a collector that does not answer).
+    fn behind(&self) -> bool {
+        let f = self.shared.flush.lock().unwrap_or_else(|p| p.into_inner());
+        f.done < f.requested
+    }
+
+    /// Flushes until `deadline`, then stops the export thread; says what was lost, if anything.
+    /// An export thread still behind an earlier flush is told to stop and not waited for again.
+    pub(crate) fn shutdown(&self, deadline: Instant) {
+        let behind = self.behind();
         self.shared.stop.store(true, Relaxed);
-        self.flush(timeout);
+        if behind {
+            self.shared.wake.notify_one();
+        } else {
+            self.flush(deadline);
+        }
         let s = &self.shared;
         let (exported, dropped, failed) = (
             s.exported.load(Relaxed),
             s.dropped.load(Relaxed),
             s.failed.load(Relaxed),
         );
-        if dropped + failed > 0 {
+        if behind || dropped + failed > 0 {
             tracing::warn!(
                 exported,
                 dropped,
                 failed,
-                "OTLP spans lost: dropped with the queue full, or in failed exports"
+                unfinished = behind,
+                "OTLP spans lost: dropped with the queue full, in failed exports, or still unsent at shutdown"
             );
         }
     }

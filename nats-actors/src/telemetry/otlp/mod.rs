@@ -21,5 +21,5 @@ mod export;
 mod transport;
 mod wire;
 
-pub(crate) use config::Config;
+pub(crate) use config::{export_timeout, Config};
 pub(crate) use export::Exporter;
