@@ -179,8 +179,9 @@ impl Runtime {
     }
 
     /// Shuts down gracefully: no new deliveries (each subscription is drained), in-flight
-    /// handlers finish within the shutdown timeout, replies and publishes are flushed, and a
-    /// connection the runtime opened is closed.
+    /// handlers finish within the shutdown timeout, replies and publishes are flushed, spans and
+    /// metrics too (within what is left of the timeout, at least 2 s, at most 10 s, whatever the
+    /// collector does), and a connection the runtime opened is closed.
     pub async fn shutdown(self) -> ShutdownReport {
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let mut aborted = 0;

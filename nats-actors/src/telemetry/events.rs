@@ -15,7 +15,7 @@ use tracing_subscriber::Layer;
 
 use super::record::{Ev, EvValue, PROCESS_TARGET};
 
-/// At most this many events are kept per span; later ones are counted out.
+/// At most this many events are kept per handler poll; later ones are dropped, uncounted.
 const MAX_EVENTS: usize = 128;
 
 thread_local! {

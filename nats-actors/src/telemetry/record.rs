@@ -234,15 +234,10 @@ impl ShortStr {
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        // Copied from a `&str` whole: always valid UTF-8.
-        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
-    }
-
-    /// The string's bytes, not validated again (the OTLP encoder writes bytes).
-    pub(crate) fn as_bytes(&self) -> &[u8] {
         match self {
-            Self::Inline(a, n) => &a[..usize::from(*n)],
-            Self::Heap(s) => s.as_bytes(),
+            // Copied from a `&str` whole: always valid UTF-8.
+            Self::Inline(a, n) => std::str::from_utf8(&a[..usize::from(*n)]).unwrap_or_default(),
+            Self::Heap(s) => s,
         }
     }
 }
@@ -315,6 +310,13 @@ pub(crate) struct Ev {
 
 #[cfg(test)]
 mod tests {
+    /// Every recorded span is written by a handler's thread and read by the export thread: the
+    /// record is kept within four cache lines.
+    #[test]
+    fn a_span_record_fits_in_four_cache_lines() {
+        assert!(std::mem::size_of::<super::Rec>() <= 256);
+    }
+
     #[test]
     fn handler_descriptions_are_interned_by_what_they_describe() {
         use super::{ProcessMeta, Server};

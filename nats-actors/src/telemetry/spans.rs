@@ -354,13 +354,3 @@ pub(crate) fn inject(frame: &Frame, headers: &mut HeaderMap) {
         propagation::inject(cx, headers);
     }
 }
-
-#[cfg(test)]
-mod tests {
-    /// Every recorded span is written by a handler's thread and read by the export thread: the
-    /// record is kept within four cache lines.
-    #[test]
-    fn a_span_record_fits_in_four_cache_lines() {
-        assert!(std::mem::size_of::<super::Rec>() <= 256);
-    }
-}

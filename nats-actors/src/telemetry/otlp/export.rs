@@ -83,8 +83,8 @@ impl Exporter {
         })
     }
 
-    /// Queues a finished span; when the queue is full it is dropped and counted. The record is
-    /// moved out of its box here, so the box is freed by the thread that made it.
+    /// Queues a finished span; when the queue is full it is dropped and counted. The record
+    /// comes by value, out of its box: the thread that made the box frees it.
     pub(crate) fn push(&self, rec: Rec) {
         let len = {
             let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
