@@ -150,6 +150,10 @@ pub(crate) trait AttrSink {
     /// A value that lives as long as the process (no copy needed).
     fn fixed(&mut self, key: Key, value: &'static str);
     fn str(&mut self, key: Key, value: &str);
+    /// A subject kept in the record; the encoder takes its bytes as they are.
+    fn short(&mut self, key: Key, value: &ShortStr) {
+        self.str(key, value.as_str());
+    }
     fn int(&mut self, key: Key, value: i64);
 }
 
@@ -197,7 +201,7 @@ impl Attrs {
                 body_size,
                 ..
             } => {
-                sink.str(Key::DestinationName, subject.as_str());
+                sink.short(Key::DestinationName, subject);
                 if let Some(id) = message_id {
                     sink.str(Key::MessageId, id);
                 }
@@ -234,10 +238,15 @@ impl ShortStr {
     }
 
     pub(crate) fn as_str(&self) -> &str {
+        // Copied from a `&str` whole: always valid UTF-8.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The string's bytes, not validated again (the OTLP encoder writes bytes).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         match self {
-            // Copied from a `&str` whole: always valid UTF-8.
-            Self::Inline(a, n) => std::str::from_utf8(&a[..usize::from(*n)]).unwrap_or_default(),
-            Self::Heap(s) => s,
+            Self::Inline(a, n) => &a[..usize::from(*n)],
+            Self::Heap(s) => s.as_bytes(),
         }
     }
 }

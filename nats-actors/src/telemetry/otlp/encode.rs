@@ -10,7 +10,7 @@ use super::wire::{
     I32, LEN, VARINT,
 };
 use crate::telemetry::metrics::unix_nanos;
-use crate::telemetry::record::{AttrSink, Attrs, Ev, EvValue, Key, Rec};
+use crate::telemetry::record::{AttrSink, Attrs, Ev, EvValue, Key, Rec, ShortStr};
 
 /// The start of a `KeyValue` whose key is known: the key field and the value field's key.
 /// `messaging.destination.name` and `messaging.message.body.size`, on every span.
@@ -186,6 +186,14 @@ impl AttrSink for SpanAttrs<'_> {
         match key {
             Key::DestinationName => span_attr_str(self.0, DESTINATION_NAME, value.as_bytes()),
             _ => kv(self.0, 9, key.name(), AnyRef::Str(value)),
+        }
+    }
+
+    #[inline]
+    fn short(&mut self, key: Key, value: &ShortStr) {
+        match key {
+            Key::DestinationName => span_attr_str(self.0, DESTINATION_NAME, value.as_bytes()),
+            _ => self.str(key, value.as_str()),
         }
     }
 
