@@ -12,6 +12,12 @@ async fn an_unreachable_collector_stops_neither_handling_nor_shutdown() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    common::handling_and_shutdown_go_on(format!("http://127.0.0.1:{port}"), Duration::from_secs(8))
-        .await;
+    common::handling_and_shutdown_go_on(common::Trouble {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        protocol: "grpc",
+        export_timeout_ms: Some(500),
+        shutdown_timeout: None,
+        bound: Duration::from_secs(8),
+    })
+    .await;
 }

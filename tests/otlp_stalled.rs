@@ -1,6 +1,6 @@
 //! A collector that takes exports and never answers them: handlers answer as usual, and each
-//! export gives up after `OTEL_EXPORTER_OTLP_TIMEOUT`, so shutdown does not wait out its own
-//! 10-second flush bound.
+//! export gives up after `OTEL_EXPORTER_OTLP_TIMEOUT` (500 ms here), so shutdown ends well before
+//! its bounds (`otlp_stalled_defaults.rs`: a collector stalled the same way, that variable unset).
 
 #[path = "common/collector_trouble.rs"]
 mod common;
@@ -35,7 +35,13 @@ async fn a_collector_that_never_answers_stops_neither_handling_nor_shutdown() {
             .add_service(TraceServiceServer::new(Stalled))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    common::handling_and_shutdown_go_on(format!("http://127.0.0.1:{port}"), Duration::from_secs(5))
-        .await;
+    common::handling_and_shutdown_go_on(common::Trouble {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        protocol: "grpc",
+        export_timeout_ms: Some(500),
+        shutdown_timeout: None,
+        bound: Duration::from_secs(5),
+    })
+    .await;
     collector.abort();
 }

@@ -163,8 +163,9 @@ impl Runtime {
     }
 
     /// Shuts down gracefully: no new deliveries (each subscription is drained), in-flight
-    /// handlers finish within the shutdown timeout, replies and publishes are flushed, and a
-    /// connection the runtime opened is closed.
+    /// handlers finish within the shutdown timeout, replies and publishes are flushed, spans and
+    /// metrics too (within what is left of the timeout, at least 2 s, at most 10 s, whatever the
+    /// collector does), and a connection the runtime opened is closed.
     pub async fn shutdown(self) -> ShutdownReport {
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let mut aborted = 0;
@@ -193,7 +194,13 @@ impl Runtime {
                 "the connection could not be flushed in time at shutdown (server unreachable?)"
             ),
         }
-        crate::telemetry::flush().await;
+        // Spans and metrics get the time left to the deadline, at least 2 s and at most 10 s;
+        // the telemetry guard's shutdown does not wait again for exports given up on here.
+        let now = tokio::time::Instant::now();
+        crate::telemetry::flush(
+            deadline.clamp(now + Duration::from_secs(2), now + Duration::from_secs(10)),
+        )
+        .await;
         if self.owns_connection {
             let closed = self.closed.notified();
             if matches!(

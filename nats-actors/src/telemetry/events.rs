@@ -7,32 +7,16 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use super::spans::PROCESS_TARGET;
+use super::record::{Ev, EvValue, PROCESS_TARGET};
 
-/// At most this many events are kept per span; later ones are counted out.
+/// At most this many events are kept per handler poll; later ones are dropped, uncounted.
 const MAX_EVENTS: usize = 128;
-
-/// An attribute value of an event.
-pub(crate) enum EvValue {
-    Str(Cow<'static, str>),
-    I64(i64),
-    F64(f64),
-    Bool(bool),
-}
-
-/// One event of a span.
-pub(crate) struct Ev {
-    pub name: Cow<'static, str>,
-    pub at: SystemTime,
-    pub attrs: Vec<(Cow<'static, str>, EvValue)>,
-}
 
 thread_local! {
     /// The events of the handler being polled on this thread (`None`: no handler).

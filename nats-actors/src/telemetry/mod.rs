@@ -31,10 +31,12 @@
 //! that is not sampled costs a header lookup, and no span at all.
 
 mod console;
+mod deadline;
 pub(crate) mod events;
 pub(crate) mod metrics;
 mod otlp;
 mod propagation;
+mod record;
 mod sampling;
 pub(crate) mod spans;
 
@@ -76,26 +78,25 @@ pub(crate) fn sink() -> Option<&'static spans::Sink> {
     INSTALLED.get().map(|i| &i.sink)
 }
 
-/// How long a flush or shutdown waits for the built-in OTLP exporter.
+/// How long [`TelemetryGuard::flush`] waits for the exporters.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the guard's shutdown waits for the exporters (not at all for one still held by an
+/// export given up on, as the runtime's shutdown does at its deadline).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) fn metrics_enabled() -> bool {
     INSTALLED.get().is_some_and(|i| i.metrics)
 }
 
-/// Flushes spans and metrics; the runtime calls it at the end of a graceful shutdown.
-pub(crate) async fn flush() {
+/// Flushes spans and metrics, waiting until `deadline` at most; the runtime calls it at the
+/// end of a graceful shutdown.
+pub(crate) async fn flush(deadline: tokio::time::Instant) {
     let Some(i) = INSTALLED.get() else { return };
-    let (tracer, meter) = (i.tracer.clone(), i.meter.clone());
+    let deadline = deadline.into_std();
     // The exporters block; keep them off the async worker threads.
     let _ = tokio::task::spawn_blocking(move || {
-        if let Some(spans::Sink::Otlp(e)) = sink() {
-            e.flush(FLUSH_TIMEOUT);
-        }
-        let _ = tracer.force_flush();
-        if let Some(m) = meter {
-            let _ = m.force_flush();
-        }
+        deadline::flush(Some(&i.sink), Some(&i.tracer), i.meter.as_ref(), deadline);
     })
     .await;
 }
@@ -157,6 +158,9 @@ impl TelemetryBuilder {
     /// the `_TRACES_`/`_METRICS_` forms) set, spans and metrics go over OTLP with
     /// `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or `http/protobuf`, the default), metrics every
     /// `OTEL_METRIC_EXPORT_INTERVAL` ms (default 60000); without, traces print to the console.
+    /// Each export gives up after `OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]TIMEOUT` ms, 2000 when
+    /// not set (the OTLP default is 10000: lower, a collector that does not answer holds up
+    /// shutdown less).
     ///
     /// For a plain `http://` endpoint without compression, nats-actors' own spans go through its
     /// built-in exporter (encoded straight to protobuf; `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and
@@ -184,10 +188,12 @@ impl TelemetryBuilder {
             let exporter = match protocol {
                 Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
                     .with_tonic()
+                    .with_timeout(otlp::export_timeout("TRACES"))
                     .build(),
                 _ => opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
                     .with_protocol(protocol)
+                    .with_timeout(otlp::export_timeout("TRACES"))
                     .build(),
             }
             .map_err(|e| Error::Config(format!("cannot build the OTLP span exporter: {e}")))?;
@@ -203,10 +209,12 @@ impl TelemetryBuilder {
             let exporter = match protocol {
                 Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
                     .with_tonic()
+                    .with_timeout(otlp::export_timeout("METRICS"))
                     .build(),
                 _ => opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
                     .with_protocol(protocol)
+                    .with_timeout(otlp::export_timeout("METRICS"))
                     .build(),
             }
             .map_err(|e| Error::Config(format!("cannot build the OTLP metric exporter: {e}")))?;
@@ -404,37 +412,30 @@ pub struct TelemetryGuard {
 }
 
 impl TelemetryGuard {
-    /// Exports what is pending and stops the exporters. Blocks: call it outside async code or
-    /// from a multi-thread runtime.
+    /// Exports what is pending and stops the exporters, waiting 2 s at most (not at all for an
+    /// exporter still held by an export the runtime's shutdown gave up on). Blocks: call it
+    /// outside async code or from a multi-thread runtime.
     pub fn shutdown(mut self) {
         self.stop();
     }
 
-    /// Exports what is pending now, without stopping.
+    /// Exports what is pending now, without stopping; waits 10 s at most.
     pub fn flush(&self) {
-        if let Some(spans::Sink::Otlp(e)) = sink() {
-            e.flush(FLUSH_TIMEOUT);
-        }
-        if let Some(t) = &self.tracer {
-            let _ = t.force_flush();
-        }
-        if let Some(m) = &self.meter {
-            let _ = m.force_flush();
-        }
+        deadline::flush(
+            sink(),
+            self.tracer.as_ref(),
+            self.meter.as_ref(),
+            std::time::Instant::now() + FLUSH_TIMEOUT,
+        );
     }
 
     fn stop(&mut self) {
-        if let Some(t) = self.tracer.take() {
-            if let Some(spans::Sink::Otlp(e)) = sink() {
-                e.shutdown(FLUSH_TIMEOUT);
-            }
-            let _ = t.force_flush();
-            let _ = t.shutdown();
-        }
-        if let Some(m) = self.meter.take() {
-            let _ = m.force_flush();
-            let _ = m.shutdown();
-        }
+        deadline::shutdown(
+            sink(),
+            self.tracer.take(),
+            self.meter.take(),
+            std::time::Instant::now() + SHUTDOWN_TIMEOUT,
+        );
     }
 }
 
