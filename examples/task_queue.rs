@@ -106,13 +106,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Wait (bounded) until every task is done or dead-lettered.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let s = runtime.stats().handler("Worker::run");
+        let s = runtime
+            .stats()
+            .handler("Worker::run")
+            .expect("Worker::run runs");
         if s.handled + s.dead_lettered >= TASKS || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let s = runtime.stats().handler("Worker::run");
+    let s = runtime
+        .stats()
+        .handler("Worker::run")
+        .expect("Worker::run runs");
     println!("\nin {:?}:", started.elapsed());
     println!("  done           {:>4}", worker.done.load(Relaxed));
     println!("  retried        {:>4}  (nak with backoff)", s.retried);

@@ -36,14 +36,14 @@ async fn every_dropped_message_is_counted() {
     // Everything published is either handled or counted as dropped: nothing vanishes.
     let accounted = eventually(Duration::from_secs(20), || async {
         let s = runtime.stats();
-        s.handler("Sluggish::take").handled + s.dropped == N
+        s.handler("Sluggish::take").unwrap().handled + s.dropped == N
     })
     .await;
     let s = runtime.stats();
     assert!(
         accounted,
         "handled {} + dropped {} != {N}",
-        s.handler("Sluggish::take").handled,
+        s.handler("Sluggish::take").unwrap().handled,
         s.dropped
     );
     assert!(

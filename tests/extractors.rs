@@ -146,7 +146,7 @@ async fn a_user_extractor_works_in_every_handler_kind_and_its_rejection_is_the_r
         .await
         .unwrap_err();
     assert_eq!(code(refused), 401);
-    assert_eq!(runtime.stats().handler("Shop::count").rejected, 1);
+    assert_eq!(runtime.stats().handler("Shop::count").unwrap().rejected, 1);
 
     // Option<extractor>: a rejection is None.
     let anon: String = client.request("shop.maybe", &()).await.unwrap();
@@ -181,12 +181,12 @@ async fn a_user_extractor_works_in_every_handler_kind_and_its_rejection_is_the_r
     assert!(
         eventually(Duration::from_secs(5), || async {
             let s = runtime.stats();
-            let h = s.handler("Shop::seen");
+            let h = s.handler("Shop::seen").unwrap();
             h.handled + h.rejected == 2
         })
         .await
     );
-    assert_eq!(runtime.stats().handler("Shop::seen").rejected, 1);
+    assert_eq!(runtime.stats().handler("Shop::seen").unwrap().rejected, 1);
 
     // JetStream consumer: accepted and acked with the tenant, dead-lettered without it.
     let js = client.jetstream();
@@ -202,7 +202,12 @@ async fn a_user_extractor_works_in_every_handler_kind_and_its_rejection_is_the_r
         .unwrap();
     assert!(
         eventually(Duration::from_secs(10), || async {
-            runtime.stats().handler("Shop::consume").dead_lettered == 1
+            runtime
+                .stats()
+                .handler("Shop::consume")
+                .unwrap()
+                .dead_lettered
+                == 1
         })
         .await
     );

@@ -124,7 +124,7 @@ async fn server_killed_twice_under_load_loses_nothing_and_applies_each_effect_on
     println!(
         "{TOTAL} jobs, {} handler calls, {} redeliveries skipped as already processed, {} reconnects",
         actor.calls.load(SeqCst),
-        stats.handler("Effects::apply").duplicates,
+        stats.handler("Effects::apply").unwrap().duplicates,
         stats.reconnects
     );
     runtime.shutdown().await;
@@ -182,11 +182,11 @@ async fn a_panic_in_one_of_a_hundred_ends_processed_or_dead_lettered_and_the_run
         .await;
     assert!(results.iter().all(|r| r.is_ok()));
     let settled = eventually(Duration::from_secs(30), || async {
-        let s = runtime.stats().handler("Brittle::run");
+        let s = runtime.stats().handler("Brittle::run").unwrap();
         s.handled + s.dead_lettered == 1000
     })
     .await;
-    let stats = runtime.stats().handler("Brittle::run");
+    let stats = runtime.stats().handler("Brittle::run").unwrap();
     assert!(settled, "{stats:?}");
     assert_eq!(
         (stats.handled, stats.dead_lettered, stats.panics),

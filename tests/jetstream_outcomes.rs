@@ -108,11 +108,11 @@ async fn the_handler_result_decides_the_ack() {
         .unwrap();
 
     let settled = eventually(Duration::from_secs(15), || async {
-        let s = runtime.stats().handler("Outcomes::run");
+        let s = runtime.stats().handler("Outcomes::run").unwrap();
         s.handled == 4 && s.dead_lettered == 2
     })
     .await;
-    let stats = runtime.stats().handler("Outcomes::run");
+    let stats = runtime.stats().handler("Outcomes::run").unwrap();
     assert!(settled, "{stats:?}");
 
     // ack: once; retry_after: delivered 3 times, 300 ms apart at least.
@@ -249,7 +249,7 @@ async fn max_deliver_dead_letters_with_every_field_and_replay_puts_it_back() {
     let before = time_now();
     assert!(
         eventually(Duration::from_secs(10), || async {
-            runtime.stats().handler("Flaky::pay").dead_lettered == 1
+            runtime.stats().handler("Flaky::pay").unwrap().dead_lettered == 1
         })
         .await
     );
@@ -277,7 +277,7 @@ async fn max_deliver_dead_letters_with_every_field_and_replay_puts_it_back() {
     );
     assert_eq!(h("X-Tenant").as_deref(), Some("acme"));
     assert_eq!(h(jetstream::DLQ_MSG_ID).as_deref(), Some("pay-7"));
-    assert_eq!(runtime.stats().handler("Flaky::pay").retried, 2);
+    assert_eq!(runtime.stats().handler("Flaky::pay").unwrap().retried, 2);
 
     // The gateway is back: replay puts the message back into PAY and the handler takes it.
     actor.healthy.store(true, SeqCst);
@@ -356,11 +356,11 @@ async fn an_ack_after_ack_wait_is_counted_and_the_redelivery_seen() {
         .unwrap();
     assert!(
         eventually(Duration::from_secs(10), || async {
-            runtime.stats().handler("Blocking::run").late_acks == 1
+            runtime.stats().handler("Blocking::run").unwrap().late_acks == 1
         })
         .await,
         "{:?}",
-        runtime.stats().handler("Blocking::run")
+        runtime.stats().handler("Blocking::run").unwrap()
     );
     // The server had given up on the first delivery and sent it again.
     assert!(

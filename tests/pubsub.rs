@@ -69,7 +69,7 @@ async fn ten_thousand_typed_messages_arrive_once_and_in_order() {
         "the second handler too"
     );
     let stats = runtime.stats();
-    assert_eq!(stats.handler("Recorder::on_tick").handled, N);
+    assert_eq!(stats.handler("Recorder::on_tick").unwrap().handled, N);
     assert_eq!(stats.dropped, 0);
     runtime.shutdown().await;
 }
@@ -131,7 +131,7 @@ async fn wildcards_route_and_parameters_are_extracted_by_type() {
     );
     assert!(
         eventually(Duration::from_secs(5), || async {
-            let shop = runtime.stats().handler("Router::shop");
+            let shop = runtime.stats().handler("Router::shop").unwrap();
             shop.rejected == 1 && shop.handled == 2
         })
         .await
@@ -148,7 +148,7 @@ async fn wildcards_route_and_parameters_are_extracted_by_type() {
         *actor.shops.lock().unwrap(),
         vec![("eu".to_string(), 42), ("us".to_string(), 7)]
     );
-    let shop = runtime.stats().handler("Router::shop");
+    let shop = runtime.stats().handler("Router::shop").unwrap();
     assert_eq!(
         (shop.received, shop.handled, shop.rejected),
         (3, 2, 1),

@@ -140,7 +140,7 @@ async fn typed_round_trip_and_typed_error_reply() {
         matches!(&err, RequestError::Service { code: 500, description } if description == "disk on fire"),
         "{err:?}"
     );
-    let stats = runtime.stats().handler("Stock::check");
+    let stats = runtime.stats().handler("Stock::check").unwrap();
     assert_eq!((stats.handled, stats.failed), (1, 1));
     runtime.shutdown().await;
 }
@@ -203,7 +203,7 @@ async fn a_panic_becomes_a_500_and_the_actor_goes_on() {
         .await
         .unwrap();
     assert_eq!(ok, 0);
-    assert_eq!(runtime.stats().handler("Stock::panics").panics, 1);
+    assert_eq!(runtime.stats().handler("Stock::panics").unwrap().panics, 1);
     runtime.shutdown().await;
 }
 
@@ -343,11 +343,12 @@ async fn bad_input_gets_a_400_reply_and_never_reaches_the_handler() {
     }
     let stats = runtime.stats();
     assert_eq!(
-        stats.handler("Stock::check").rejected + stats.handler("Stock::level").rejected,
+        stats.handler("Stock::check").unwrap().rejected
+            + stats.handler("Stock::level").unwrap().rejected,
         n
     );
     assert_eq!(
-        stats.handler("Stock::check").handled,
+        stats.handler("Stock::check").unwrap().handled,
         0,
         "the handler was never called"
     );
@@ -416,13 +417,13 @@ async fn bad_input_on_a_subscription_is_counted_and_the_actor_goes_on() {
     assert!(
         eventually(Duration::from_secs(5), || async {
             {
-                let s = runtime.stats().handler("Sink::sink");
+                let s = runtime.stats().handler("Sink::sink").unwrap();
                 s.rejected + s.handled == 6
             }
         })
         .await
     );
-    let s = runtime.stats().handler("Sink::sink");
+    let s = runtime.stats().handler("Sink::sink").unwrap();
     assert_eq!((s.rejected, s.handled), (5, 1));
     runtime.shutdown().await;
 }
@@ -473,7 +474,7 @@ async fn publishing_over_max_payload_fails_before_sending() {
         .unwrap();
     assert!(
         eventually(Duration::from_secs(5), || async {
-            runtime.stats().handler("Sink::sink").handled == 1
+            runtime.stats().handler("Sink::sink").unwrap().handled == 1
         })
         .await
     );

@@ -400,7 +400,7 @@ async fn a_python_client_reads_the_400_of_a_bad_payload() {
         .as_array()
         .unwrap()
         .contains(&"v1.users.get".into()));
-    assert_eq!(runtime.stats().handler("users::get").rejected, 1);
+    assert_eq!(runtime.stats().handler("users::get").unwrap().rejected, 1);
     assert_eq!(runtime.shutdown().await.aborted, 0);
 }
 
@@ -420,12 +420,12 @@ async fn shutdown_answers_the_requests_already_delivered() {
     // The first is running; the others were sent with it and wait in the subscription's buffer
     // (the endpoint takes one at a time, 100 ms each) when the shutdown starts.
     let started = nats_actors_suite::eventually(Duration::from_secs(5), || async {
-        runtime.stats().handler("users::nap").received >= 1
+        runtime.stats().handler("users::nap").unwrap().received >= 1
     })
     .await;
     assert!(started);
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let taken = runtime.stats().handler("users::nap").received;
+    let taken = runtime.stats().handler("users::nap").unwrap().received;
     assert!(
         taken < 5,
         "requests are still queued at shutdown ({taken} taken)"

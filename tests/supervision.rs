@@ -61,7 +61,7 @@ async fn subscriptions_resume_after_the_server_restarts() {
         })
         .await
     );
-    assert_eq!(runtime.stats().handler("Tally::add").rejected, 0);
+    assert_eq!(runtime.stats().handler("Tally::add").unwrap().rejected, 0);
     runtime.shutdown().await;
 }
 

@@ -80,7 +80,7 @@ async fn metrics_count_messages_and_failures() {
     assert!(
         eventually(Duration::from_secs(10), || async {
             {
-                let s = runtime.stats().handler("Metered::on");
+                let s = runtime.stats().handler("Metered::on").unwrap();
                 s.handled + s.failed == N as u64
             }
         })

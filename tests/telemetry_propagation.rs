@@ -58,11 +58,11 @@ async fn garbage_and_oversized_trace_headers_do_not_break_handling() {
     }
     assert!(
         eventually(Duration::from_secs(5), || async {
-            runtime.stats().handler("Tolerant::on").handled == n as u64
+            runtime.stats().handler("Tolerant::on").unwrap().handled == n as u64
         })
         .await,
         "{:?}",
-        runtime.stats().handler("Tolerant::on")
+        runtime.stats().handler("Tolerant::on").unwrap()
     );
     // Each got a fresh root trace (spans end just after the counters move: wait for them).
     let all_ended = eventually(Duration::from_secs(5), || async {
@@ -372,6 +372,9 @@ async fn messages_taken_back_to_back_each_get_their_own_span_and_trace() {
             "message {n}'s publish continues its own process span"
         );
     }
-    assert_eq!(runtime.stats().handler("Burst::on").handled, u64::from(N));
+    assert_eq!(
+        runtime.stats().handler("Burst::on").unwrap().handled,
+        u64::from(N)
+    );
     runtime.shutdown().await;
 }

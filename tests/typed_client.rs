@@ -112,7 +112,7 @@ async fn the_generated_client_calls_every_request_handler_with_types() {
 
     let stats = runtime.stats();
     assert_eq!(
-        stats.handler("Inventory::level").rejected,
+        stats.handler("Inventory::level").unwrap().rejected,
         0,
         "the invalid subjects were never sent"
     );

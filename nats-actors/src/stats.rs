@@ -170,8 +170,9 @@ impl Counters {
 /// ```no_run
 /// # async fn demo(runtime: nats_actors::Runtime) {
 /// let stats = runtime.stats();
-/// let orders = stats.handler("Inventory::on_created");
-/// println!("handled {} of {}, {} dropped", orders.handled, orders.received, stats.dropped);
+/// if let Some(orders) = stats.handler("Inventory::on_created") {
+///     println!("handled {} of {}, {} dropped", orders.handled, orders.received, stats.dropped);
+/// }
 /// # }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -197,13 +198,16 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// The counters of `handler` (`"Actor::method"`) summed over its instances.
-    pub fn handler(&self, handler: &str) -> HandlerStats {
+    /// The counters of `handler` (`"Actor::method"`) summed over its instances; `None` when
+    /// the runtime has no such handler (a misspelt name is not a handler with zero counts).
+    pub fn handler(&self, handler: &str) -> Option<HandlerStats> {
         let mut sum = HandlerStats {
             handler: handler.to_string(),
             ..HandlerStats::default()
         };
+        let mut found = false;
         for h in self.handlers.iter().filter(|h| h.handler == handler) {
+            found = true;
             sum.subject.clone_from(&h.subject);
             sum.received += h.received;
             sum.handled += h.handled;
@@ -216,7 +220,7 @@ impl Stats {
             sum.ack_failures += h.ack_failures;
             sum.late_acks += h.late_acks;
         }
-        sum
+        found.then_some(sum)
     }
 }
 
@@ -251,4 +255,24 @@ pub struct HandlerStats {
     /// JetStream: acks sent more than `ack_wait` after the server last heard about the message
     /// (in-progress acks could not be sent): it may have been redelivered meanwhile.
     pub late_acks: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_is_summed_over_instances_and_an_unknown_name_is_none() {
+        let counters = Counters::default();
+        let (_, a) = counters.register(HandlerCounters::new("Shop", "buy", "shop.buy", 0));
+        let (_, b) = counters.register(HandlerCounters::new("Shop", "buy", "shop.buy", 1));
+        a.received();
+        a.handled();
+        b.received();
+        b.rejected();
+        let stats = counters.snapshot();
+        let buy = stats.handler("Shop::buy").expect("registered");
+        assert_eq!((buy.received, buy.handled, buy.rejected), (2, 1, 1));
+        assert_eq!(stats.handler("Shop::by"), None);
+    }
 }

@@ -1,0 +1,247 @@
+//! A `#[consumer]` handler's task: pull messages, run the handler, and turn its result into an
+//! ack, a nak with a delay, or a dead letter and a term. Keeps long handlers alive with
+//! in-progress acks, survives reconnects and missing heartbeats, recreates a deleted consumer,
+//! and naks what it holds at shutdown so that another instance takes it at once.
+
+mod settle;
+mod source;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use async_nats::jetstream::Message as JsMessage;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::handler::{Invoke, Worker};
+use crate::telemetry::metrics;
+use source::{JsSource, Messages, Problem};
+
+/// Sets up the consumer of handler `I` of `A` (and its dead-letter stream, idempotency bucket
+/// and exhausted-message watcher) and spawns its task (the `Start` of `#[consumer]` handlers).
+pub fn start<A: Invoke<I>, const I: usize>(
+    worker: Worker<A>,
+    stop: watch::Receiver<bool>,
+) -> futures::future::BoxFuture<'static, Result<Vec<JoinHandle<()>>, Error>> {
+    Box::pin(async move {
+        let Some(spec) = worker.spec.consumer else {
+            return Err(Error::Config(format!(
+                "{} is not a #[consumer] handler",
+                worker.name()
+            )));
+        };
+        let (source, watcher) = JsSource::setup(
+            &worker.client,
+            spec,
+            &worker.name(),
+            worker.counters.clone(),
+            stop.clone(),
+        )
+        .await?;
+        let mut tasks: Vec<JoinHandle<()>> = watcher.into_iter().collect();
+        let consumer = Consumer {
+            w: worker,
+            js: source,
+        };
+        tasks.push(tokio::spawn(consumer.consume::<I>(stop)));
+        Ok(tasks)
+    })
+}
+
+/// A `#[consumer]` handler's task: its worker (the shared per-message path) and its consumer.
+struct Consumer<A> {
+    w: Worker<A>,
+    js: JsSource,
+}
+
+/// In-progress acks for a JetStream message: its ack subject, how often, and when the server
+/// last heard about it (updated with each `+WPI`).
+#[derive(Clone, Copy)]
+struct Progress<'a> {
+    ack: &'a async_nats::Subject,
+    period: Duration,
+    /// When the message was taken.
+    start: quanta::Instant,
+    /// Nanoseconds after `start` of the last `+WPI`.
+    last: &'a std::sync::atomic::AtomicU64,
+}
+
+impl<A: Send + Sync + 'static> Consumer<A> {
+    /// Runs a consumer handler until shutdown.
+    ///
+    /// Messages pulled but not started yet wait in `waiting`; every third of `ack_wait` they get
+    /// an in-progress ack, so that a slow handler does not let the rest of its batch expire and
+    /// come back as duplicates.
+    async fn consume<const I: usize>(self, mut shutdown: watch::Receiver<bool>)
+    where
+        A: Invoke<I>,
+    {
+        let mut in_flight = FuturesUnordered::new();
+        let mut waiting: VecDeque<JsMessage> = VecDeque::new();
+        let js = &self.js;
+        let period = keepalive(js.spec.ack_wait());
+        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut recreate = false;
+        let mut attempt = 0usize;
+        while !self.w.stop.load(Relaxed) {
+            let mut messages = match js.messages(recreate).await {
+                Ok(m) => {
+                    if recreate {
+                        tracing::warn!(consumer = %js.what, "consumer was gone; made it again");
+                    }
+                    attempt = 0;
+                    m
+                }
+                Err(e) => {
+                    attempt += 1;
+                    recreate = true;
+                    tracing::warn!(consumer = %js.what, attempt, error = %e, "cannot pull messages; trying again");
+                    let pause = crate::runtime::connect::backoff(attempt, Duration::from_secs(5));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => self.w.stop.store(true, Relaxed),
+                    }
+                    continue;
+                }
+            };
+            recreate = false;
+            let ended = loop {
+                while in_flight.len() < self.w.limit {
+                    match waiting.pop_front() {
+                        Some(m) => in_flight.push(self.process_js::<I>(m)),
+                        None => break,
+                    }
+                }
+                tokio::select! {
+                    biased;
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                    next = messages.next(), if in_flight.len() < self.w.limit => match next {
+                        // One at a time: run it here (no task node per message), still keeping
+                        // the waiting messages alive.
+                        Some(Ok(m)) if self.w.limit == 1 => {
+                            let mut one = std::pin::pin!(self.process_js::<I>(m));
+                            loop {
+                                tokio::select! {
+                                    biased;
+                                    () = &mut one => break,
+                                    _ = keepalive.tick() => self.keep_alive(&mut messages, &mut waiting).await,
+                                }
+                            }
+                        }
+                        Some(Ok(m)) => in_flight.push(self.process_js::<I>(m)),
+                        Some(Err(Problem::Transient(e))) => {
+                            tracing::debug!(consumer = %js.what, error = %e, "pull stream problem; going on");
+                        }
+                        Some(Err(Problem::Recreate(e))) => {
+                            tracing::warn!(consumer = %js.what, error = %e, "pull stream ended");
+                            recreate = true;
+                            break "the pull stream ended";
+                        }
+                        None => break "the pull stream ended",
+                    },
+                    _ = keepalive.tick() => self.keep_alive(&mut messages, &mut waiting).await,
+                    _ = shutdown.changed() => self.w.stop.store(true, Relaxed),
+                }
+                if self.w.stop.load(Relaxed) {
+                    break "shutdown";
+                }
+            };
+            // Before the stream is made again (or at shutdown): what was pulled but not started
+            // goes back at once, not after ack_wait, and what runs finishes here, with its
+            // in-progress acks, rather than freezing while a new stream is set up.
+            for _ in 0..10_000 {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(m))) => waiting.push_back(m),
+                    Some(Some(Err(_))) => {}
+                    _ => break,
+                }
+            }
+            drop(messages);
+            let returned = waiting.len();
+            for m in waiting.drain(..) {
+                if let Some(reply) = m.message.reply.as_ref() {
+                    self.send_ack(reply, "-NAK".into()).await;
+                }
+            }
+            if returned > 0 {
+                tracing::info!(consumer = %js.what, returned, why = ended, "returned pulled messages that had not started");
+            }
+            while in_flight.next().await.is_some() {}
+        }
+        while in_flight.next().await.is_some() {}
+    }
+
+    /// Runs `fut`, sending `+WPI` to the JetStream ack subject every period until it is done, so
+    /// that the server does not redeliver the message meanwhile.
+    async fn with_progress<F: std::future::Future>(
+        &self,
+        fut: F,
+        progress: Progress<'_>,
+    ) -> F::Output {
+        let Progress {
+            ack,
+            period,
+            start,
+            last,
+        } = progress;
+        let mut fut = std::pin::pin!(fut);
+        // Most handlers finish on their first poll: the timer is made only for those that wait.
+        if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+            return out;
+        }
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut fut => return out,
+                _ = tick.tick() => {
+                    let wpi = bytes::Bytes::from_static(b"+WPI");
+                    match self.w.client.nats().publish(ack.clone(), wpi).await {
+                        Ok(()) => {
+                            let ns = metrics::elapsed(start).as_nanos();
+                            last.store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
+                        }
+                        Err(e) => tracing::warn!(handler = %self.w.name(), error = %e, "cannot send an in-progress ack"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves what the pull stream already holds into `waiting` and sends each waiting message
+    /// an in-progress ack.
+    ///
+    /// At most [`MAX_WAITING`] (or `batch`) are held: taking more from the stream would make it
+    /// pull more, and a slow instance would hoard what idle instances could handle.
+    async fn keep_alive(&self, messages: &mut Messages, waiting: &mut VecDeque<JsMessage>) {
+        let cap = self.js.spec.batch.unwrap_or(MAX_WAITING).max(self.w.limit);
+        for _ in 0..cap * 2 {
+            if waiting.len() >= cap {
+                break;
+            }
+            match messages.next().now_or_never() {
+                Some(Some(Ok(m))) => waiting.push_back(m),
+                Some(Some(Err(_))) => {}
+                _ => break,
+            }
+        }
+        for m in waiting.iter() {
+            if let Some(reply) = m.message.reply.as_ref() {
+                self.send_ack(reply, "+WPI".into()).await;
+            }
+        }
+    }
+}
+
+/// Messages pulled and waiting for a busy handler that get in-progress acks, by default.
+const MAX_WAITING: usize = 64;
+
+/// How often a message that is not done gets an in-progress ack: a third of `ack_wait`.
+fn keepalive(ack_wait: Duration) -> Duration {
+    (ack_wait / 3).max(Duration::from_millis(10))
+}
