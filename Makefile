@@ -20,7 +20,8 @@ python-env:
 
 ## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and
 ## benches built, and the service_api, task_queue and event_driven examples run to completion
-## (each starts its own server).
+## (each starts its own server); then the build without default features (core NATS only):
+## clippy, its unit tests, and its example run.
 test: nats-server python-env
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
@@ -30,6 +31,9 @@ test: nats-server python-env
 	$(CARGO) run --quiet --example task_queue > /dev/null
 	$(CARGO) run --quiet --example event_driven > /dev/null
 	$(CARGO) bench --workspace --no-run
+	$(CARGO) clippy -p nats-actors --no-default-features --features testing --all-targets -- -D warnings
+	$(CARGO) test -p nats-actors --no-default-features --features testing --lib
+	$(CARGO) run --quiet -p nats-actors --no-default-features --features testing --example slim > /dev/null
 
 ## Starts a throwaway server (unless NATS_URL is set) and runs actors that exchange events and a request.
 demo: nats-server

@@ -16,10 +16,54 @@ pub use crate::actor::ActorOptions;
 pub use crate::cell::Cell;
 pub use crate::handler::core::start as start_core;
 pub use crate::handler::{HandlerKind, HandlerSpec, Handlers, Invoke};
+#[cfg(feature = "jetstream")]
 pub use crate::jetstream::consumer::start as start_consumer;
+#[cfg(feature = "jetstream")]
 pub use crate::jetstream::{ConsumerSpec, DeadLetterTarget, DeliverFrom};
 pub use crate::outcome::Outcome;
+#[cfg(feature = "service")]
 pub use crate::service::{EndpointSpec, EndpointType, Endpoints, ServiceInfo, TypeSchema};
+
+/// Expands to nothing with the `jetstream` feature; the expansion of `#[consumer]` calls it.
+#[cfg(feature = "jetstream")]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __require_jetstream {
+    () => {};
+}
+
+/// Without the `jetstream` feature: one clear error where a `#[consumer]` is declared.
+#[cfg(not(feature = "jetstream"))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __require_jetstream {
+    () => {
+        ::core::compile_error!(
+            "#[consumer] handlers need the `jetstream` feature of nats-actors (on by default): enable it in Cargo.toml"
+        );
+    };
+}
+
+/// Expands to nothing with the `service` feature; the expansions of `#[derive(Service)]` and
+/// `#[endpoints]` call it.
+#[cfg(feature = "service")]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __require_service {
+    () => {};
+}
+
+/// Without the `service` feature: one clear error where a service is declared.
+#[cfg(not(feature = "service"))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __require_service {
+    () => {
+        ::core::compile_error!(
+            "services (#[derive(Service)], #[endpoints]) need the `service` feature of nats-actors (on by default): enable it in Cargo.toml"
+        );
+    };
+}
 
 /// A type, for choosing by the traits it implements which impl handles it (autoref
 /// specialisation: `(&&Probe::<T>::new()).method()` takes the impl on `&Probe<T>` when its
@@ -30,6 +74,12 @@ impl<T: ?Sized> Probe<T> {
     #[inline(always)]
     pub const fn new() -> Self {
         Self(PhantomData)
+    }
+}
+
+impl<T: ?Sized> Default for Probe<T> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -244,6 +294,7 @@ impl ClientDecodesWhole for IsWhole {}
 pub fn client_decodes_whole<R: ClientDecodesWhole>(_role: R) {}
 
 /// The schema of an endpoint's payload or reply type.
+#[cfg(feature = "service")]
 pub fn schema<T: EndpointType + ?Sized>() -> TypeSchema {
     T::type_schema()
 }

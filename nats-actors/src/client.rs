@@ -2,7 +2,9 @@
 //!
 //! [`Context`]: crate::Context
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+#[cfg(feature = "jetstream")]
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Message};
@@ -42,6 +44,7 @@ struct Inner {
     timeout: Duration,
     server: &'static Server,
     /// Made on first use: it spawns the task that collects publish acks.
+    #[cfg(feature = "jetstream")]
     jetstream: Arc<OnceLock<async_nats::jetstream::Context>>,
 }
 
@@ -54,6 +57,7 @@ impl Client {
                 nats,
                 codec: Codec::Json,
                 timeout: DEFAULT_REQUEST_TIMEOUT,
+                #[cfg(feature = "jetstream")]
                 jetstream: Arc::default(),
             }),
         }
@@ -68,6 +72,7 @@ impl Client {
                 codec,
                 timeout: i.timeout,
                 server: i.server,
+                #[cfg(feature = "jetstream")]
                 jetstream: i.jetstream.clone(),
             }),
         }
@@ -82,6 +87,7 @@ impl Client {
                 codec: i.codec,
                 timeout,
                 server: i.server,
+                #[cfg(feature = "jetstream")]
                 jetstream: i.jetstream.clone(),
             }),
         }
@@ -101,6 +107,7 @@ impl Client {
     /// println!("{} messages", info.state.messages);
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "jetstream")]
     pub fn jetstream(&self) -> &async_nats::jetstream::Context {
         self.inner
             .jetstream

@@ -11,8 +11,15 @@ use crate::client::Client;
 use crate::codec::{self, Codec};
 use crate::error::{PublishError, RequestError};
 use crate::headers;
-use crate::jetstream::delivery::{Delivery, LazyDelivery};
-use crate::jetstream::{JsPublish, Published};
+#[cfg(feature = "jetstream")]
+use crate::jetstream::delivery::Delivery;
+
+/// What a context knows of a JetStream delivery (nothing without the `jetstream` feature).
+#[cfg(feature = "jetstream")]
+pub(crate) type DeliveryInfo = crate::jetstream::delivery::LazyDelivery;
+/// What a context knows of a JetStream delivery (nothing without the `jetstream` feature).
+#[cfg(not(feature = "jetstream"))]
+pub(crate) enum DeliveryInfo {}
 use crate::telemetry::spans::Frame;
 
 /// Trace headers larger than this are not passed on (W3C allows 8192 bytes of baggage).
@@ -46,7 +53,8 @@ pub struct Context {
     client: Client,
     default_codec: Codec,
     template: &'static str,
-    delivery: Option<LazyDelivery>,
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    delivery: Option<DeliveryInfo>,
 }
 
 impl Context {
@@ -57,7 +65,7 @@ impl Context {
         client: Client,
         default_codec: Codec,
         template: &'static str,
-        delivery: Option<LazyDelivery>,
+        delivery: Option<DeliveryInfo>,
     ) -> Self {
         Self {
             message,
@@ -88,6 +96,7 @@ impl Context {
     }
 
     /// The JetStream delivery (stream, sequences, delivery count), in a `#[consumer]` handler.
+    #[cfg(feature = "jetstream")]
     pub fn delivery(&self) -> Option<&Delivery> {
         self.delivery.as_ref()?.get(self.message.reply.as_ref())
     }
@@ -199,32 +208,14 @@ impl Context {
             .await
     }
 
-    /// Publishes `value` to a JetStream stream and waits for the server's ack, continuing this
-    /// message's trace; see [`Client::js_publish`].
-    pub async fn js_publish<T: Serialize + ?Sized>(
-        &self,
-        subject: &str,
-        value: &T,
-    ) -> Result<Published, PublishError> {
-        self.js_publish_with(subject, value, &JsPublish::new())
-            .await
+    /// The handler's codec, which what it sends is encoded with.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn default_codec(&self) -> Codec {
+        self.default_codec
     }
 
-    /// Like [`Context::js_publish`], with a message id, expectations and retries.
-    pub async fn js_publish_with<T: Serialize + ?Sized>(
-        &self,
-        subject: &str,
-        value: &T,
-        options: &JsPublish,
-    ) -> Result<Published, PublishError> {
-        let codec = self.default_codec;
-        let headers = self.outgoing_headers(codec);
-        self.client
-            .js_publish_encoded(Some(&self.frame), subject, headers, codec, value, options)
-            .await
-    }
-
-    fn outgoing_headers(&self, codec: Codec) -> HeaderMap {
+    /// The headers of what the handler sends: `Content-Type` and the incoming trace context.
+    pub(crate) fn outgoing_headers(&self, codec: Codec) -> HeaderMap {
         let mut out = HeaderMap::new();
         out.insert(codec::CONTENT_TYPE, codec.content_type());
         if let Some(incoming) = self.headers() {

@@ -140,6 +140,7 @@ pub enum PublishError {
         #[source]
         source: async_nats::PublishError,
     },
+    #[cfg(feature = "jetstream")]
     /// A JetStream publish was not acknowledged: match `source.kind()` (no stream for the
     /// subject, wrong last sequence, timed out, ...). It may still have been stored when it
     /// timed out; with a `Nats-Msg-Id`, publishing it again cannot store it twice.

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::context::Context;
 use crate::error::{DecodeError, HandlerError};
+#[cfg(feature = "jetstream")]
 use crate::jetstream::Delivery;
 
 /// A handler argument taken from the message's [`Context`]: implement it to write your own
@@ -99,6 +100,7 @@ impl FromContext<'_> for Subject {
     }
 }
 
+#[cfg(feature = "jetstream")]
 impl FromContext<'_> for Delivery {
     type Rejection = HandlerError;
     fn from_context(ctx: &Context) -> Result<Self, HandlerError> {

@@ -78,9 +78,11 @@ mod error;
 mod extract;
 mod handler;
 mod headers;
+#[cfg(feature = "jetstream")]
 pub mod jetstream;
 mod outcome;
 mod runtime;
+#[cfg(feature = "service")]
 pub mod service;
 mod stats;
 pub mod telemetry;
@@ -98,7 +100,9 @@ pub use runtime::{
     Runtime, RuntimeBuilder, ShutdownHandle, ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 /// JSON Schemas of endpoint payloads and replies: `#[derive(JsonSchema)]`.
+#[cfg(feature = "service")]
 pub use schemars::{self, JsonSchema};
+#[cfg(feature = "service")]
 pub use service::{Service, ServiceError};
 pub use stats::{HandlerStats, Stats};
 
@@ -111,9 +115,12 @@ pub use stats::{HandlerStats, Stats};
 pub mod prelude {
     pub use crate::{
         endpoints, handlers, Actor, Client, Codec, Context, FromContext, HandlerError, Param,
-        Runtime, Service, ServiceError,
+        Runtime,
     };
+    #[cfg(feature = "service")]
+    pub use crate::{Service, ServiceError};
     pub use dashmap::DashMap;
+    #[cfg(feature = "service")]
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
 }

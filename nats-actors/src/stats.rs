@@ -103,6 +103,7 @@ impl HandlerCounters {
     }
 
     /// Messages that ended in an error: handler errors, rejections, panics.
+    #[cfg(feature = "service")]
     pub fn errors(&self) -> u64 {
         self.failed.load(Relaxed) + self.rejected.load(Relaxed) + self.panics.load(Relaxed)
     }

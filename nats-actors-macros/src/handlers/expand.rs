@@ -30,7 +30,12 @@ pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream 
             }
         }
     });
+    let jetstream = handlers
+        .iter()
+        .any(|h| h.kind == Kind::Consume)
+        .then(|| quote!(::nats_actors::__require_jetstream!();));
     quote! {
+        #jetstream
         const _: () = {
             impl #impl_g ::nats_actors::__private::Handlers for #self_ty #where_c {
                 fn handlers() -> ::std::vec::Vec<::nats_actors::__private::HandlerSpec<Self>> {

@@ -103,6 +103,7 @@ pub fn expand(input: &DeriveInput, service: &ServiceAttr) -> TokenStream {
         <Self as #p::Endpoints>::endpoints()
     };
     quote! {
+        ::nats_actors::__require_service!();
         const _: () = {
             impl #impl_g ::nats_actors::Actor for #ident #ty_g #where_c {
                 fn options() -> #p::ActorOptions {

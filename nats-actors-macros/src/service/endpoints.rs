@@ -187,6 +187,7 @@ pub fn expand(
         })
     });
     quote! {
+        ::nats_actors::__require_service!();
         const _: () = {
             impl #impl_g #p::Endpoints for #self_ty #where_c {
                 fn endpoints() -> ::std::vec::Vec<#p::EndpointSpec> {

@@ -56,6 +56,15 @@ pub trait Invoke<const I: usize>: Sized + Send + Sync + 'static {
 pub type Start<A> =
     fn(Worker<A>, watch::Receiver<bool>) -> BoxFuture<'static, Result<Vec<JoinHandle<()>>, Error>>;
 
+/// The options of a `#[consumer]` (none without the `jetstream` feature).
+#[cfg(feature = "jetstream")]
+#[doc(hidden)]
+pub type ConsumerOptions = crate::jetstream::ConsumerSpec;
+/// The options of a `#[consumer]` (none without the `jetstream` feature).
+#[cfg(not(feature = "jetstream"))]
+#[doc(hidden)]
+pub enum ConsumerOptions {}
+
 /// One handler as the macros describe it.
 #[doc(hidden)]
 pub struct HandlerSpec<A> {
@@ -68,8 +77,18 @@ pub struct HandlerSpec<A> {
     pub concurrency: Option<usize>,
     pub exclusive: bool,
     /// The consumer's options, for [`HandlerKind::Consume`].
-    pub consumer: Option<&'static crate::jetstream::ConsumerSpec>,
+    pub consumer: Option<&'static ConsumerOptions>,
     pub start: Start<A>,
+}
+
+impl<A> HandlerSpec<A> {
+    /// The durable name of a `#[consumer]`'s consumer.
+    pub(crate) fn durable(&self) -> Option<&'static str> {
+        #[cfg(feature = "jetstream")]
+        return self.consumer.and_then(|c| c.durable);
+        #[cfg(not(feature = "jetstream"))]
+        return self.consumer.map(|c| match *c {});
+    }
 }
 
 impl<A> Clone for HandlerSpec<A> {
@@ -124,7 +143,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
     pub(crate) fn prepare(
         &self,
         msg: Message,
-        delivery: Option<crate::jetstream::delivery::LazyDelivery>,
+        delivery: Option<crate::context::DeliveryInfo>,
     ) -> (Context, Option<quanta::Instant>) {
         let (span, started) = self.open(&msg);
         (self.context(span, msg, delivery), started)
@@ -153,7 +172,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         &self,
         span: (tracing::Span, Frame),
         msg: Message,
-        delivery: Option<crate::jetstream::delivery::LazyDelivery>,
+        delivery: Option<crate::context::DeliveryInfo>,
     ) -> Context {
         Context::new(
             span,

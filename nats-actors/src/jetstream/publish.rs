@@ -205,6 +205,33 @@ fn retryable(kind: PublishErrorKind, has_id: bool) -> bool {
     }
 }
 
+impl crate::Context {
+    /// Publishes `value` to a JetStream stream and waits for the server's ack, continuing this
+    /// message's trace; see [`Client::js_publish`](crate::Client::js_publish).
+    pub async fn js_publish<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+    ) -> Result<Published, PublishError> {
+        self.js_publish_with(subject, value, &JsPublish::new())
+            .await
+    }
+
+    /// Like [`Context::js_publish`], with a message id, expectations and retries.
+    pub async fn js_publish_with<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+        options: &JsPublish,
+    ) -> Result<Published, PublishError> {
+        let codec = self.default_codec();
+        let headers = self.outgoing_headers(codec);
+        self.client()
+            .js_publish_encoded(Some(self.frame()), subject, headers, codec, value, options)
+            .await
+    }
+}
+
 impl Client {
     /// Publishes `value` to a JetStream stream (client codec, `Content-Type` header) and waits
     /// for the server's ack.

@@ -53,6 +53,7 @@ enum Connection {
 /// ```
 pub struct RuntimeBuilder {
     connection: Connection,
+    #[cfg(feature = "jetstream")]
     streams: Vec<crate::jetstream::StreamConfig>,
     actors: Vec<Box<dyn Starter>>,
     shutdown_timeout: Duration,
@@ -130,6 +131,7 @@ impl Runtime {
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder {
             connection: Connection::Options(ConnectOptions::from_env()),
+            #[cfg(feature = "jetstream")]
             streams: Vec::new(),
             actors: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -261,6 +263,7 @@ impl RuntimeBuilder {
         self
     }
 
+    #[cfg(feature = "service")]
     /// Adds a service: its endpoints, and the answers to discovery (`$SRV.PING`, `INFO`,
     /// `STATS`) under a new instance id. See [`Service`](crate::Service).
     ///
@@ -291,6 +294,7 @@ impl RuntimeBuilder {
         self
     }
 
+    #[cfg(feature = "jetstream")]
     /// Declares a JetStream stream: at [`RuntimeBuilder::start`], before any actor starts, it is
     /// created if missing and updated if it differs. A change the server cannot apply (e.g. the
     /// storage type) fails the start with [`Error::JetStream`] naming the fields.
@@ -336,6 +340,7 @@ impl RuntimeBuilder {
             }
         };
         let client = Client::new(nats);
+        #[cfg(feature = "jetstream")]
         for stream in &self.streams {
             crate::jetstream::declare(client.jetstream(), stream).await?;
         }

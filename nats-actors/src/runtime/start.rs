@@ -105,7 +105,7 @@ pub(crate) async fn start_actor<A: Actor>(
                 meta: ProcessMeta::of(
                     spec.template,
                     match spec.kind {
-                        HandlerKind::Consume => spec.consumer.and_then(|c| c.durable),
+                        HandlerKind::Consume => spec.durable(),
                         _ => queue,
                     },
                     Server::of(env.client.nats()),
