@@ -72,6 +72,7 @@ pub mod __private;
 mod actor;
 mod cell;
 mod client;
+mod clock;
 mod codec;
 mod context;
 mod error;
@@ -85,7 +86,11 @@ mod runtime;
 #[cfg(feature = "service")]
 pub mod service;
 mod stats;
+#[cfg(feature = "telemetry")]
 pub mod telemetry;
+#[cfg(not(feature = "telemetry"))]
+#[path = "telemetry_off.rs"]
+mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 

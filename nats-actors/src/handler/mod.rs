@@ -23,8 +23,7 @@ use crate::context::Context;
 use crate::error::{Error, HandlerError};
 use crate::outcome::Outcome;
 use crate::stats::{Counters, HandlerCounters, Tally};
-use crate::telemetry::events;
-use crate::telemetry::metrics::{self, HandlerMetrics};
+use crate::telemetry::metrics::HandlerMetrics;
 use crate::telemetry::spans::{self, Frame, ProcessMeta};
 
 /// The kind of a handler: how its messages arrive and how they are settled.
@@ -190,7 +189,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
     fn open(&self, msg: &Message) -> ((tracing::Span, Frame), Option<quanta::Instant>) {
         self.tally.received();
         let span = spans::process(self.meta, msg);
-        let started = (self.counters.timed || self.metrics.is_some()).then(metrics::now);
+        let started = (self.counters.timed || self.metrics.is_some()).then(crate::clock::now);
         (span, started)
     }
 
@@ -245,7 +244,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
             Some(_) => self.tally.failed(),
         }
         if let Some(t) = started {
-            let took = metrics::elapsed(t);
+            let took = crate::clock::elapsed(t);
             if let Some(m) = &self.metrics {
                 m.record(took.as_secs_f64(), error_type);
             }
@@ -327,17 +326,20 @@ fn poll_in_span<F: std::future::Future>(
     cx: &mut std::task::Context<'_>,
 ) -> Poll<F::Output> {
     let _entered = span.enter();
-    let Some(otel) = frame.context() else {
-        return fut.poll(cx);
-    };
-    let _attached = otel.clone().attach();
-    let previous = events::enter();
-    let out = fut.poll(cx);
-    let events = events::exit(previous);
-    if !events.is_empty() {
-        frame.add_events(events);
+    #[cfg(feature = "telemetry")]
+    if let Some(otel) = frame.context() {
+        let _attached = otel.clone().attach();
+        let previous = crate::telemetry::events::enter();
+        let out = fut.poll(cx);
+        let events = crate::telemetry::events::exit(previous);
+        if !events.is_empty() {
+            frame.add_events(events);
+        }
+        return out;
     }
-    out
+    #[cfg(not(feature = "telemetry"))]
+    let _ = frame;
+    fut.poll(cx)
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

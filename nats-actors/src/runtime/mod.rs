@@ -83,7 +83,7 @@ pub struct Runtime {
     closed: Arc<Notify>,
     handle: ShutdownHandle,
     /// Keeps the observable runtime counters registered.
-    _observers: Vec<opentelemetry::metrics::ObservableCounter<u64>>,
+    _observers: metrics::RuntimeObservers,
 }
 
 /// Asks a running [`Runtime`] to shut down; cheap to clone, usable from any task.

@@ -41,6 +41,7 @@
 //! ```
 
 mod discovery;
+#[cfg(feature = "telemetry")]
 mod metrics;
 mod start;
 

@@ -52,7 +52,10 @@ impl<S: Service> runtime::Starter for ServiceStarter<S> {
             );
             let phase = &mut env.phases[REQUEST_PHASE];
             let stop = phase.stop.subscribe();
+            #[cfg(feature = "telemetry")]
             let instruments = super::metrics::observe(instance.clone());
+            #[cfg(not(feature = "telemetry"))]
+            let instruments = ();
             phase.tasks.push(tokio::spawn(discovery::respond(
                 instruments,
                 nats,

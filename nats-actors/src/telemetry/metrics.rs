@@ -10,16 +10,7 @@ use opentelemetry::KeyValue;
 
 use crate::stats::Counters;
 
-fn clock() -> &'static quanta::Clock {
-    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
-    CLOCK.get_or_init(quanta::Clock::new)
-}
-
-/// The clock processing durations are measured with: a read costs a few nanoseconds (TSC) where
-/// the OS clock costs tens, and the hot path reads it twice per message.
-pub(crate) fn now() -> quanta::Instant {
-    clock().now()
-}
+use crate::clock::clock;
 
 thread_local! {
     /// A recent OS wall-clock reading (Unix nanoseconds) and the TSC reading taken with it.
@@ -54,11 +45,6 @@ pub(crate) fn wall_now() -> std::time::SystemTime {
 pub(crate) fn unix_nanos(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// Time since `started` (a reading of [`now`]).
-pub(crate) fn elapsed(started: quanta::Instant) -> std::time::Duration {
-    clock().now().saturating_duration_since(started)
 }
 
 pub(crate) fn meter() -> Meter {
@@ -184,8 +170,11 @@ impl ClientMetrics {
     }
 }
 
+/// What keeps the runtime's observable instruments registered.
+pub(crate) type RuntimeObservers = Vec<ObservableCounter<u64>>;
+
 /// The runtime's own counters as observable instruments; keep the handles as long as the runtime.
-pub(crate) fn observe_runtime(counters: Arc<Counters>) -> Vec<ObservableCounter<u64>> {
+pub(crate) fn observe_runtime(counters: Arc<Counters>) -> RuntimeObservers {
     if !super::metrics_enabled() {
         return Vec::new();
     }

@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::handler::{Invoke, Worker};
-use crate::telemetry::metrics;
 use source::{JsSource, Messages, Problem};
 
 /// Sets up the consumer of handler `I` of `A` (and its dead-letter stream, idempotency bucket
@@ -203,7 +202,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                     let wpi = bytes::Bytes::from_static(b"+WPI");
                     match self.w.client.nats().publish(ack.clone(), wpi).await {
                         Ok(()) => {
-                            let ns = metrics::elapsed(start).as_nanos();
+                            let ns = crate::clock::elapsed(start).as_nanos();
                             last.store(u64::try_from(ns).unwrap_or(u64::MAX), Relaxed);
                         }
                         Err(e) => tracing::warn!(handler = %self.w.name(), error = %e, "cannot send an in-progress ack"),

@@ -15,7 +15,6 @@ use crate::context::Context;
 use crate::error::HandlerError;
 use crate::handler::Invoke;
 use crate::outcome::Outcome;
-use crate::telemetry::metrics;
 
 /// How long recording a processed id is retried before the message is acked without it.
 const MARK_WITHIN: Duration = Duration::from_secs(60);
@@ -87,7 +86,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         let progress = Progress {
             ack: &ack,
             period: keepalive(ack_wait),
-            start: metrics::now(),
+            start: crate::clock::now(),
             last: &last,
         };
         let (ctx, started) = self.w.prepare(message, Some(delivery));
@@ -104,7 +103,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                     tracing::warn!(consumer = %js.what, key, error = %e, "processed, but the id could not be recorded");
                 }
             }
-            let quiet = metrics::elapsed(progress.start)
+            let quiet = crate::clock::elapsed(progress.start)
                 .saturating_sub(Duration::from_nanos(last.load(Relaxed)));
             if quiet > ack_wait {
                 // The server may already have given the message to someone else.
