@@ -29,7 +29,18 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 }
 
 /// Turns the `#[subscribe]`, `#[request]` and `#[consumer]` methods of an `impl` block into NATS
-/// handlers.
+/// handlers; `#[handlers(client)]` (or `client = "pub(crate)"`) also generates `{Type}Client` for
+/// the `#[request]` handlers.
+///
+/// Handler options: `#[subscribe("subject", queue = "...", codec = "json" | "msgpack",
+/// concurrency = N)]`, the same for `#[request]`; `#[consumer(stream = "...", durable = "...",
+/// ...)]` takes the JetStream options (see `nats_actors::jetstream`).
+///
+/// Arguments are recognised by the traits of their types: `FromContext` extractors, a `Param<T>`
+/// named after a `{name}` of the subject, and at most one payload (any other type). A generated
+/// client decides from the signature what it sends; mark an argument `#[extract]` (your own
+/// extractor) or `#[payload]` (a payload type named like a built-in extractor) where the name
+/// misleads it; the compiler says which mark is missing.
 #[proc_macro_attribute]
 pub fn handlers(args: TokenStream, input: TokenStream) -> TokenStream {
     handlers::expand(args.into(), input.into()).into()

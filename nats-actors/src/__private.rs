@@ -14,10 +14,10 @@ use crate::outcome::{self, IntoOutcome, IntoReply};
 
 pub use crate::actor::ActorOptions;
 pub use crate::cell::Cell;
-pub use crate::handler::core::start as start_core;
+pub use crate::handler::core::{start as start_core, REQUEST, SUBSCRIBE};
 pub use crate::handler::{HandlerKind, HandlerSpec, Handlers, Invoke};
 #[cfg(feature = "jetstream")]
-pub use crate::jetstream::consumer::start as start_consumer;
+pub use crate::jetstream::consumer::{start as start_consumer, CONSUME};
 #[cfg(feature = "jetstream")]
 pub use crate::jetstream::{ConsumerSpec, DeadLetterTarget, DeliverFrom};
 pub use crate::outcome::Outcome;

@@ -53,15 +53,23 @@
 //! - A handler takes one message at a time, in arrival order, unless it says
 //!   `concurrency = N`. `&mut self` handlers of an actor run one at a time against each other;
 //!   `&self` handlers may run side by side.
-//! - Arguments are extracted by type: the payload (any `serde::Deserialize` type), [`Param<T>`]
-//!   for a `{name}` of the subject, `&`[`Context`], [`HeaderMap`], [`Message`], [`Bytes`],
-//!   [`Subject`].
+//! - Arguments are extracted by the traits of their types, never their names: the payload (any
+//!   `serde::Deserialize` type), [`Param<T>`] named after a `{name}` of the subject, and the
+//!   [`FromContext`] extractors: `&`[`Context`], [`HeaderMap`], [`Message`], [`Bytes`],
+//!   [`Subject`], `Delivery` and your own.
 //! - A payload that cannot be decoded, or a parameter that does not parse, never reaches the
 //!   handler: a request gets an error reply with code 400, a subscription logs and counts it.
 //! - A handler error on a request becomes an error reply (`Nats-Service-Error`,
 //!   `Nats-Service-Error-Code`); a panic is caught, counted, and answered with code 500.
 //! - Messages async-nats drops because a subscription's buffer is full are counted
 //!   ([`Stats::dropped`]) and logged: never silent.
+//!
+//! ## Cargo features
+//! `jetstream` (`#[consumer]`, declared streams, `js_publish`, dead letters), `service` (the
+//! NATS Service API: `#[derive(Service)]`, `#[endpoints]`), `telemetry` (OpenTelemetry spans,
+//! metrics and OTLP export) and `websockets` are on by default; with `default-features = false`
+//! the build has core pub/sub and request/reply only. `testing` starts real `nats-server`
+//! processes for tests.
 
 pub use async_nats::{HeaderMap, Message, Subject};
 pub use bytes::Bytes;

@@ -57,9 +57,9 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
     let template = &h.template;
     let subject = &h.subject.subscribe;
     let (kind, start) = match h.kind {
-        Kind::Subscribe => (quote!(#p::HandlerKind::Subscribe), quote!(#p::start_core)),
-        Kind::Request => (quote!(#p::HandlerKind::Request), quote!(#p::start_core)),
-        Kind::Consume => (quote!(#p::HandlerKind::Consume), quote!(#p::start_consumer)),
+        Kind::Subscribe => (quote!(&#p::SUBSCRIBE), quote!(#p::start_core)),
+        Kind::Request => (quote!(&#p::REQUEST), quote!(#p::start_core)),
+        Kind::Consume => (quote!(&#p::CONSUME), quote!(#p::start_consumer)),
     };
     let consumer = option(h.consumer.as_ref().map(|c| c.spec()));
     let queue = option(h.queue.as_ref().map(|q| quote!(#q)));

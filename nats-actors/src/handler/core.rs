@@ -14,6 +14,18 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{HandlerKind, Invoke, Worker};
+
+/// `#[subscribe]`: no reply.
+pub static SUBSCRIBE: HandlerKind = HandlerKind {
+    attribute: "subscribe",
+    replies: false,
+};
+
+/// `#[request]` and `#[endpoint]`: the return value is the reply.
+pub static REQUEST: HandlerKind = HandlerKind {
+    attribute: "request",
+    replies: true,
+};
 use crate::codec;
 use crate::context::Context;
 use crate::error::{Error, HandlerError};
@@ -166,7 +178,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         outcome: Result<Outcome, HandlerError>,
     ) -> Option<Result<Outcome, HandlerError>> {
         match outcome {
-            Ok(Outcome::Done) if self.spec.kind != HandlerKind::Request => {
+            Ok(Outcome::Done) if !self.spec.kind.replies => {
                 self.record(ctx.frame(), started, None, None);
                 None
             }
@@ -183,9 +195,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
         outcome: Result<Outcome, HandlerError>,
     ) {
         let span = ctx.frame();
-        let reply_to = match self.spec.kind {
-            HandlerKind::Request => ctx.message().reply.as_ref(),
-            _ => None,
+        let reply_to = match self.spec.kind.replies {
+            true => ctx.message().reply.as_ref(),
+            false => None,
         };
         let (error, error_type) = match outcome {
             Ok(Outcome::Done) => (None, None),
@@ -217,7 +229,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         };
         self.record(span, started, error_type, error.as_ref());
         let Some(error) = error else { return };
-        if self.spec.kind == HandlerKind::Request {
+        if self.spec.kind.replies {
             match reply_to {
                 // Rare: boxed, so that its future does not grow every message's.
                 Some(reply) => Box::pin(self.error_reply(span, reply.clone(), &error)).await,

@@ -26,14 +26,16 @@ use crate::stats::{Counters, HandlerCounters, Tally};
 use crate::telemetry::metrics::HandlerMetrics;
 use crate::telemetry::spans::{self, Frame, ProcessMeta};
 
-/// The kind of a handler: how its messages arrive and how they are settled.
+/// What the runtime needs to know of a handler kind. Each kind's module defines its own (with
+/// its [`Start`]), so a new kind adds a module and no variant here.
 #[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HandlerKind {
-    Subscribe,
-    Request,
-    /// A JetStream pull consumer (`#[consumer]`): the result decides the ack.
-    Consume,
+#[derive(Debug, PartialEq, Eq)]
+pub struct HandlerKind {
+    /// The attribute, e.g. `subscribe`.
+    pub attribute: &'static str,
+    /// Whether it answers requests: such handlers stop after the others at shutdown, so that a
+    /// handler finishing its message can still call them.
+    pub replies: bool,
 }
 
 /// One handler, implemented by `#[handlers]` on the actor for the handler's index `I`: extracts the
@@ -68,14 +70,14 @@ pub enum ConsumerOptions {}
 #[doc(hidden)]
 pub struct HandlerSpec<A> {
     pub method: &'static str,
-    pub kind: HandlerKind,
+    pub kind: &'static HandlerKind,
     pub template: &'static str,
     pub subject: &'static str,
     pub queue: Option<&'static str>,
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
     pub exclusive: bool,
-    /// The consumer's options, for [`HandlerKind::Consume`].
+    /// The consumer's options, for a `#[consumer]`.
     pub consumer: Option<&'static ConsumerOptions>,
     pub start: Start<A>,
 }

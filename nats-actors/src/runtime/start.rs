@@ -12,7 +12,7 @@ use crate::actor::Actor;
 use crate::cell::Cell;
 use crate::client::Client;
 use crate::error::Error;
-use crate::handler::{HandlerKind, Worker};
+use crate::handler::Worker;
 use crate::stats::{Counters, HandlerCounters};
 use crate::telemetry::metrics::HandlerMetrics;
 use crate::telemetry::spans::{ProcessMeta, Server};
@@ -83,10 +83,7 @@ pub(crate) async fn start_actor<A: Actor>(
             } else {
                 None
             });
-            let phase = match spec.kind {
-                HandlerKind::Subscribe | HandlerKind::Consume => 0,
-                HandlerKind::Request => 1,
-            };
+            let phase = usize::from(spec.kind.replies);
             let (counters, tally) = env.counters.register(
                 HandlerCounters::new(opts.name, spec.method, spec.template, instance).timed(timed),
             );
@@ -104,9 +101,9 @@ pub(crate) async fn start_actor<A: Actor>(
                 stop: env.phases[phase].flag.clone(),
                 meta: ProcessMeta::of(
                     spec.template,
-                    match spec.kind {
-                        HandlerKind::Consume => spec.durable(),
-                        _ => queue,
+                    match spec.consumer {
+                        Some(_) => spec.durable(),
+                        None => queue,
                     },
                     Server::of(env.client.nats()),
                 ),

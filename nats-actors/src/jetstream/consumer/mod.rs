@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::handler::{Invoke, Worker};
+use crate::handler::{HandlerKind, Invoke, Worker};
 use source::{JsSource, Messages, Problem};
 
 /// Sets up the consumer of handler `I` of `A` (and its dead-letter stream, idempotency bucket
@@ -50,6 +50,12 @@ pub fn start<A: Invoke<I>, const I: usize>(
         Ok(tasks)
     })
 }
+
+/// `#[consumer]`: the result decides the ack.
+pub static CONSUME: HandlerKind = HandlerKind {
+    attribute: "consumer",
+    replies: false,
+};
 
 /// A `#[consumer]` handler's task: its worker (the shared per-message path) and its consumer.
 struct Consumer<A> {
