@@ -94,6 +94,22 @@ impl Orders {
     }
 }
 
+/// A runtime with `shop`, the service and the SHOP stream its consumer reads.
+async fn start(server: &nats_actors_suite::NatsServer, shop: Shop) -> Runtime {
+    Runtime::builder()
+        .connect(connect(server))
+        .stream(StreamConfig {
+            name: "SHOP".into(),
+            subjects: vec!["shop.js.>".into()],
+            ..Default::default()
+        })
+        .actor(shop)
+        .service(Orders)
+        .start()
+        .await
+        .unwrap()
+}
+
 fn tenant(t: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("Tenant", t);
@@ -118,18 +134,7 @@ async fn a_user_extractor_works_in_every_handler_kind_and_its_rejection_is_the_r
     logs();
     let server = server();
     let shop = Shop::default();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .stream(StreamConfig {
-            name: "SHOP".into(),
-            subjects: vec!["shop.js.>".into()],
-            ..Default::default()
-        })
-        .actor(shop.clone())
-        .service(Orders)
-        .start()
-        .await
-        .unwrap();
+    let runtime = start(&server, shop.clone()).await;
     let client = runtime.client();
 
     // Request: the tenant reaches the handler; without it, a 401 error reply.
@@ -233,17 +238,7 @@ async fn a_user_extractor_works_in_every_handler_kind_and_its_rejection_is_the_r
 async fn aliases_and_names_do_not_change_what_an_argument_or_a_return_value_is() {
     logs();
     let server = server();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .stream(StreamConfig {
-            name: "SHOP".into(),
-            subjects: vec!["shop.js.>".into()],
-            ..Default::default()
-        })
-        .actor(Shop::default())
-        .start()
-        .await
-        .unwrap();
+    let runtime = start(&server, Shop::default()).await;
     let client = runtime.client();
 
     // A payload struct named `Message` is the payload, not the NATS message.
