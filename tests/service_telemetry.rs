@@ -4,12 +4,10 @@
 use std::time::Duration;
 
 use nats_actors::prelude::*;
-use nats_actors::telemetry::{Sampling, TelemetryBuilder};
 use nats_actors_suite::{connect, eventually, server};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::InMemoryMetricExporter;
-use opentelemetry_sdk::trace::InMemorySpanExporter;
 
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 struct Order {
@@ -60,15 +58,8 @@ fn counter(metrics: &InMemoryMetricExporter, name: &str, endpoint: &str) -> Opti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_stats_are_metrics_and_the_client_request_is_the_parent_span() {
-    let spans = InMemorySpanExporter::default();
-    let metrics = InMemoryMetricExporter::default();
-    let guard = TelemetryBuilder::new("service-telemetry-tests")
-        .sampling(Sampling::always_on().parent_based())
-        .span_exporter_unbatched(spans.clone())
-        .metric_exporter(metrics.clone(), Duration::from_secs(3600))
-        .logs(false)
-        .install()
-        .expect("install telemetry");
+    let recorded = nats_actors_suite::recorded::telemetry();
+    let (spans, metrics, guard) = (&recorded.spans, &recorded.metrics, &recorded.guard);
     let server = server();
     let runtime = Runtime::builder()
         .connect(connect(&server))
@@ -85,11 +76,11 @@ async fn endpoint_stats_are_metrics_and_the_client_request_is_the_parent_span() 
 
     guard.flush();
     assert_eq!(
-        counter(&metrics, "nats_actors.service.requests", "check"),
+        counter(metrics, "nats_actors.service.requests", "check"),
         Some(5)
     );
     assert_eq!(
-        counter(&metrics, "nats_actors.service.errors", "check"),
+        counter(metrics, "nats_actors.service.errors", "check"),
         Some(1)
     );
 
