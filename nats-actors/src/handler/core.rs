@@ -33,7 +33,7 @@ use crate::headers;
 use crate::outcome::Outcome;
 use crate::telemetry::spans::{Frame, SendKind};
 
-/// Subscribes handler `I` of `A` and spawns its task (the [`super::Start`] of core handlers).
+/// Subscribes handler `I` of `A` and spawns its task (the `Start` of core handlers).
 pub fn start<A: Invoke<I>, const I: usize>(
     worker: Worker<A>,
     stop: watch::Receiver<bool>,

@@ -79,7 +79,7 @@ impl Default for JsPublish {
 }
 
 impl JsPublish {
-    /// No message id, no expectations, [`DEFAULT_ATTEMPTS`] attempts.
+    /// No message id, no expectations, 5 attempts.
     pub fn new() -> Self {
         Self {
             msg_id: MsgId::None,
@@ -217,7 +217,7 @@ impl crate::Context {
             .await
     }
 
-    /// Like [`Context::js_publish`], with a message id, expectations and retries.
+    /// Like [`Context::js_publish`](crate::Context::js_publish), with a message id, expectations and retries.
     pub async fn js_publish_with<T: Serialize + ?Sized>(
         &self,
         subject: &str,
