@@ -105,3 +105,26 @@ async fn metrics_count_messages_and_failures() {
     assert!(sum_u64("messaging.client.sent.messages", "send") >= N as u64);
     runtime.shutdown().await;
 }
+
+#[test]
+fn a_second_installation_is_a_telemetry_error_not_a_configuration_one() {
+    let _ = telemetry();
+    let err = nats_actors::telemetry::TelemetryBuilder::new("second")
+        .install()
+        .err()
+        .expect("telemetry is installed once per process");
+    assert!(
+        matches!(
+            err,
+            nats_actors::Error::Telemetry {
+                what: "a second time",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "cannot install telemetry (a second time): it is already installed in this process"
+    );
+}

@@ -49,6 +49,16 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// Telemetry could not be installed: `what` could not be made (an OTLP exporter, the export
+    /// thread, the tracing subscriber), or telemetry is already installed in this process.
+    #[cfg(feature = "telemetry")]
+    #[error("cannot install telemetry ({what}): {reason}")]
+    Telemetry {
+        /// What could not be made.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A publish failed.
     #[error(transparent)]
     Publish(#[from] PublishError),

@@ -196,7 +196,7 @@ impl TelemetryBuilder {
                     .with_timeout(otlp::export_timeout("TRACES"))
                     .build(),
             }
-            .map_err(|e| Error::Config(format!("cannot build the OTLP span exporter: {e}")))?;
+            .map_err(|e| telemetry_error("the OTLP span exporter", e))?;
             self = self.span_exporter(exporter);
             if let (Some(config), Traces::Exporter(b)) = (
                 otlp::Config::from_env(protocol == Protocol::Grpc),
@@ -217,7 +217,7 @@ impl TelemetryBuilder {
                     .with_timeout(otlp::export_timeout("METRICS"))
                     .build(),
             }
-            .map_err(|e| Error::Config(format!("cannot build the OTLP metric exporter: {e}")))?;
+            .map_err(|e| telemetry_error("the OTLP metric exporter", e))?;
             let interval = var("OTEL_METRIC_EXPORT_INTERVAL")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map_or(Duration::from_secs(60), Duration::from_millis);
@@ -280,9 +280,7 @@ impl TelemetryBuilder {
     /// Fails when telemetry or another global `tracing` subscriber is already installed.
     pub fn install(mut self) -> Result<TelemetryGuard, Error> {
         if INSTALLED.get().is_some() {
-            return Err(Error::Config(
-                "telemetry is already installed in this process".into(),
-            ));
+            return Err(already_installed());
         }
         let resource = resource(&self.service_name);
         let sampler = self.sampling.to_sdk();
@@ -308,11 +306,10 @@ impl TelemetryBuilder {
         .with_resource(resource.clone())
         .build();
         let sink = match otlp_config {
-            Some(config) => {
-                spans::Sink::Otlp(otlp::Exporter::start(config, &resource).map_err(|e| {
-                    Error::Config(format!("cannot start the OTLP export thread: {e}"))
-                })?)
-            }
+            Some(config) => spans::Sink::Otlp(
+                otlp::Exporter::start(config, &resource)
+                    .map_err(|e| telemetry_error("the OTLP export thread", e))?,
+            ),
             None => spans::Sink::Sdk(tracer.tracer("nats-actors")),
         };
         // Only the semantic-convention attributes: no code location, thread or busy/idle
@@ -347,7 +344,7 @@ impl TelemetryBuilder {
             .with(events_layer)
             .with(logs)
             .try_init()
-            .map_err(|e| Error::Config(format!("cannot install the tracing subscriber: {e}")))?;
+            .map_err(|e| telemetry_error("the tracing subscriber", e))?;
         opentelemetry::global::set_text_map_propagator(
             opentelemetry::propagation::TextMapCompositePropagator::new(vec![
                 Box::new(TraceContextPropagator::new()),
@@ -365,9 +362,7 @@ impl TelemetryBuilder {
             tracer: tracer.clone(),
             meter: self.meter.clone(),
         };
-        INSTALLED
-            .set(installed)
-            .map_err(|_| Error::Config("telemetry is already installed in this process".into()))?;
+        INSTALLED.set(installed).map_err(|_| already_installed())?;
         Ok(TelemetryGuard {
             tracer: Some(tracer),
             meter: self.meter,
@@ -449,4 +444,15 @@ impl std::fmt::Debug for TelemetryGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TelemetryGuard").finish_non_exhaustive()
     }
+}
+
+fn telemetry_error(what: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::Telemetry {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn already_installed() -> Error {
+    telemetry_error("a second time", "it is already installed in this process")
 }

@@ -28,10 +28,10 @@ pub fn start<A: Invoke<I>, const I: usize>(
 ) -> futures::future::BoxFuture<'static, Result<Vec<JoinHandle<()>>, Error>> {
     Box::pin(async move {
         let Some(spec) = worker.spec.consumer else {
-            return Err(Error::Config(format!(
-                "{} is not a #[consumer] handler",
-                worker.name()
-            )));
+            return Err(Error::JetStream {
+                what: worker.name(),
+                reason: "a #[consumer] handler without its consumer options".into(),
+            });
         };
         let (source, watcher) = JsSource::setup(
             &worker.client,
