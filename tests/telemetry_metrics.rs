@@ -109,10 +109,9 @@ async fn metrics_count_messages_and_failures() {
 #[test]
 fn a_second_installation_is_a_telemetry_error_not_a_configuration_one() {
     let _ = telemetry();
-    let err = nats_actors::telemetry::TelemetryBuilder::new("second")
-        .install()
-        .err()
-        .expect("telemetry is installed once per process");
+    let Err(err) = nats_actors::telemetry::TelemetryBuilder::new("second").install() else {
+        panic!("telemetry is installed once per process");
+    };
     assert!(
         matches!(
             err,
