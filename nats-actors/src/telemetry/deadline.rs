@@ -58,7 +58,10 @@ impl Calls {
             .spawn(move || {
                 call();
                 BUSY[part as usize].fetch_sub(1, Ordering::AcqRel);
-                let _ = done.send(());
+                // Only a waited-for call counts down `waiting`.
+                if wait {
+                    let _ = done.send(());
+                }
             });
         match spawned {
             Ok(_) => self.waiting += usize::from(wait),
