@@ -39,11 +39,11 @@ struct Users {
 impl Users {
     /// `v1.users.get`, in queue group `q`: run more instances to share the load.
     #[endpoint(subject = "users.get", group = "v1")]
-    async fn get(&self, req: GetUser) -> Result<User, ServiceError> {
+    async fn get(&self, req: GetUser) -> Result<User, HandlerError> {
         let name = self
             .db
             .get(&req.id)
-            .ok_or_else(|| ServiceError::with_code(404, format!("no user {}", req.id)))?;
+            .ok_or_else(|| HandlerError::with_code(404, format!("no user {}", req.id)))?;
         Ok(User {
             id: req.id,
             name: name.clone(),

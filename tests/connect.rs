@@ -36,7 +36,11 @@ async fn round_trip(options: ConnectOptions) -> Result<String, Error> {
         .actor(Echo)
         .start()
         .await?;
-    let reply: String = runtime.client().request("echo", &"hi").await?;
+    let reply: String = runtime
+        .client()
+        .request("echo", &"hi")
+        .await
+        .expect("connected: the echo request is answered");
     runtime.shutdown().await;
     Ok(reply)
 }

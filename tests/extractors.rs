@@ -87,7 +87,7 @@ struct Orders;
 #[endpoints]
 impl Orders {
     #[endpoint(subject = "orders.get")]
-    async fn get(&self, #[extract] tenant: Tenant, order: Order) -> Result<Order, ServiceError> {
+    async fn get(&self, #[extract] tenant: Tenant, order: Order) -> Result<Order, HandlerError> {
         Ok(Order {
             id: order.id + tenant.0.len() as u32,
         })

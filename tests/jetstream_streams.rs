@@ -1,6 +1,6 @@
 //! JetStream streams and the consumers on them, against a real server: deduplicated publishing
 //! (with expectations, pipelined), stream declarations, a consumer deleted under the runtime, and
-//! an ordered consumer replaying a stream.
+//! an ordered consumer replaying a stream, and the trace every send of a handler continues.
 
 #[path = "common/jetstream.rs"]
 mod common;
@@ -12,7 +12,7 @@ use common::{stream, Job};
 use futures::StreamExt;
 use nats_actors::jetstream::{self, Delivery, JsPublish, StreamConfig};
 use nats_actors::prelude::*;
-use nats_actors::Error;
+use nats_actors::{Error, Sender};
 use nats_actors_suite::{connect, eventually, logs, nats, server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,5 +273,105 @@ async fn an_ordered_consumer_replays_the_stream_in_order() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(names, ["HISTORY"]);
+    runtime.shutdown().await;
+}
+
+/// Sends from code that serves both a handler and the outside: generic over [`Sender`].
+async fn forward(to: &impl Sender, n: u32) -> Result<(), nats_actors::PublishError> {
+    to.publish("relay.core", &n).await
+}
+
+#[derive(Actor)]
+struct Relay;
+
+#[handlers]
+impl Relay {
+    #[subscribe("relay.in")]
+    async fn relay(&self, n: u32, ctx: &Context) -> Result<(), HandlerError> {
+        forward(ctx, n).await?;
+        ctx.js_publish("relay.js.one", &n).await?;
+        let batch = (0..3u32).map(|i| ("relay.js.many", n + i));
+        for result in ctx.js_publish_pipelined(batch, 2, &JsPublish::new()).await {
+            result?;
+        }
+        Ok(())
+    }
+}
+
+/// The trace id of a message's `traceparent`.
+fn trace_id(headers: Option<&async_nats::HeaderMap>) -> Option<String> {
+    let traceparent = headers?.get("traceparent")?.as_str();
+    Some(traceparent.split('-').nth(1)?.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_send_of_a_handler_continues_its_trace_and_a_client_send_starts_none() {
+    logs();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(stream("RELAY", "relay.js.>"))
+        .actor(Relay)
+        .start()
+        .await
+        .unwrap();
+    let nats = nats(&server).await;
+    let mut core = nats.subscribe("relay.core").await.unwrap();
+    nats.flush().await.unwrap();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01").as_str(),
+    );
+    nats.publish_with_headers("relay.in", headers, "10".into())
+        .await
+        .unwrap();
+    let relayed = tokio::time::timeout(Duration::from_secs(5), core.next())
+        .await
+        .expect("the handler publishes within 5 s")
+        .unwrap();
+    assert_eq!(relayed.payload.as_ref(), b"10");
+    assert_eq!(trace_id(relayed.headers.as_ref()).as_deref(), Some(trace));
+    // The JetStream sends, single and pipelined: stored in order, each under the same trace.
+    let js = runtime
+        .client()
+        .jetstream()
+        .get_stream("RELAY")
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            js.clone().get_info().await.unwrap().state.messages == 4
+        })
+        .await
+    );
+    let mut stored = Vec::new();
+    for seq in 1..=4 {
+        let m = js.get_raw_message(seq).await.unwrap();
+        assert_eq!(trace_id(Some(&m.headers)).as_deref(), Some(trace), "#{seq}");
+        stored.push((
+            m.subject.to_string(),
+            String::from_utf8_lossy(&m.payload).into_owned(),
+        ));
+    }
+    let expected = [
+        ("relay.js.one", "10"),
+        ("relay.js.many", "10"),
+        ("relay.js.many", "11"),
+        ("relay.js.many", "12"),
+    ];
+    assert_eq!(
+        stored,
+        expected.map(|(s, p)| (s.to_string(), p.to_string()))
+    );
+    // The same helper from outside a handler: no trace to continue.
+    forward(runtime.client(), 99).await.unwrap();
+    let outside = tokio::time::timeout(Duration::from_secs(5), core.next())
+        .await
+        .expect("the client publishes within 5 s")
+        .unwrap();
+    assert_eq!(outside.payload.as_ref(), b"99");
+    assert_ne!(trace_id(outside.headers.as_ref()).as_deref(), Some(trace));
     runtime.shutdown().await;
 }

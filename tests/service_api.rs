@@ -53,13 +53,13 @@ struct Users {
 #[endpoints]
 impl Users {
     #[endpoint(subject = "users.get", group = "v1", metadata(access = "read"))]
-    async fn get(&self, req: GetUser) -> Result<User, ServiceError> {
+    async fn get(&self, req: GetUser) -> Result<User, HandlerError> {
         match req.id.0 {
             1 => Ok(User {
                 id: 1,
                 name: "Ada".into(),
             }),
-            _ => Err(ServiceError::with_code(404, "no such user")),
+            _ => Err(HandlerError::with_code(404, "no such user")),
         }
     }
 
@@ -69,7 +69,7 @@ impl Users {
     }
 
     #[endpoint(subject = "users.boom")]
-    async fn boom(&self, _req: GetUser) -> Result<User, ServiceError> {
+    async fn boom(&self, _req: GetUser) -> Result<User, HandlerError> {
         panic!("the endpoint broke")
     }
 

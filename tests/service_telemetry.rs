@@ -21,9 +21,9 @@ struct Orders;
 #[endpoints]
 impl Orders {
     #[endpoint(subject = "orders.check", group = "v2")]
-    async fn check(&self, order: Order) -> Result<bool, ServiceError> {
+    async fn check(&self, order: Order) -> Result<bool, HandlerError> {
         if order.id == 0 {
-            return Err(ServiceError::with_code(422, "order 0 is reserved"));
+            return Err(HandlerError::with_code(422, "order 0 is reserved"));
         }
         Ok(order.id.is_multiple_of(2))
     }

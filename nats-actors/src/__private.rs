@@ -332,5 +332,8 @@ where
     Resp: DeserializeOwned,
     Req: Serialize + ?Sized,
 {
-    client.request_with_codec(subject, codec, request).await
+    let origin = crate::origin::Origin::client(client, codec);
+    origin
+        .request(subject, origin.encode(subject, request)?)
+        .await
 }

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-use crate::codec::{self, Codec};
+use crate::codec::Codec;
 use crate::error::{PublishError, RequestError};
 use crate::headers;
 use crate::telemetry::metrics::{ClientMetrics, Operation};
@@ -22,11 +20,12 @@ use std::time::Instant;
 /// Default timeout of [`Client::request`].
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A typed handle on a NATS connection; cheap to clone.
+/// A typed handle on a NATS connection; cheap to clone. Its typed sends are those of
+/// [`Sender`](crate::Sender), each starting a trace of its own.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), nats_actors::Error> {
-/// use nats_actors::{Client, Codec};
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use nats_actors::{Client, Codec, Sender};
 /// let nats = async_nats::connect("nats://127.0.0.1:4222").await?;
 /// let client = Client::new(nats).with_codec(Codec::MsgPack);
 /// client.publish("orders.created", &("o-1", 250)).await?;
@@ -124,20 +123,6 @@ impl Client {
         self.inner.timeout
     }
 
-    /// Publishes `value`, encoded with the client's codec and a `Content-Type` header.
-    ///
-    /// Fails with [`PublishError::MaxPayload`] before sending anything when the message is over
-    /// the server's `max_payload`.
-    pub async fn publish<T: Serialize + ?Sized>(
-        &self,
-        subject: &str,
-        value: &T,
-    ) -> Result<(), PublishError> {
-        let codec = self.inner.codec;
-        self.publish_encoded(None, subject, content_type(codec), codec, value)
-            .await
-    }
-
     /// Publishes raw bytes with the given headers, untouched.
     pub async fn publish_bytes(
         &self,
@@ -146,39 +131,6 @@ impl Client {
         payload: Bytes,
     ) -> Result<(), PublishError> {
         self.send(None, SendKind::Publish, subject, headers, payload)
-            .await
-    }
-
-    /// Sends a request and decodes the reply.
-    ///
-    /// Errors are distinct: [`RequestError::NoResponders`], [`RequestError::Timeout`],
-    /// [`RequestError::Service`] (the responder's error code and description) and
-    /// [`RequestError::Decode`].
-    pub async fn request<Resp, Req>(
-        &self,
-        subject: &str,
-        request: &Req,
-    ) -> Result<Resp, RequestError>
-    where
-        Resp: DeserializeOwned,
-        Req: Serialize + ?Sized,
-    {
-        self.request_with_codec(subject, self.inner.codec, request)
-            .await
-    }
-
-    /// Like [`Client::request`], encoding with `codec`.
-    pub(crate) async fn request_with_codec<Resp, Req>(
-        &self,
-        subject: &str,
-        codec: Codec,
-        request: &Req,
-    ) -> Result<Resp, RequestError>
-    where
-        Resp: DeserializeOwned,
-        Req: Serialize + ?Sized,
-    {
-        self.request_typed(None, subject, content_type(codec), codec, request)
             .await
     }
 
@@ -223,53 +175,9 @@ impl Client {
         result
     }
 
-    /// Encodes `value` with `codec` and publishes it with `headers`.
-    pub(crate) async fn publish_encoded<T: Serialize + ?Sized>(
-        &self,
-        parent: Option<&Frame>,
-        subject: &str,
-        headers: HeaderMap,
-        codec: Codec,
-        value: &T,
-    ) -> Result<(), PublishError> {
-        let payload = codec.encode(value).map_err(|source| PublishError::Encode {
-            subject: subject.into(),
-            source,
-        })?;
-        self.send(parent, SendKind::Publish, subject, headers, payload)
-            .await
-    }
-
-    /// Encodes `request` with `codec`, sends it with `headers`, and decodes the reply by its
-    /// `Content-Type`, else with `codec`.
-    pub(crate) async fn request_typed<Resp, Req>(
-        &self,
-        parent: Option<&Frame>,
-        subject: &str,
-        headers: HeaderMap,
-        codec: Codec,
-        request: &Req,
-    ) -> Result<Resp, RequestError>
-    where
-        Resp: DeserializeOwned,
-        Req: Serialize + ?Sized,
-    {
-        let payload = codec
-            .encode(request)
-            .map_err(|source| PublishError::Encode {
-                subject: subject.into(),
-                source,
-            })?;
-        let reply = self
-            .request_message(parent, subject, headers, payload)
-            .await?;
-        let reply_codec = codec::of_headers(reply.headers.as_ref())?.unwrap_or(codec);
-        Ok(reply_codec.decode(&reply.payload)?)
-    }
-
     /// Sends a request under a CLIENT span (child of `parent`) whose context goes into the
     /// headers, so that the responder's process span is its child.
-    async fn request_message(
+    pub(crate) async fn request_message(
         &self,
         parent: Option<&Frame>,
         subject: &str,
@@ -377,12 +285,6 @@ impl std::fmt::Debug for Client {
             .field("timeout", &self.inner.timeout)
             .finish_non_exhaustive()
     }
-}
-
-fn content_type(codec: Codec) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(codec::CONTENT_TYPE, codec.content_type());
-    h
 }
 
 /// The service error a reply carries in its headers, if any.

@@ -4,12 +4,9 @@ use std::fmt;
 
 use async_nats::{HeaderMap, Message};
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::client::Client;
 use crate::codec::{self, Codec};
-use crate::error::{PublishError, RequestError};
 use crate::headers;
 #[cfg(feature = "jetstream")]
 use crate::jetstream::delivery::Delivery;
@@ -22,13 +19,11 @@ pub(crate) type DeliveryInfo = crate::jetstream::delivery::LazyDelivery;
 pub(crate) enum DeliveryInfo {}
 use crate::telemetry::spans::Frame;
 
-/// Trace headers larger than this are not passed on (W3C allows 8192 bytes of baggage).
-const MAX_TRACE_HEADER: usize = 8192;
-
 /// What a handler knows about the message it is handling, and how it sends more.
 ///
-/// Take it as `ctx: &Context`. Publishes and requests made through it carry the incoming trace
-/// context (`traceparent`, `tracestate`, `baggage`), so the trace continues across the hop.
+/// Take it as `ctx: &Context`. It is a [`Sender`](crate::Sender): publishes and requests made
+/// through it carry the incoming trace context (`traceparent`, `tracestate`, `baggage`), so the
+/// trace continues across the hop.
 ///
 /// ```no_run
 /// use nats_actors::prelude::*;
@@ -177,64 +172,9 @@ impl Context {
         &self.client
     }
 
-    /// Publishes `value` with the handler's codec, continuing this message's trace.
-    pub async fn publish<T: Serialize + ?Sized>(
-        &self,
-        subject: &str,
-        value: &T,
-    ) -> Result<(), PublishError> {
-        let codec = self.default_codec;
-        let headers = self.outgoing_headers(codec);
-        self.client
-            .publish_encoded(Some(&self.frame), subject, headers, codec, value)
-            .await
-    }
-
-    /// Sends a request and decodes the typed reply, continuing this message's trace.
-    /// Uses the client's timeout; see [`Client::request`] for the errors.
-    pub async fn request<Resp, Req>(
-        &self,
-        subject: &str,
-        request: &Req,
-    ) -> Result<Resp, RequestError>
-    where
-        Resp: DeserializeOwned,
-        Req: Serialize + ?Sized,
-    {
-        let codec = self.default_codec;
-        let headers = self.outgoing_headers(codec);
-        self.client
-            .request_typed(Some(&self.frame), subject, headers, codec, request)
-            .await
-    }
-
     /// The handler's codec, which what it sends is encoded with.
-    #[cfg(feature = "jetstream")]
-    pub(crate) fn default_codec(&self) -> Codec {
+    pub(crate) fn handler_codec(&self) -> Codec {
         self.default_codec
-    }
-
-    /// The headers of what the handler sends: `Content-Type` and the incoming trace context.
-    pub(crate) fn outgoing_headers(&self, codec: Codec) -> HeaderMap {
-        let mut out = HeaderMap::new();
-        out.insert(codec::CONTENT_TYPE, codec.content_type());
-        if let Some(incoming) = self.headers() {
-            for name in headers::TRACE_HEADERS {
-                // Passed on whole or not at all: a cut baggage or tracestate is a corrupt one.
-                match headers::get(incoming, name) {
-                    Some(v) if v.len() <= MAX_TRACE_HEADER && !v.contains(['\r', '\n']) => {
-                        out.insert(name, v);
-                    }
-                    Some(v) => tracing::warn!(
-                        header = name,
-                        bytes = v.len(),
-                        "trace header not passed on: over the size bound"
-                    ),
-                    None => {}
-                }
-            }
-        }
-        out
     }
 }
 

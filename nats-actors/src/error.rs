@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-/// Errors of the runtime: connecting, subscribing, configuration.
+/// Errors of starting the runtime: configuration, connecting, subscribing, setting up
+/// streams and telemetry. (What fails later has its own type: [`PublishError`],
+/// [`RequestError`], and [`HandlerError`] for a handler.)
 ///
 /// ```
-/// let err = nats_actors::Error::Config("NATS_URL is empty".into());
-/// assert_eq!(err.to_string(), "invalid configuration: NATS_URL is empty");
+/// let err = nats_actors::Error::Config { setting: "NATS_URL", reason: "names no server".into() };
+/// assert_eq!(err.to_string(), "invalid setting NATS_URL: names no server");
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -14,9 +16,14 @@ pub enum Error {
     /// The connection to NATS could not be made.
     #[error("cannot connect to NATS: {0}")]
     Connect(#[from] async_nats::ConnectError),
-    /// A setting is missing or invalid.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A setting (an environment variable, or the option it stands for) is invalid.
+    #[error("invalid setting {setting}: {reason}")]
+    Config {
+        /// The setting, e.g. `NATS_URL` or `OTEL_TRACES_SAMPLER`.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A handler's subscription could not be made.
     #[error("cannot subscribe {handler} to `{subject}`: {source}")]
     Subscribe {
@@ -59,12 +66,6 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A publish failed.
-    #[error(transparent)]
-    Publish(#[from] PublishError),
-    /// A request failed.
-    #[error(transparent)]
-    Request(#[from] RequestError),
 }
 
 /// A payload could not be encoded.

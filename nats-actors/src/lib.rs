@@ -89,8 +89,10 @@ mod handler;
 mod headers;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
+mod origin;
 mod outcome;
 mod runtime;
+mod send;
 #[cfg(feature = "service")]
 pub mod service;
 mod stats;
@@ -115,8 +117,9 @@ pub use runtime::{
 /// JSON Schemas of endpoint payloads and replies: `#[derive(JsonSchema)]`.
 #[cfg(feature = "service")]
 pub use schemars::{self, JsonSchema};
+pub use send::Sender;
 #[cfg(feature = "service")]
-pub use service::{Service, ServiceError};
+pub use service::Service;
 pub use stats::{HandlerStats, Stats};
 
 /// The names a handler module needs: `use nats_actors::prelude::*;`.
@@ -130,8 +133,10 @@ pub mod prelude {
         endpoints, handlers, Actor, Client, Codec, Context, FromContext, HandlerError, Param,
         Runtime,
     };
+    // In scope for `ctx.publish`, `client.request`, ... under any name of the user's own.
+    pub use crate::Sender as _;
     #[cfg(feature = "service")]
-    pub use crate::{Service, ServiceError};
+    pub use crate::Service;
     pub use dashmap::DashMap;
     #[cfg(feature = "service")]
     pub use schemars::JsonSchema;

@@ -44,9 +44,9 @@ pub const DLQ_TIME: &str = "Nats-Actors-Dlq-Time";
 pub const DLQ_MSG_ID: &str = "Nats-Actors-Dlq-Msg-Id";
 /// Prefix of the server control headers it carried (`Nats-TTL`, `Nats-Rollup`, ...), kept
 /// under this prefix in the dead letter and restored by replay.
-const DLQ_ORIGINAL: &str = "Nats-Actors-Dlq-Orig-";
+pub(super) const DLQ_ORIGINAL: &str = "Nats-Actors-Dlq-Orig-";
 
-const DLQ_HEADERS: [&str; 8] = [
+pub(super) const DLQ_HEADERS: [&str; 8] = [
     DLQ_SUBJECT,
     DLQ_STREAM,
     DLQ_SEQUENCE,
@@ -56,32 +56,6 @@ const DLQ_HEADERS: [&str; 8] = [
     DLQ_TIME,
     DLQ_MSG_ID,
 ];
-
-/// One message of a dead-letter stream, as [`dead_letters`] reads it.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct DeadLetter {
-    /// Its sequence in the dead-letter stream.
-    pub sequence: u64,
-    /// The subject it was first published to.
-    pub subject: String,
-    /// The stream it came from.
-    pub stream: String,
-    /// Its sequence in that stream.
-    pub stream_sequence: u64,
-    /// The consumer that gave up on it.
-    pub consumer: String,
-    /// How many times it was delivered.
-    pub deliveries: u64,
-    /// The last error (handler error, decode failure, panic, or the delivery limit).
-    pub error: String,
-    /// When it was dead-lettered (RFC 3339, UTC).
-    pub failed_at: String,
-    /// The original headers (trace context included), without the `Nats-Actors-Dlq-*` ones.
-    pub headers: HeaderMap,
-    /// The original payload.
-    pub payload: Bytes,
-}
 
 /// What is stored about one failed message.
 pub(crate) struct Letter<'a> {
@@ -289,148 +263,6 @@ pub(crate) async fn watch_exhausted(
     }
 }
 
-/// Reads up to `limit` dead letters of stream `dead_letter_stream`, oldest first.
-///
-/// ```no_run
-/// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::Error> {
-/// for letter in nats_actors::jetstream::dead_letters(&client, "ORDERS_DLQ", 100).await? {
-///     println!("{}#{} after {} deliveries: {}", letter.stream, letter.stream_sequence, letter.deliveries, letter.error);
-/// }
-/// # Ok(()) }
-/// ```
-pub async fn dead_letters(
-    client: &Client,
-    dead_letter_stream: &str,
-    limit: usize,
-) -> Result<Vec<DeadLetter>, Error> {
-    let mut out = Vec::new();
-    scan(client, dead_letter_stream, |letter| {
-        out.push(letter);
-        out.len() < limit
-    })
-    .await?;
-    Ok(out)
-}
-
-/// Publishes every dead letter of `dead_letter_stream` back to its original subject (original
-/// payload and headers, a new message id) and removes it from the dead-letter stream once the
-/// publish is acknowledged. Returns how many were replayed.
-///
-/// ```no_run
-/// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::Error> {
-/// let replayed = nats_actors::jetstream::replay_dead_letters(&client, "ORDERS_DLQ").await?;
-/// println!("{replayed} messages back in their streams");
-/// # Ok(()) }
-/// ```
-pub async fn replay_dead_letters(
-    client: &Client,
-    dead_letter_stream: &str,
-) -> Result<usize, Error> {
-    let letters = dead_letters(client, dead_letter_stream, usize::MAX).await?;
-    let stream = client
-        .jetstream()
-        .get_stream(dead_letter_stream)
-        .await
-        .map_err(|e| jetstream_error(dead_letter_stream, e))?;
-    for letter in &letters {
-        let options =
-            JsPublish::new().msg_id(format!("replay-{dead_letter_stream}-{}", letter.sequence));
-        client
-            .js_send(
-                None,
-                &letter.subject,
-                letter.headers.clone(),
-                letter.payload.clone(),
-                &options,
-                usize::MAX,
-            )
-            .await?;
-        stream
-            .delete_message(letter.sequence)
-            .await
-            .map_err(|e| jetstream_error(dead_letter_stream, e))?;
-    }
-    Ok(letters.len())
-}
-
-/// Calls `each` with the stream's dead letters in order until it returns false.
-async fn scan(
-    client: &Client,
-    name: &str,
-    mut each: impl FnMut(DeadLetter) -> bool,
-) -> Result<(), Error> {
-    let stream = client
-        .jetstream()
-        .get_stream(name)
-        .await
-        .map_err(|e| jetstream_error(name, e))?;
-    let state = stream
-        .get_info()
-        .await
-        .map_err(|e| jetstream_error(name, e))?
-        .state;
-    if state.messages == 0 {
-        return Ok(());
-    }
-    for seq in state.first_sequence..=state.last_sequence {
-        // Deleted sequences (replayed letters) are gaps.
-        let Ok(m) = stream.get_raw_message(seq).await else {
-            continue;
-        };
-        if !each(letter_of(seq, m.headers, m.payload)) {
-            break;
-        }
-    }
-    Ok(())
-}
-
-fn letter_of(sequence: u64, all: HeaderMap, payload: Bytes) -> DeadLetter {
-    let get = |name: &str| headers::get(&all, name).unwrap_or_default().to_string();
-    let number = |name: &str| get(name).parse().unwrap_or(0);
-    let mut letter = DeadLetter {
-        sequence,
-        subject: get(DLQ_SUBJECT),
-        stream: get(DLQ_STREAM),
-        stream_sequence: number(DLQ_SEQUENCE),
-        consumer: get(DLQ_CONSUMER),
-        deliveries: number(DLQ_DELIVERIES),
-        error: get(DLQ_ERROR),
-        failed_at: get(DLQ_TIME),
-        headers: HeaderMap::new(),
-        payload,
-    };
-    // The original headers: without the dead letter's own (its message id is not the
-    // message's), but with the original message id kept for reference.
-    for (name, values) in all.iter() {
-        let n: &str = name.as_ref();
-        let drop = n.eq_ignore_ascii_case("Nats-Msg-Id")
-            || (n != DLQ_MSG_ID && DLQ_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(n)));
-        if drop {
-            continue;
-        }
-        let restored = match n.get(..DLQ_ORIGINAL.len()) {
-            Some(p) if p.eq_ignore_ascii_case(DLQ_ORIGINAL) => {
-                match async_nats::header::HeaderName::try_from(&n[DLQ_ORIGINAL.len()..]) {
-                    Ok(h) => h,
-                    Err(_) => continue,
-                }
-            }
-            _ => name.clone(),
-        };
-        for v in values {
-            letter.headers.append(restored.clone(), v.clone());
-        }
-    }
-    letter
-}
-
-fn jetstream_error(stream: &str, e: impl std::fmt::Display) -> Error {
-    Error::JetStream {
-        what: format!("dead-letter stream {stream}"),
-        reason: e.to_string(),
-    }
-}
-
 /// Whether subject filter `filter` (with `*` and `>`) takes `subject`.
 fn matches(filter: &str, subject: &str) -> bool {
     let mut f = filter.split('.');
@@ -463,36 +295,5 @@ mod tests {
         assert!(!matches("dlq.Y.>", "dlq.X.S.c"));
         assert!(!matches("dlq.X", "dlq.X.S"));
         assert!(!matches("dlq.X.>", "dlq.X"));
-    }
-
-    #[test]
-    fn a_letter_gives_back_the_original_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(DLQ_SUBJECT, "orders.created");
-        h.insert(DLQ_SEQUENCE, "7");
-        h.insert(DLQ_DELIVERIES, "5");
-        h.insert(DLQ_MSG_ID, "o-1");
-        h.insert("Nats-Msg-Id", "dlq-ORDERS-7");
-        h.insert("Nats-Actors-Dlq-Orig-Nats-TTL", "1h");
-        h.insert(
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        );
-        let letter = letter_of(3, h, Bytes::from_static(b"{}"));
-        assert_eq!(
-            (
-                letter.subject.as_str(),
-                letter.stream_sequence,
-                letter.deliveries
-            ),
-            ("orders.created", 7, 5)
-        );
-        assert!(letter.headers.get("traceparent").is_some());
-        assert!(letter.headers.get(DLQ_SUBJECT).is_none());
-        assert!(letter.headers.get("Nats-Msg-Id").is_none());
-        assert_eq!(
-            letter.headers.get("Nats-TTL").map(|v| v.as_str()),
-            Some("1h")
-        );
     }
 }

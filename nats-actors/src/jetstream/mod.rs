@@ -45,6 +45,7 @@ mod dead_letter;
 pub(crate) mod delivery;
 mod idempotency;
 mod publish;
+mod replay;
 mod streams;
 
 pub use async_nats::jetstream::context::PublishErrorKind;
@@ -52,11 +53,12 @@ pub use async_nats::jetstream::stream::{
     Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
 };
 pub use dead_letter::{
-    dead_letters, replay_dead_letters, DeadLetter, DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_ERROR,
-    DLQ_MSG_ID, DLQ_SEQUENCE, DLQ_STREAM, DLQ_SUBJECT, DLQ_TIME,
+    DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_ERROR, DLQ_MSG_ID, DLQ_SEQUENCE, DLQ_STREAM, DLQ_SUBJECT,
+    DLQ_TIME,
 };
 pub use delivery::Delivery;
 pub use publish::{JsPublish, Published};
+pub use replay::{dead_letters, replay_dead_letters, DeadLetter, DeadLetterError};
 
 #[doc(hidden)]
 pub(crate) use streams::declare;

@@ -10,8 +10,8 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::client::{self, Client};
-use crate::codec::{self, Codec};
 use crate::error::PublishError;
+use crate::origin::Origin;
 use crate::telemetry::metrics::Operation;
 use crate::telemetry::spans::{Frame, SendKind};
 
@@ -22,7 +22,7 @@ pub const DEFAULT_ATTEMPTS: u32 = 5;
 ///
 /// ```no_run
 /// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::PublishError> {
-/// use nats_actors::jetstream::JsPublish;
+/// use nats_actors::{jetstream::JsPublish, Sender};
 /// let first = client.js_publish_with("orders.created", &"o-1", &JsPublish::new().msg_id("o-1")).await?;
 /// let again = client.js_publish_with("orders.created", &"o-1", &JsPublish::new().msg_id("o-1")).await?;
 /// assert!(!first.duplicate && again.duplicate);
@@ -92,7 +92,7 @@ impl JsPublish {
     }
 
     /// Sets `Nats-Msg-Id`: the stream stores one message per id within its duplicate window.
-    /// In [`Client::js_publish_pipelined`] the id of message `i` is `<id>-<i>`.
+    /// In [`Sender::js_publish_pipelined`](crate::Sender::js_publish_pipelined) the id of message `i` is `<id>-<i>`.
     pub fn msg_id(mut self, id: impl Into<String>) -> Self {
         self.msg_id = MsgId::Explicit(id.into());
         self
@@ -205,129 +205,68 @@ fn retryable(kind: PublishErrorKind, has_id: bool) -> bool {
     }
 }
 
-impl crate::Context {
-    /// Publishes `value` to a JetStream stream and waits for the server's ack, continuing this
-    /// message's trace; see [`Client::js_publish`](crate::Client::js_publish).
-    pub async fn js_publish<T: Serialize + ?Sized>(
-        &self,
+impl Origin<'_> {
+    /// A single JetStream publish of an encoded payload.
+    pub(crate) async fn js_publish(
+        self,
         subject: &str,
-        value: &T,
-    ) -> Result<Published, PublishError> {
-        self.js_publish_with(subject, value, &JsPublish::new())
-            .await
-    }
-
-    /// Like [`Context::js_publish`](crate::Context::js_publish), with a message id, expectations and retries.
-    pub async fn js_publish_with<T: Serialize + ?Sized>(
-        &self,
-        subject: &str,
-        value: &T,
+        payload: Bytes,
         options: &JsPublish,
     ) -> Result<Published, PublishError> {
-        let codec = self.default_codec();
-        let headers = self.outgoing_headers(codec);
-        self.client()
-            .js_publish_encoded(Some(self.frame()), subject, headers, codec, value, options)
-            .await
-    }
-}
-
-impl Client {
-    /// Publishes `value` to a JetStream stream (client codec, `Content-Type` header) and waits
-    /// for the server's ack.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::PublishError> {
-    /// let ack = client.js_publish("orders.created", &("o-1", 250)).await?;
-    /// println!("stored as {}#{}", ack.stream, ack.sequence);
-    /// # Ok(()) }
-    /// ```
-    pub async fn js_publish<T: Serialize + ?Sized>(
-        &self,
-        subject: &str,
-        value: &T,
-    ) -> Result<Published, PublishError> {
-        self.js_publish_with(subject, value, &JsPublish::new())
+        self.client
+            .js_send(
+                self.parent,
+                subject,
+                self.headers(),
+                payload,
+                options,
+                usize::MAX,
+            )
             .await
     }
 
-    /// Like [`Client::js_publish`], with a message id, expectations and retries.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::PublishError> {
-    /// use nats_actors::jetstream::JsPublish;
-    /// let opts = JsPublish::new().msg_id("o-1").attempts(10);
-    /// client.js_publish_with("orders.created", &"o-1", &opts).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn js_publish_with<T: Serialize + ?Sized>(
-        &self,
-        subject: &str,
-        value: &T,
-        options: &JsPublish,
-    ) -> Result<Published, PublishError> {
-        let codec = self.codec();
-        let mut headers = HeaderMap::new();
-        headers.insert(codec::CONTENT_TYPE, codec.content_type());
-        self.js_publish_encoded(None, subject, headers, codec, value, options)
-            .await
-    }
-
-    /// Publishes many messages with up to `window` acks outstanding at once, and returns each
-    /// one's result in order. A failure does not stop the others. Messages are sent in order; one
-    /// sent again after a failed ack (only when safe: see [`JsPublish`]) may land after later ones.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: nats_actors::Client) {
-    /// use nats_actors::jetstream::JsPublish;
-    /// let tasks = (0..1000).map(|i| (format!("tasks.{}", i % 4), i));
-    /// let results = client.js_publish_pipelined(tasks, 256, &JsPublish::new().msg_id("batch-7")).await;
-    /// let stored = results.iter().filter(|r| r.is_ok()).count();
-    /// println!("{stored} of 1000 stored");
-    /// # }
-    /// ```
-    pub async fn js_publish_pipelined<S, T, I>(
-        &self,
+    /// See [`Sender::js_publish_pipelined`](crate::Sender::js_publish_pipelined).
+    pub(crate) async fn js_publish_pipelined<S, T, I>(
+        self,
         messages: I,
         window: usize,
         options: &JsPublish,
     ) -> Vec<Result<Published, PublishError>>
     where
-        I: IntoIterator<Item = (S, T)>,
+        I: Iterator<Item = (S, T)>,
         S: AsRef<str>,
         T: Serialize,
     {
-        let codec = self.codec();
+        let client = self.client;
         let window = window.max(1);
-        let js = self.jetstream();
+        let js = client.jetstream();
         let mut results = Vec::new();
         // Sent one after the other (so the stream stores them in order), acks awaited in order
         // with at most `window` outstanding. A message whose ack failed is sent again only when
         // that is safe (see `retryable`); it may then land after later ones.
         let mut pending = futures::stream::FuturesOrdered::new();
-        for (i, (subject, value)) in messages.into_iter().enumerate() {
+        for (i, (subject, value)) in messages.enumerate() {
             let subject = subject.as_ref().to_string();
-            let payload = match codec.encode(&value) {
+            let encoded = self.encode(&subject, &value);
+            drop(value);
+            let payload = match encoded {
                 Ok(p) => p,
-                Err(source) => {
-                    pending.push_back(futures::future::Either::Left(std::future::ready(Err(
-                        PublishError::Encode { subject, source },
-                    ))));
+                Err(e) => {
+                    pending.push_back(futures::future::Either::Left(std::future::ready(Err(e))));
                     continue;
                 }
             };
-            let mut headers = HeaderMap::new();
-            headers.insert(codec::CONTENT_TYPE, codec.content_type());
+            let mut headers = self.headers();
             options.headers(&mut headers, &subject, &payload, i);
             let has_id = headers.get("Nats-Msg-Id").is_some();
-            let (span, started) = self.begin(
-                None,
+            let (span, started) = client.begin(
+                self.parent,
                 SendKind::Publish,
                 &subject,
                 payload.len(),
                 &mut headers,
             );
-            let sent = match self.check_size(&subject, &headers, &payload) {
+            let sent = match client.check_size(&subject, &headers, &payload) {
                 Err(e) => Err(e),
                 Ok(()) => {
                     // The context's ack permits are held by the outstanding acks: keep them
@@ -366,11 +305,10 @@ impl Client {
                 let result = match failed {
                     Some(result) => result,
                     None => {
-                        let mut h = HeaderMap::new();
-                        h.insert(codec::CONTENT_TYPE, codec.content_type());
+                        let mut h = self.headers();
                         options.headers(&mut h, &subject, &payload, i);
                         let again = options.without_id();
-                        Box::pin(self.js_send(
+                        Box::pin(client.js_send(
                             Some(&span),
                             &subject,
                             h,
@@ -396,24 +334,9 @@ impl Client {
         }
         results
     }
+}
 
-    pub(crate) async fn js_publish_encoded<T: Serialize + ?Sized>(
-        &self,
-        parent: Option<&Frame>,
-        subject: &str,
-        headers: HeaderMap,
-        codec: Codec,
-        value: &T,
-        options: &JsPublish,
-    ) -> Result<Published, PublishError> {
-        let payload = codec.encode(value).map_err(|source| PublishError::Encode {
-            subject: subject.into(),
-            source,
-        })?;
-        self.js_send(parent, subject, headers, payload, options, usize::MAX)
-            .await
-    }
-
+impl Client {
     /// Sends under a `send` span and waits for the ack, retrying what is safe to retry.
     /// `index` numbers the messages of a pipelined batch (`usize::MAX` for a single one).
     pub(crate) async fn js_send(

@@ -85,7 +85,10 @@ impl ConnectOptions {
             .map(String::from)
             .collect();
         if servers.is_empty() {
-            return Err(Error::Config("NATS_URL names no server".into()));
+            return Err(Error::Config {
+                setting: "NATS_URL",
+                reason: "names no server".into(),
+            });
         }
         let mut opts = Self::new(servers);
         if let Some(creds) = var("NATS_CREDS") {
@@ -106,9 +109,10 @@ impl ConnectOptions {
             (Some(cert), Some(key)) => opts = opts.client_certificate(cert, key),
             (None, None) => {}
             _ => {
-                return Err(Error::Config(
-                    "set both NATS_CERT and NATS_KEY, or neither".into(),
-                ))
+                return Err(Error::Config {
+                    setting: "NATS_CERT",
+                    reason: "set both NATS_CERT and NATS_KEY, or neither".into(),
+                })
             }
         }
         Ok(opts)

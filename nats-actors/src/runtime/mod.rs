@@ -65,7 +65,7 @@ pub struct RuntimeBuilder {
 /// # use nats_actors::prelude::*;
 /// # #[derive(Actor)] struct Greeter;
 /// # #[handlers] impl Greeter { #[subscribe("x")] async fn x(&self, b: nats_actors::Bytes) {} }
-/// # async fn demo() -> Result<(), nats_actors::Error> {
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let runtime = Runtime::builder().connect_from_env().actor(Greeter).start().await?;
 /// // subscriptions are registered at the server once `start` returns
 /// runtime.client().publish("x", &"hi").await?;

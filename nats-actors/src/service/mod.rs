@@ -24,15 +24,15 @@
 //! #[endpoints]
 //! impl Users {
 //!     #[endpoint(subject = "users.get", group = "v1")]   // answers v1.users.get, queue group q
-//!     async fn get(&self, req: GetUser) -> Result<User, ServiceError> {
+//!     async fn get(&self, req: GetUser) -> Result<User, HandlerError> {
 //!         match req.id {
 //!             1 => Ok(User { id: 1, name: "Ada".into() }),
-//!             _ => Err(ServiceError::with_code(404, "no such user")),
+//!             _ => Err(HandlerError::with_code(404, "no such user")),
 //!         }
 //!     }
 //! }
 //!
-//! # async fn run() -> Result<(), nats_actors::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let runtime = Runtime::builder().connect_from_env().service(Users).start().await?;
 //! // The same declaration generated a typed client:
 //! let user = UsersClient::new(runtime.client()).get(&GetUser { id: 1 }).await?;
@@ -51,17 +51,6 @@ use std::borrow::Cow;
 
 use crate::actor::Actor;
 
-/// The error an endpoint returns: its code and description become the `Nats-Service-Error-Code`
-/// and `Nats-Service-Error` headers of the reply, and count in the endpoint's `num_errors` and
-/// `last_error`. The same type as [`HandlerError`](crate::HandlerError).
-///
-/// ```
-/// use nats_actors::ServiceError;
-/// let err = ServiceError::with_code(404, "no such user");
-/// assert_eq!((err.code(), err.description()), (404, "no such user"));
-/// ```
-pub type ServiceError = crate::error::HandlerError;
-
 /// A NATS service: implemented by `#[derive(Service)]` together with `#[endpoints]` on its
 /// `impl` block; run it with [`RuntimeBuilder::service`](crate::RuntimeBuilder::service).
 ///
@@ -73,7 +62,9 @@ pub type ServiceError = crate::error::HandlerError;
 ///   metadata(k = "v"), codec = "msgpack", concurrency = N)]`: every option may be left out; the
 ///   name defaults to the method name, the subject to the name, and the group prefixes it.
 /// - An endpoint method is a `#[request]` handler: arguments are extracted by type, the return
-///   value is the reply, an error is a [`ServiceError`], a payload that does not decode is
+///   value is the reply, an error is a [`HandlerError`](crate::HandlerError) (its code and description become the
+///   `Nats-Service-Error-Code` and `Nats-Service-Error` headers and count in the endpoint's
+///   `num_errors` and `last_error`), a payload that does not decode is
 ///   answered with code 400 and a panic with code 500.
 /// - The payload and reply types implement [`schemars::JsonSchema`]: INFO lists them in the
 ///   endpoint metadata as `request_type`, `request_schema`, `response_type` and

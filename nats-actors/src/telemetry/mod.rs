@@ -179,9 +179,10 @@ impl TelemetryBuilder {
             None | Some("http/protobuf") => Protocol::HttpBinary,
             Some("grpc") => Protocol::Grpc,
             Some(other) => {
-                return Err(Error::Config(format!(
-                "OTEL_EXPORTER_OTLP_PROTOCOL `{other}` is not supported; use grpc or http/protobuf"
-            )))
+                return Err(Error::Config {
+                    setting: "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    reason: format!("`{other}` is not supported; use grpc or http/protobuf"),
+                })
             }
         };
         if endpoint || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {

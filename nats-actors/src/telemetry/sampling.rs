@@ -90,10 +90,9 @@ impl Sampling {
                     .parse::<f64>()
                     .ok()
                     .filter(|r| (0.0..=1.0).contains(r))
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "OTEL_TRACES_SAMPLER_ARG `{a}` is not a ratio in [0, 1]"
-                        ))
+                    .ok_or_else(|| Error::Config {
+                        setting: "OTEL_TRACES_SAMPLER_ARG",
+                        reason: format!("`{a}` is not a ratio in [0, 1]"),
                     }),
             }
         };
@@ -105,9 +104,10 @@ impl Sampling {
             "parentbased_always_off" => Self::always_off().parent_based(),
             "parentbased_traceidratio" => Self::ratio(ratio()?).parent_based(),
             other => {
-                return Err(Error::Config(format!(
-                    "OTEL_TRACES_SAMPLER `{other}` is not supported; use always_on, always_off, traceidratio or their parentbased_ forms"
-                )))
+                return Err(Error::Config {
+                    setting: "OTEL_TRACES_SAMPLER",
+                    reason: format!("`{other}` is not supported; use always_on, always_off, traceidratio or their parentbased_ forms"),
+                })
             }
         })
     }

@@ -7,7 +7,7 @@ struct S;
 #[endpoints]
 impl S {
     #[endpoint(subject = "users.get")]
-    async fn get(&self, id: u64) -> Result<u64, ServiceError> {
+    async fn get(&self, id: u64) -> Result<u64, HandlerError> {
         Ok(id)
     }
 }

@@ -12,7 +12,7 @@ struct S;
 #[endpoints]
 impl S {
     #[endpoint(subject = "users.get")]
-    async fn get(&self, req: GetUser) -> Result<u64, ServiceError> {
+    async fn get(&self, req: GetUser) -> Result<u64, HandlerError> {
         Ok(req.id)
     }
 }

@@ -31,7 +31,7 @@ impl Users {
     #[endpoint(subject = "users.get", name = "get-user", group = "v1.api",
                queue_group = "readers", metadata(access = "read"), codec = "msgpack",
                concurrency = 4)]
-    async fn get(&self, req: GetUser, ctx: &Context) -> Result<User, ServiceError> {
+    async fn get(&self, req: GetUser, ctx: &Context) -> Result<User, HandlerError> {
         let _ = ctx.subject();
         Ok(User { id: req.id, name: self.prefix.clone() })
     }

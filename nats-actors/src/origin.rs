@@ -1,0 +1,96 @@
+//! [`Origin`]: the one send path under [`Sender`](crate::Sender): the client that sends, the
+//! codec it encodes with, and the trace it continues.
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::codec::{self, Codec};
+use crate::error::{PublishError, RequestError};
+use crate::headers;
+use crate::telemetry::spans::{Frame, SendKind};
+
+/// Trace headers larger than this are not passed on (W3C allows 8192 bytes of baggage).
+const MAX_TRACE_HEADER: usize = 8192;
+
+/// The one send path: the client that sends, the codec it encodes with, the span it continues
+/// and the incoming headers whose trace context goes on.
+#[derive(Clone, Copy)]
+pub struct Origin<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) codec: Codec,
+    pub(crate) parent: Option<&'a Frame>,
+    pub(crate) incoming: Option<&'a HeaderMap>,
+}
+
+impl<'a> Origin<'a> {
+    /// A client's: a new trace, encoding with `codec`.
+    pub(crate) fn client(client: &'a Client, codec: Codec) -> Self {
+        Self {
+            client,
+            codec,
+            parent: None,
+            incoming: None,
+        }
+    }
+
+    pub(crate) fn encode<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        value: &T,
+    ) -> Result<Bytes, PublishError> {
+        self.codec
+            .encode(value)
+            .map_err(|source| PublishError::Encode {
+                subject: subject.into(),
+                source,
+            })
+    }
+
+    /// `Content-Type`, and the incoming trace context passed on whole or not at all (a cut
+    /// baggage or tracestate is a corrupt one).
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        out.insert(codec::CONTENT_TYPE, self.codec.content_type());
+        let Some(incoming) = self.incoming else {
+            return out;
+        };
+        for name in headers::TRACE_HEADERS {
+            match headers::get(incoming, name) {
+                Some(v) if v.len() <= MAX_TRACE_HEADER && !v.contains(['\r', '\n']) => {
+                    out.insert(name, v);
+                }
+                Some(v) => tracing::warn!(
+                    header = name,
+                    bytes = v.len(),
+                    "trace header not passed on: over the size bound"
+                ),
+                None => {}
+            }
+        }
+        out
+    }
+
+    pub(crate) async fn publish(self, subject: &str, payload: Bytes) -> Result<(), PublishError> {
+        let headers = self.headers();
+        self.client
+            .send(self.parent, SendKind::Publish, subject, headers, payload)
+            .await
+    }
+
+    pub(crate) async fn request<Resp: DeserializeOwned>(
+        self,
+        subject: &str,
+        payload: Bytes,
+    ) -> Result<Resp, RequestError> {
+        let headers = self.headers();
+        let reply = self
+            .client
+            .request_message(self.parent, subject, headers, payload)
+            .await?;
+        let reply_codec = codec::of_headers(reply.headers.as_ref())?.unwrap_or(self.codec);
+        Ok(reply_codec.decode(&reply.payload)?)
+    }
+}
