@@ -99,7 +99,8 @@ async fn framework_drain(url: &str, payload: &Bytes) -> (f64, u64) {
         done: Arc::default(),
     };
     let runtime = Runtime::builder()
-        .connect(ConnectOptions::new([url]).subscription_capacity(CAPACITY))
+        .connect(ConnectOptions::new([url]))
+        .buffer(nats_actors::Buffer::messages(CAPACITY))
         .actor(actor.clone())
         .start()
         .await

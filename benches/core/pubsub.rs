@@ -64,7 +64,8 @@ async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
         done: Arc::default(),
     };
     let runtime = Runtime::builder()
-        .connect(ConnectOptions::new([url]).subscription_capacity(CAPACITY))
+        .connect(ConnectOptions::new([url]))
+        .buffer(nats_actors::Buffer::messages(CAPACITY))
         .actor(counter.clone())
         .start()
         .await

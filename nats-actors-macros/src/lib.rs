@@ -22,7 +22,8 @@ use proc_macro::TokenStream;
 ///
 /// Options: `name = "..."` (defaults to the type name), `queue = "..."` (default queue group of
 /// its handlers), `codec = "json" | "msgpack"` (default codec), `instances = N` (instances started
-/// in the queue group; needs `Clone`), `concurrency = N` (default handler concurrency).
+/// in the queue group; needs `Clone`), `concurrency = N` (default handler concurrency),
+/// `buffer = N | "8MiB"` (default `nats_actors::Buffer` of its core handlers).
 #[proc_macro_derive(Actor, attributes(actor))]
 pub fn derive_actor(input: TokenStream) -> TokenStream {
     actor::expand(input.into()).into()
@@ -33,7 +34,9 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 /// the `#[request]` handlers.
 ///
 /// Handler options: `#[subscribe("subject", queue = "...", codec = "json" | "msgpack",
-/// concurrency = N)]`, the same for `#[request]`; `#[consumer(stream = "...", durable = "...",
+/// concurrency = N, buffer = N | "8MiB")]`, the same for `#[request]` (`buffer`: the messages,
+/// or bytes, held while the handler is busy; past it, new ones are dropped and counted, see
+/// `nats_actors::Buffer`); `#[consumer(stream = "...", durable = "...",
 /// ...)]` takes the JetStream options (see `nats_actors::jetstream`).
 ///
 /// Arguments are recognised by the traits of their types: `FromContext` extractors, a `Param<T>`
@@ -61,7 +64,8 @@ pub fn derive_service(input: TokenStream) -> TokenStream {
 ///
 /// Endpoint options: `subject = "..."` (defaults to the name), `name = "..."` (defaults to the
 /// method name), `group = "..."` (prefixes the subject), `queue_group = "..."`,
-/// `metadata(key = "value", ...)`, `codec = "json" | "msgpack"`, `concurrency = N`.
+/// `metadata(key = "value", ...)`, `codec = "json" | "msgpack"`, `concurrency = N`,
+/// `buffer = N | "8MiB"`.
 #[proc_macro_attribute]
 pub fn endpoints(args: TokenStream, input: TokenStream) -> TokenStream {
     service::endpoints(args.into(), input.into()).into()

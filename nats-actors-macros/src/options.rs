@@ -147,6 +147,24 @@ impl Opt {
         }
     }
 
+    /// A buffer: `buffer = 10_000` (messages) or `buffer = "8MiB"` (bytes; the unit is checked
+    /// when the generated constant is evaluated, at compile time). Returns the expression.
+    pub fn buffer(&self) -> syn::Result<proc_macro2::TokenStream> {
+        match self.lit()? {
+            Lit::Str(s) => Ok(quote::quote_spanned! {s.span()=>
+                const { ::nats_actors::Buffer::of_attribute(#s) }
+            }),
+            Lit::Int(_) => {
+                let (n, span) = self.count()?;
+                Ok(quote::quote_spanned! {span=> ::nats_actors::Buffer::messages(#n) })
+            }
+            other => Err(syn::Error::new(
+                other.span(),
+                "option `buffer` takes a number of messages or a size: buffer = 10_000, buffer = \"8MiB\"",
+            )),
+        }
+    }
+
     /// A codec name: `json` or `msgpack`.
     pub fn codec(&self) -> syn::Result<Codec> {
         let s = self.str()?;

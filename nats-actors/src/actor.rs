@@ -50,6 +50,7 @@ pub struct ActorOptions {
     pub codec: Option<Codec>,
     pub instances: usize,
     pub concurrency: Option<usize>,
+    pub buffer: Option<crate::buffer::Buffer>,
 }
 
 impl ActorOptions {
@@ -61,6 +62,7 @@ impl ActorOptions {
             codec: None,
             instances: 1,
             concurrency: None,
+            buffer: None,
         }
     }
 }

@@ -78,6 +78,7 @@ pub use nats_actors_macros::{endpoints, handlers, Actor, Service};
 #[doc(hidden)]
 pub mod __private;
 mod actor;
+mod buffer;
 mod cell;
 mod client;
 mod clock;
@@ -105,6 +106,7 @@ mod telemetry;
 pub mod testing;
 
 pub use actor::Actor;
+pub use buffer::{Buffer, BufferError};
 pub use client::{Client, DEFAULT_REQUEST_TIMEOUT};
 pub use codec::{Codec, CONTENT_TYPE};
 pub use context::Context;

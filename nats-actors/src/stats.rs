@@ -38,10 +38,14 @@ impl Tally {
     pub fn panicked(&self) {
         bump(&self.0.panics);
     }
+    #[inline(always)]
+    pub fn dropped(&self) {
+        bump(&self.0.dropped);
+    }
 }
 
-/// Counters of one handler on one actor instance. `received`, `handled`, `failed`, `rejected`
-/// and `panics` are written only through its [`Tally`].
+/// Counters of one handler on one actor instance. `received`, `handled`, `failed`, `rejected`,
+/// `panics` and `dropped` are written only through its [`Tally`].
 #[derive(Debug)]
 pub(crate) struct HandlerCounters {
     pub actor: &'static str,
@@ -53,6 +57,7 @@ pub(crate) struct HandlerCounters {
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
     pub panics: AtomicU64,
+    pub dropped: AtomicU64,
     /// Whether processing time and the last error are kept (service endpoints).
     pub timed: bool,
     /// Nanoseconds spent processing, summed (when `timed`).
@@ -89,6 +94,7 @@ impl HandlerCounters {
             failed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             panics: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
             timed: false,
             processing_ns: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -113,7 +119,9 @@ impl HandlerCounters {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub handlers: Mutex<Vec<Arc<HandlerCounters>>>,
-    pub dropped: AtomicU64,
+    /// Slow-consumer events of async-nats (a subscription's channel full), for subscriptions
+    /// that are not a handler's inbox.
+    pub slow_consumer_events: AtomicU64,
     pub connects: AtomicU64,
     pub disconnects: AtomicU64,
     pub lame_duck: AtomicU64,
@@ -132,8 +140,20 @@ impl Counters {
         (c.clone(), Tally(c))
     }
 
+    /// Messages dropped in all: by handler inboxes, and by async-nats as it reported them.
+    pub fn dropped(&self) -> u64 {
+        let inboxes: u64 = self
+            .handlers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| c.dropped.load(Relaxed))
+            .sum();
+        inboxes + self.slow_consumer_events.load(Relaxed)
+    }
+
     pub fn snapshot(&self) -> Stats {
-        let handlers = self
+        let handlers: Vec<HandlerStats> = self
             .handlers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -147,6 +167,7 @@ impl Counters {
                 failed: c.failed.load(Relaxed),
                 rejected: c.rejected.load(Relaxed),
                 panics: c.panics.load(Relaxed),
+                dropped: c.dropped.load(Relaxed),
                 retried: c.js.retried.load(Relaxed),
                 dead_lettered: c.js.dead_lettered.load(Relaxed),
                 duplicates: c.js.duplicates.load(Relaxed),
@@ -154,9 +175,10 @@ impl Counters {
                 late_acks: c.js.late_acks.load(Relaxed),
             })
             .collect();
+        let inboxes: u64 = handlers.iter().map(|h| h.dropped).sum();
         Stats {
             handlers,
-            dropped: self.dropped.load(Relaxed),
+            dropped: inboxes + self.slow_consumer_events.load(Relaxed),
             reconnects: self.connects.load(Relaxed).saturating_sub(1),
             disconnects: self.disconnects.load(Relaxed),
             lame_duck: self.lame_duck.load(Relaxed),
@@ -181,10 +203,9 @@ impl Counters {
 pub struct Stats {
     /// One entry per handler and actor instance.
     pub handlers: Vec<HandlerStats>,
-    /// Messages async-nats dropped because a subscription's buffer was full (slow consumer).
-    /// async-nats reports each drop through an event channel of 128 slots; in a burst of more
-    /// drops than that before the runtime reads them, this is a lower bound (still never zero
-    /// when something was dropped).
+    /// Messages dropped because a handler's [`Buffer`](crate::Buffer) was full, summed over the
+    /// handlers (exact: see [`HandlerStats::dropped`]), plus any async-nats reported dropping
+    /// for other subscriptions of the connection.
     pub dropped: u64,
     /// Reconnections after the first connect.
     pub reconnects: u64,
@@ -215,6 +236,7 @@ impl Stats {
             sum.failed += h.failed;
             sum.rejected += h.rejected;
             sum.panics += h.panics;
+            sum.dropped += h.dropped;
             sum.retried += h.retried;
             sum.dead_lettered += h.dead_lettered;
             sum.duplicates += h.duplicates;
@@ -245,6 +267,10 @@ pub struct HandlerStats {
     pub rejected: u64,
     /// Panics caught.
     pub panics: u64,
+    /// Messages the client received for the handler and dropped because its
+    /// [`Buffer`](crate::Buffer) was full. Exact: every message received is delivered
+    /// (`received`), still waiting, or counted here.
+    pub dropped: u64,
     /// JetStream: messages negatively acknowledged for redelivery.
     pub retried: u64,
     /// JetStream: messages stored in the dead-letter stream and terminated.

@@ -6,7 +6,14 @@ use syn::{DeriveInput, LitStr};
 
 use crate::options::{self, Codec};
 
-const KNOWN: &[&str] = &["name", "queue", "codec", "instances", "concurrency"];
+const KNOWN: &[&str] = &[
+    "name",
+    "queue",
+    "codec",
+    "instances",
+    "concurrency",
+    "buffer",
+];
 
 /// The model of `#[actor(...)]`.
 #[derive(Default)]
@@ -16,6 +23,7 @@ struct ActorAttr {
     codec: Option<Codec>,
     instances: Option<(usize, proc_macro2::Span)>,
     concurrency: Option<usize>,
+    buffer: Option<TokenStream>,
 }
 
 fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
@@ -47,6 +55,7 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
                 "codec" => out.codec = Some(opt.codec()?),
                 "instances" => out.instances = Some(opt.count()?),
                 "concurrency" => out.concurrency = Some(opt.count()?.0),
+                "buffer" => out.buffer = Some(opt.buffer()?),
                 _ => unreachable!("filtered by parse_list"),
             }
         }
@@ -90,6 +99,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
     let queue = opt_tokens(attr.queue.as_ref().map(|q| quote!(#q)));
     let codec = opt_tokens(attr.codec.map(|c| quote!(#c)));
     let concurrency = opt_tokens(attr.concurrency.map(|c| quote!(#c)));
+    let buffer = opt_tokens(attr.buffer.clone());
     let (count, instances) = match attr.instances {
         Some((n, span)) if n > 1 => (
             n,
@@ -117,6 +127,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
                         codec: #codec,
                         instances: #count,
                         concurrency: #concurrency,
+                        buffer: #buffer,
                     }
                 }
                 fn handlers() -> ::std::vec::Vec<::nats_actors::__private::HandlerSpec<Self>> {

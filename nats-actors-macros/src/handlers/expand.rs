@@ -65,6 +65,7 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
     let queue = option(h.queue.as_ref().map(|q| quote!(#q)));
     let codec = option(h.codec.map(|c| quote!(#c)));
     let concurrency = option(h.concurrency.map(|c| quote!(#c)));
+    let buffer = option(h.buffer.clone());
     let exclusive = h.mutable;
     quote! {
         #p::HandlerSpec {
@@ -75,6 +76,7 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
             queue: #queue,
             codec: #codec,
             concurrency: #concurrency,
+            buffer: #buffer,
             exclusive: #exclusive,
             consumer: #consumer,
             start: #start::<Self, #index>,

@@ -8,7 +8,7 @@ use syn::{FnArg, ImplItem, ImplItemFn, LitStr, Pat, ReturnType, Token, Type};
 use crate::options::{self, Codec};
 use crate::subject::{self, Template};
 
-const KNOWN: &[&str] = &["queue", "codec", "concurrency"];
+const KNOWN: &[&str] = &["queue", "codec", "concurrency", "buffer"];
 
 /// What a handler answers to.
 #[derive(Clone, Copy, PartialEq)]
@@ -65,6 +65,8 @@ pub struct Handler {
     pub queue: Option<String>,
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
+    /// The `buffer = ...` expression.
+    pub buffer: Option<proc_macro2::TokenStream>,
     pub mutable: bool,
     pub args: Vec<Arg>,
     pub ret: Ret,
@@ -88,6 +90,7 @@ pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
                 queue: None,
                 codec: parsed.codec,
                 concurrency: parsed.concurrency,
+                buffer: None,
                 consumer: Some(parsed.consumer),
             })
         }
@@ -104,6 +107,7 @@ pub struct HandlerAttr {
     pub queue: Option<String>,
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
+    pub buffer: Option<proc_macro2::TokenStream>,
     pub consumer: Option<super::consumer::Consumer>,
 }
 
@@ -193,6 +197,7 @@ fn parse_attr(attr: &syn::Attribute, name: &str) -> syn::Result<HandlerAttr> {
         queue: None,
         codec: None,
         concurrency: None,
+        buffer: None,
         consumer: None,
     };
     for opt in &opts {
@@ -200,6 +205,7 @@ fn parse_attr(attr: &syn::Attribute, name: &str) -> syn::Result<HandlerAttr> {
             "queue" => out.queue = Some(options::queue_name(&opt.str()?)?),
             "codec" => out.codec = Some(opt.codec()?),
             "concurrency" => out.concurrency = Some(opt.count()?.0),
+            "buffer" => out.buffer = Some(opt.buffer()?),
             _ => unreachable!("filtered by parse_list"),
         }
     }
@@ -279,6 +285,7 @@ fn build(
         queue: parsed.queue,
         codec: parsed.codec,
         concurrency: parsed.concurrency,
+        buffer: parsed.buffer,
         mutable,
         args,
         ret,

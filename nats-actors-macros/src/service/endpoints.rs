@@ -21,6 +21,7 @@ const KNOWN: &[&str] = &[
     "metadata",
     "codec",
     "concurrency",
+    "buffer",
 ];
 
 /// The origin of the clients `#[endpoints]` generates.
@@ -92,6 +93,7 @@ fn parse_attr(
         queue: None,
         codec: None,
         concurrency: None,
+        buffer: None,
         consumer: None,
     };
     for opt in &opts {
@@ -103,6 +105,7 @@ fn parse_attr(
             "metadata" => metadata = opt.map()?,
             "codec" => handler.codec = Some(opt.codec()?),
             "concurrency" => handler.concurrency = Some(opt.count()?.0),
+            "buffer" => handler.buffer = Some(opt.buffer()?),
             _ => unreachable!("filtered by parse_list"),
         }
     }

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::inbox::Inbox;
 use super::{HandlerKind, Invoke, Worker};
 
 /// `#[subscribe]`: no reply.
@@ -62,15 +63,19 @@ impl<A: Send + Sync + 'static> Worker<A> {
 
     /// Runs until shutdown: then drains the subscription and finishes what is in flight.
     ///
-    /// The hot path polls the subscription first and reads the stop flag with one atomic load;
-    /// the watch channel is only polled when no message is waiting.
+    /// The hot path polls the inbox first and reads the stop flag with one atomic load; the
+    /// watch channel is only polled when no message is waiting. Whenever the handler waits (or
+    /// `concurrency` handlers are in flight), the inbox takes in what arrives, up to the
+    /// handler's buffer, counting what it drops.
     pub(crate) async fn run<const I: usize>(
         self,
-        mut sub: Subscriber,
+        sub: Subscriber,
         mut shutdown: watch::Receiver<bool>,
     ) where
         A: Invoke<I>,
     {
+        let mut inbox = Inbox::new(sub, self.buffer, self.name());
+        let tally = &self.tally;
         let mut in_flight = FuturesUnordered::new();
         let mut draining = false;
         // One future for the whole loop: a worker that waits for messages stays registered with
@@ -87,7 +92,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         loop {
             if !draining && self.stop.load(Relaxed) {
                 draining = true;
-                if let Err(e) = sub.drain().await {
+                if let Err(e) = inbox.subscription().drain().await {
                     // The connection is gone: what is already buffered is still handled below,
                     // then the stream ends.
                     tracing::warn!(handler = %self.name(), error = %e, "cannot drain subscription");
@@ -98,28 +103,40 @@ impl<A: Send + Sync + 'static> Worker<A> {
             if self.limit == 1 {
                 let next = {
                     let mut noop = std::task::Context::from_waker(futures::task::noop_waker_ref());
-                    sub.poll_next_unpin(&mut noop)
+                    inbox.poll_next(&mut noop, tally)
                 };
                 if let Poll::Ready(Some(msg)) = next {
                     let (ctx, started) = self.prepare_reused(&mut reused, msg);
-                    let outcome = self.call::<I>(ctx).await;
+                    let outcome = inbox.while_running(self.call::<I>(ctx), tally).await;
                     if let Some(outcome) = self.settle(ctx, started, outcome) {
-                        self.conclude(ctx, started, outcome).await;
+                        let concluded = self.conclude(ctx, started, outcome);
+                        inbox.while_running(concluded, tally).await;
                     }
                     ctx.end();
                     continue;
                 }
                 reused = None;
             }
+            let room = in_flight.len() < self.limit;
+            let next = std::future::poll_fn(|cx| match room {
+                true => inbox.poll_next(cx, tally),
+                false => {
+                    inbox.fill(cx, tally);
+                    Poll::Pending
+                }
+            });
             tokio::select! {
                 biased;
-                next = sub.next(), if in_flight.len() < self.limit => match next {
-                    Some(msg) if self.limit == 1 => self.process::<I>(msg).await,
+                next = next => match next {
+                    Some(msg) if self.limit == 1 => {
+                        inbox.while_running(self.process::<I>(msg), tally).await
+                    }
                     Some(msg) => in_flight.push(self.process::<I>(msg)),
                     None if draining => break,
+                    // Held messages are still handled before the stream ends for good.
                     None => match self.resubscribe(&mut shutdown).await {
-                        Some(s) => sub = s,
-                        None => break,
+                        Some(s) => inbox.resubscribed(s),
+                        None => draining = true,
                     },
                 },
                 Some(()) = in_flight.next(), if !in_flight.is_empty() => {}

@@ -4,6 +4,7 @@
 //! subscriptions and requests in [`core`], JetStream consumers in `jetstream::consumer`.
 
 pub(crate) mod core;
+pub(crate) mod inbox;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -16,6 +17,7 @@ use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::buffer::Buffer;
 use crate::cell::Cell;
 use crate::client::Client;
 use crate::codec::Codec;
@@ -76,6 +78,8 @@ pub struct HandlerSpec<A> {
     pub queue: Option<&'static str>,
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
+    /// `buffer = ...` of a core handler.
+    pub buffer: Option<Buffer>,
     pub exclusive: bool,
     /// The consumer's options, for a `#[consumer]`.
     pub consumer: Option<&'static ConsumerOptions>,
@@ -122,6 +126,8 @@ pub struct Worker<A> {
     pub(crate) codec: Codec,
     pub(crate) queue: Option<&'static str>,
     pub(crate) limit: usize,
+    /// What a core handler's inbox holds at most.
+    pub(crate) buffer: Buffer,
     pub(crate) counters: Arc<HandlerCounters>,
     /// The one writer of the per-message counters.
     pub(crate) tally: Tally,

@@ -33,7 +33,6 @@ pub struct ConnectOptions {
     retry_on_initial_connect: bool,
     max_reconnect_delay: Duration,
     connection_timeout: Duration,
-    subscription_capacity: usize,
 }
 
 #[derive(Clone)]
@@ -62,7 +61,6 @@ impl ConnectOptions {
             retry_on_initial_connect: false,
             max_reconnect_delay: Duration::from_secs(4),
             connection_timeout: Duration::from_secs(5),
-            subscription_capacity: 64 * 1024,
         }
     }
 
@@ -195,12 +193,6 @@ impl ConnectOptions {
         self
     }
 
-    /// Messages buffered per subscription before async-nats drops (and the runtime counts) them.
-    pub fn subscription_capacity(mut self, capacity: usize) -> Self {
-        self.subscription_capacity = capacity.max(1);
-        self
-    }
-
     pub(crate) async fn into_async_nats(self) -> Result<async_nats::ConnectOptions, Error> {
         let mut o = async_nats::ConnectOptions::new();
         o = match self.auth {
@@ -233,7 +225,8 @@ impl ConnectOptions {
         o = o
             .reconnect_delay_callback(move |attempts| backoff(attempts, max))
             .connection_timeout(self.connection_timeout)
-            .subscription_capacity(self.subscription_capacity);
+            // Never reached: each handler's inbox bounds what it holds, and counts its drops.
+            .subscription_capacity(crate::handler::inbox::SUBSCRIPTION_CAPACITY);
         Ok(o)
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::actor::Actor;
+use crate::buffer::Buffer;
 use crate::client::Client;
 use crate::error::Error;
 use crate::stats::{Counters, Stats};
@@ -57,6 +58,7 @@ pub struct RuntimeBuilder {
     streams: Vec<crate::jetstream::StreamConfig>,
     actors: Vec<Box<dyn Starter>>,
     shutdown_timeout: Duration,
+    buffer: Option<Buffer>,
 }
 
 /// Running actors on one NATS connection.
@@ -135,6 +137,7 @@ impl Runtime {
             streams: Vec::new(),
             actors: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            buffer: None,
         }
     }
 
@@ -251,7 +254,10 @@ impl RuntimeBuilder {
     }
 
     /// Use a connection made elsewhere. The runtime does not close it at shutdown, and connection
-    /// events (slow consumers, reconnects) are not counted: prefer [`RuntimeBuilder::connect`].
+    /// events (reconnects) are not counted: prefer [`RuntimeBuilder::connect`]. Drops are
+    /// counted exactly only up to its `subscription_capacity`: what async-nats drops past it
+    /// (default 65,536 messages per subscription) is reported only to that connection's own
+    /// event callback, so give it a large one (the runtime's own connections use 2^28).
     pub fn client(mut self, client: async_nats::Client) -> Self {
         self.connection = Connection::Client(client);
         self
@@ -319,6 +325,21 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The [`Buffer`] of every core handler that does not set its own (`buffer = ...` on the
+    /// handler or its actor). Without it, `NATS_ACTORS_BUFFER` (e.g. `100000` messages or
+    /// `16MiB`), else [`Buffer::DEFAULT`] (64 MiB per handler).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nats_actors::Error> {
+    /// use nats_actors::{Buffer, Runtime};
+    /// let runtime = Runtime::builder().buffer(Buffer::messages(10_000)).start().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn buffer(mut self, buffer: Buffer) -> Self {
+        self.buffer = Some(buffer);
+        self
+    }
+
     /// How long in-flight handlers may run after shutdown starts (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -339,6 +360,10 @@ impl RuntimeBuilder {
                 (options.connect(servers).await?, true)
             }
         };
+        let buffer = match self.buffer {
+            Some(b) => b,
+            None => buffer_from_env()?,
+        };
         let client = Client::new(nats);
         #[cfg(feature = "jetstream")]
         for stream in &self.streams {
@@ -349,6 +374,7 @@ impl RuntimeBuilder {
             client: client.clone(),
             counters: counters.clone(),
             phases: &mut phases,
+            buffer,
         };
         for mut actor in self.actors {
             if let Err(e) = actor.start(&mut env).await {
@@ -384,6 +410,17 @@ impl RuntimeBuilder {
     }
 }
 
+/// `NATS_ACTORS_BUFFER`, else the default.
+fn buffer_from_env() -> Result<Buffer, Error> {
+    match std::env::var("NATS_ACTORS_BUFFER") {
+        Ok(v) if !v.trim().is_empty() => Buffer::parse(&v).map_err(|e| Error::Config {
+            setting: "NATS_ACTORS_BUFFER",
+            reason: format!("`{v}`: {e}"),
+        }),
+        _ => Ok(Buffer::DEFAULT),
+    }
+}
+
 fn events(
     counters: Arc<Counters>,
     closed: Arc<Notify>,
@@ -402,9 +439,10 @@ fn events(
                 tracing::warn!("disconnected from NATS; reconnecting");
             }
             Event::SlowConsumer(sid) => {
-                let n = counters.dropped.fetch_add(1, Relaxed) + 1;
+                // Not a handler's subscription: those never fill (see `handler::inbox`).
+                let n = counters.slow_consumer_events.fetch_add(1, Relaxed) + 1;
                 if n.is_power_of_two() {
-                    tracing::error!(sid, dropped = n, "slow consumer: a subscription buffer was full and NATS messages were dropped");
+                    tracing::error!(sid, events = n, "slow consumer: async-nats dropped NATS messages for a subscription whose channel was full");
                 }
             }
             Event::LameDuckMode => {

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::actor::Actor;
+use crate::buffer::Buffer;
 use crate::cell::Cell;
 use crate::client::Client;
 use crate::error::Error;
@@ -39,6 +40,8 @@ pub(crate) struct StartEnv<'a> {
     pub(crate) client: Client,
     pub(crate) counters: Arc<Counters>,
     pub(crate) phases: &'a mut [Phase; 2],
+    /// The buffer of core handlers that set none.
+    pub(crate) buffer: Buffer,
 }
 
 /// An actor waiting to start, with its type erased.
@@ -95,6 +98,7 @@ pub(crate) async fn start_actor<A: Actor>(
                 codec: spec.codec.or(opts.codec).unwrap_or_default(),
                 queue,
                 limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
+                buffer: spec.buffer.or(opts.buffer).unwrap_or(env.buffer),
                 counters: counters.clone(),
                 tally,
                 runtime: env.counters.clone(),

@@ -180,7 +180,7 @@ pub(crate) fn observe_runtime(counters: Arc<Counters>) -> RuntimeObservers {
     }
     let meter = meter();
     type Read = fn(&crate::stats::HandlerCounters) -> u64;
-    let per_handler: [(&'static str, &'static str, Read); 3] = [
+    let per_handler: [(&'static str, &'static str, Read); 4] = [
         ("nats_actors.handler.errors", "Handler errors", |c| {
             c.failed.load(Relaxed)
         }),
@@ -191,6 +191,11 @@ pub(crate) fn observe_runtime(counters: Arc<Counters>) -> RuntimeObservers {
             "nats_actors.messages.rejected",
             "Messages rejected before the handler: decode failures, bad parameters",
             |c| c.rejected.load(Relaxed),
+        ),
+        (
+            "nats_actors.handler.dropped",
+            "Messages dropped because the handler's buffer was full",
+            |c| c.dropped.load(Relaxed),
         ),
     ];
     let mut out = Vec::new();
@@ -250,8 +255,8 @@ pub(crate) fn observe_runtime(counters: Arc<Counters>) -> RuntimeObservers {
     let runtime: [(&'static str, &'static str, ReadRuntime); 2] = [
         (
             "nats_actors.messages.dropped",
-            "Messages dropped by a full subscription buffer (slow consumer)",
-            |c| c.dropped.load(Relaxed),
+            "Messages dropped: handler buffers full, or async-nats' slow-consumer drops",
+            |c| c.dropped(),
         ),
         (
             "nats_actors.connection.reconnects",

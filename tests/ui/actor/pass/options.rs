@@ -1,7 +1,7 @@
 use nats_actors::prelude::*;
 
 #[derive(Actor, Clone)]
-#[actor(name = "inventory", queue = "inv", codec = "msgpack", instances = 3, concurrency = 2)]
+#[actor(name = "inventory", queue = "inv", codec = "msgpack", instances = 3, concurrency = 2, buffer = "16MiB")]
 struct A {
     n: u32,
 }
@@ -11,6 +11,11 @@ impl A {
     #[subscribe("orders")]
     async fn h(&self) {
         let _ = self.n;
+    }
+
+    #[request("orders.count", buffer = 10_000)]
+    async fn count(&self) -> u32 {
+        self.n
     }
 }
 

@@ -1,0 +1,196 @@
+//! [`Inbox`]: a core handler's own buffer between its async-nats subscription and the handler.
+//!
+//! async-nats' channel for the subscription is made large enough never to fill (the runtime
+//! connects with [`SUBSCRIPTION_CAPACITY`]); the handler's task moves what it holds into the
+//! inbox whenever the handler waits (and every few messages otherwise), up to the handler's
+//! [`Buffer`], and drops past it. So every message the client received for the handler is
+//! handled, still held, or counted here as dropped: the count is exact.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_nats::{Message, Subscriber};
+use futures::StreamExt;
+
+use crate::buffer::Buffer;
+use crate::stats::Tally;
+
+/// async-nats' channel capacity for every subscription of a connection the runtime makes:
+/// never reached in practice (its memory grows only with what it holds), so that the bound is
+/// the handler's [`Buffer`], where drops are counted.
+pub(crate) const SUBSCRIPTION_CAPACITY: usize = 1 << 28;
+
+/// How many messages a busy handler takes straight from the subscription before the inbox
+/// moves the rest of the backlog in (and drops past the bound).
+const FILL_EVERY: u32 = 32;
+
+/// The longest a run of drops goes unlogged.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+pub(crate) struct Inbox {
+    sub: Subscriber,
+    held: VecDeque<Message>,
+    held_bytes: usize,
+    buffer: Buffer,
+    /// The subscription's stream ended (drained, or the connection closed).
+    ended: bool,
+    /// Messages taken straight from the subscription since the last fill.
+    direct: u32,
+    drops: Drops,
+}
+
+/// Drops since the last warning, and when it was logged.
+struct Drops {
+    handler: String,
+    unlogged: u64,
+    logged: Option<Instant>,
+}
+
+impl Inbox {
+    pub(crate) fn new(sub: Subscriber, buffer: Buffer, handler: String) -> Self {
+        Self {
+            sub,
+            held: VecDeque::new(),
+            held_bytes: 0,
+            buffer,
+            ended: false,
+            direct: 0,
+            drops: Drops {
+                handler,
+                unlogged: 0,
+                logged: None,
+            },
+        }
+    }
+
+    pub(crate) fn subscription(&mut self) -> &mut Subscriber {
+        &mut self.sub
+    }
+
+    /// A new subscription after the old one ended; what is held stays, ahead of it.
+    pub(crate) fn resubscribed(&mut self, sub: Subscriber) {
+        self.sub = sub;
+        self.ended = false;
+    }
+
+    /// The oldest message held, else the subscription's next.
+    #[inline]
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        tally: &Tally,
+    ) -> Poll<Option<Message>> {
+        if let Some(m) = self.held.pop_front() {
+            self.held_bytes -= m.length;
+            return Poll::Ready(Some(m));
+        }
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.sub.poll_next_unpin(cx) {
+            Poll::Ready(Some(m)) => {
+                self.direct += 1;
+                if self.direct >= FILL_EVERY {
+                    self.fill(
+                        &mut Context::from_waker(futures::task::noop_waker_ref()),
+                        tally,
+                    );
+                }
+                Poll::Ready(Some(m))
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Moves what the subscription holds into the inbox, without waiting; past the handler's
+    /// buffer, drops and counts. With a real waker, a new message wakes the task to do it again.
+    pub(crate) fn fill(&mut self, cx: &mut Context<'_>, tally: &Tally) {
+        self.direct = 0;
+        while !self.ended {
+            match self.sub.poll_next_unpin(cx) {
+                Poll::Ready(Some(m)) => self.hold(m, tally),
+                Poll::Ready(None) => self.ended = true,
+                Poll::Pending => break,
+            }
+        }
+    }
+
+    #[inline]
+    fn hold(&mut self, m: Message, tally: &Tally) {
+        if self
+            .buffer
+            .admits(self.held.len(), self.held_bytes, m.length)
+        {
+            self.held_bytes += m.length;
+            self.held.push_back(m);
+        } else {
+            tally.dropped();
+            self.drops.one(self.buffer);
+        }
+    }
+
+    /// Runs `fut` (a handler's) while keeping the inbox filled whenever it waits.
+    pub(crate) fn while_running<'a, F: Future>(
+        &'a mut self,
+        fut: F,
+        tally: &'a Tally,
+    ) -> WhileRunning<'a, F> {
+        WhileRunning {
+            fut,
+            inbox: self,
+            tally,
+        }
+    }
+}
+
+impl Drops {
+    /// Logs the first drop at once, then at most every [`LOG_EVERY`], with the count since.
+    #[cold]
+    fn one(&mut self, buffer: Buffer) {
+        self.unlogged += 1;
+        let due = self.logged.is_none_or(|t| t.elapsed() >= LOG_EVERY);
+        if due {
+            tracing::warn!(
+                handler = %self.handler,
+                dropped = self.unlogged,
+                %buffer,
+                "handler buffer full: messages dropped (counted in its stats); raise `buffer`, add `concurrency` or instances, or use a JetStream consumer"
+            );
+            self.unlogged = 0;
+            self.logged = Some(Instant::now());
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Inbox::while_running`].
+    pub(crate) struct WhileRunning<'a, F> {
+        #[pin]
+        fut: F,
+        inbox: &'a mut Inbox,
+        tally: &'a Tally,
+    }
+}
+
+impl<F: Future> Future for WhileRunning<'_, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match this.fut.poll(cx) {
+            Poll::Ready(out) => Poll::Ready(out),
+            Poll::Pending => {
+                this.inbox.fill(cx, this.tally);
+                Poll::Pending
+            }
+        }
+    }
+}
