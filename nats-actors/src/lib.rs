@@ -61,8 +61,8 @@
 //!   handler: a request gets an error reply with code 400, a subscription logs and counts it.
 //! - A handler error on a request becomes an error reply (`Nats-Service-Error`,
 //!   `Nats-Service-Error-Code`); a panic is caught, counted, and answered with code 500.
-//! - Messages async-nats drops because a subscription's buffer is full are counted
-//!   ([`Stats::dropped`]) and logged: never silent.
+//! - While a handler is busy its messages wait in its [`Buffer`]; past it, a new message is
+//!   dropped, counted exactly ([`HandlerStats::dropped`]) and logged: never silent.
 //!
 //! ## Cargo features
 //! `jetstream` (`#[consumer]`, declared streams, `js_publish`, dead letters), `service` (the
