@@ -14,10 +14,13 @@
 //!    OTLP/HTTP, to an in-process receiver that counts the spans by walking the protobuf (a
 //!    collector runs elsewhere: its decoding is not the framework's cost). The receiver runs on
 //!    a thread of its own, and a sampled round ends when its spans are exported. Each runs in a
-//!    child process configured by the `OTEL_*` environment, since telemetry is process-wide.
+//!    child process configured by the `OTEL_*` environment, since telemetry is process-wide;
+//! 5. loss: a burst of 1,000,000 messages at default settings (typed handler and raw
+//!    async-nats), and a flood at a 1 ms handler with a small buffer; each run prints received,
+//!    counted as dropped, and lost.
 //!
 //! Run: `make bench` (or `cargo bench --bench core`; `cargo bench --bench core -- pubsub` runs
-//! one of `pubsub`, `drain`, `request`, `telemetry`; the telemetry children run the pub/sub
+//! one of `pubsub`, `drain`, `request`, `telemetry`, `loss`; the telemetry children run the pub/sub
 //! case, and the drain case too when `drain` is named). After one unmeasured warm-up round of
 //! each, rounds alternate raw and framework. A ratio is the median over rounds of nats-actors'
 //! rate over raw's in the same round (rounds next to each other share the machine's state,
@@ -38,6 +41,7 @@ use nats_actors::prelude::*;
 use nats_actors::testing::NatsServer;
 use tokio::sync::Notify;
 
+mod burst;
 #[path = "../common/mod.rs"]
 mod common;
 mod drain;
@@ -165,6 +169,9 @@ async fn main() {
     if selected("telemetry") {
         telemetry_children(&url, &mut summary);
     }
+    if selected("loss") {
+        burst::loss_rounds(&url, &payload).await;
+    }
     if !summary.is_empty() {
         println!("\nsummary, pub/sub typed handler msgs/s over raw async-nats' in the same process and round (median):");
         println!(
@@ -182,7 +189,7 @@ async fn main() {
 }
 
 /// Whether the command line selects `case`: `cargo bench --bench core -- pubsub telemetry` runs
-/// those two; no names run them all (pubsub, drain, request, telemetry).
+/// those two; no names run them all (pubsub, drain, request, telemetry, loss).
 fn selected(case: &str) -> bool {
     let names: Vec<String> = std::env::args()
         .skip(1)

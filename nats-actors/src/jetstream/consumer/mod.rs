@@ -94,7 +94,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         let mut recreate = false;
         let mut attempt = 0usize;
         while !self.w.stop.load(Relaxed) {
-            let mut messages = match js.messages(recreate).await {
+            let messages = match js.messages(recreate).await {
                 Ok(m) => {
                     if recreate {
                         tracing::warn!(consumer = %js.what, "consumer was gone; made it again");
@@ -115,7 +115,12 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                 }
             };
             recreate = false;
+            // Taken (and the pull stopped) when what was pulled goes back.
+            let mut messages = Some(messages);
             let ended = loop {
+                let Some(pulled) = messages.as_mut() else {
+                    break "shutdown";
+                };
                 while in_flight.len() < self.w.limit {
                     match waiting.pop_front() {
                         Some(m) => in_flight.push(self.process_js::<I>(m)),
@@ -125,16 +130,24 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                 tokio::select! {
                     biased;
                     Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-                    next = messages.next(), if in_flight.len() < self.w.limit => match next {
+                    next = pulled.next(), if in_flight.len() < self.w.limit => match next {
                         // One at a time: run it here (no task node per message), still keeping
-                        // the waiting messages alive.
+                        // the waiting messages alive, and giving them back at the signal.
                         Some(Ok(m)) if self.w.limit == 1 => {
                             let mut one = std::pin::pin!(self.process_js::<I>(m));
                             loop {
                                 tokio::select! {
                                     biased;
                                     () = &mut one => break,
-                                    _ = keepalive.tick() => self.keep_alive(&mut messages, &mut waiting).await,
+                                    _ = shutdown.changed(), if messages.is_some() => {
+                                        self.w.stop.store(true, Relaxed);
+                                        self.give_back(&mut messages, &mut waiting, "shutdown").await;
+                                    }
+                                    _ = keepalive.tick(), if messages.is_some() => {
+                                        if let Some(pulled) = messages.as_mut() {
+                                            self.keep_alive(pulled, &mut waiting).await;
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -149,7 +162,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                         }
                         None => break "the pull stream ended",
                     },
-                    _ = keepalive.tick() => self.keep_alive(&mut messages, &mut waiting).await,
+                    _ = keepalive.tick() => self.keep_alive(pulled, &mut waiting).await,
                     _ = shutdown.changed() => self.w.stop.store(true, Relaxed),
                 }
                 if self.w.stop.load(Relaxed) {
@@ -159,23 +172,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
             // Before the stream is made again (or at shutdown): what was pulled but not started
             // goes back at once, not after ack_wait, and what runs finishes here, with its
             // in-progress acks, rather than freezing while a new stream is set up.
-            for _ in 0..10_000 {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(m))) => waiting.push_back(m),
-                    Some(Some(Err(_))) => {}
-                    _ => break,
-                }
-            }
-            drop(messages);
-            let returned = waiting.len();
-            for m in waiting.drain(..) {
-                if let Some(reply) = m.message.reply.as_ref() {
-                    self.send_ack(reply, "-NAK".into()).await;
-                }
-            }
-            if returned > 0 {
-                tracing::info!(consumer = %js.what, returned, why = ended, "returned pulled messages that had not started");
-            }
+            self.give_back(&mut messages, &mut waiting, ended).await;
             while in_flight.next().await.is_some() {}
         }
         while in_flight.next().await.is_some() {}
@@ -215,6 +212,45 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                     }
                 }
             }
+        }
+    }
+
+    /// Stops pulling (the stream is dropped first, so that the server does not hand the
+    /// messages straight back to it) and naks what was pulled and not started, in stream order,
+    /// so that this or another instance takes them at once, in order.
+    async fn give_back(
+        &self,
+        messages: &mut Option<Messages>,
+        waiting: &mut VecDeque<JsMessage>,
+        why: &str,
+    ) {
+        let Some(mut pulled) = messages.take() else {
+            return;
+        };
+        for _ in 0..10_000 {
+            match pulled.next().now_or_never() {
+                Some(Some(Ok(m))) => waiting.push_back(m),
+                Some(Some(Err(_))) => {}
+                _ => break,
+            }
+        }
+        drop(pulled);
+        let returned = waiting.len();
+        // The server may still hold the dropped stream's pull request, and a message it sends
+        // there comes back at the end of its redelivery queue: the first one goes back alone,
+        // so that if it does, it is still first; the request is gone after that.
+        let mut first = true;
+        for m in waiting.drain(..) {
+            if let Some(reply) = m.message.reply.as_ref() {
+                self.send_ack(reply, "-NAK".into()).await;
+                if std::mem::take(&mut first) && returned > 1 {
+                    let _ = self.w.client.nats().flush().await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        if returned > 0 {
+            tracing::info!(consumer = %self.js.what, returned, why, "returned pulled messages that had not started");
         }
     }
 
