@@ -153,7 +153,7 @@ impl Transport {
                         .body(body)
                         .send()
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| chain(&e))?;
                     if resp.status().is_success() {
                         Ok(())
                     } else {
@@ -177,14 +177,14 @@ async fn grpc_export(
 
     std::future::poll_fn(|cx| channel.poll_ready(cx))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e))?;
     let mut req = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(body)));
     *req.method_mut() = http::Method::POST;
     *req.version_mut() = http::Version::HTTP_2;
     *req.uri_mut() =
         http::Uri::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
     *req.headers_mut() = headers;
-    let resp = channel.call(req).await.map_err(|e| e.to_string())?;
+    let resp = channel.call(req).await.map_err(|e| chain(&e))?;
     let failed = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
     // A trailers-only response (how servers answer errors) has its status in the headers.
     if let Some(status) = tonic::Status::from_header_map(resp.headers()) {
@@ -202,4 +202,20 @@ async fn grpc_export(
         Some(s) => Err(failed(s)),
         None => Err("the response has no grpc-status".to_string()),
     }
+}
+
+/// `e` and its sources: what failed (a refused certificate, a connection refused) is often
+/// only in the sources of reqwest's and tonic's errors.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
 }
