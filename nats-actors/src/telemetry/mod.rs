@@ -57,6 +57,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::error::Error;
+#[cfg(feature = "__bench")]
+#[doc(hidden)]
+pub use otlp::bench as __bench;
 pub use sampling::Sampling;
 
 /// What was installed, for the hot path to consult without locks.

@@ -18,12 +18,17 @@ impl Compression {
     /// and the next variable read, as the OpenTelemetry SDK does; the second part says so, to
     /// be logged.
     pub(crate) fn from_env(signal: &str) -> (Self, Option<String>) {
+        Self::from_vars(signal, |k| std::env::var(k).ok())
+    }
+
+    /// [`Compression::from_env`] with the variables read through `var`.
+    fn from_vars(signal: &str, var: impl Fn(&str) -> Option<String>) -> (Self, Option<String>) {
         let mut ignored = None;
         for k in [
             format!("OTEL_EXPORTER_OTLP_{signal}_COMPRESSION"),
             "OTEL_EXPORTER_OTLP_COMPRESSION".to_string(),
         ] {
-            let Some(v) = std::env::var(&k).ok().filter(|v| !v.trim().is_empty()) else {
+            let Some(v) = var(&k).filter(|v| !v.trim().is_empty()) else {
                 continue;
             };
             match v.trim().to_ascii_lowercase().as_str() {
@@ -78,6 +83,35 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn the_signal_variable_wins_and_an_unknown_value_is_ignored_with_a_note() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| *name == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let generic = "OTEL_EXPORTER_OTLP_COMPRESSION";
+        let traces = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
+        let from = |pairs| Compression::from_vars("TRACES", vars(pairs));
+        assert_eq!(from(&[]), (Compression::None, None));
+        assert_eq!(from(&[(generic, "GZIP")]), (Compression::Gzip, None));
+        assert_eq!(
+            from(&[(traces, "none"), (generic, "gzip")]),
+            (Compression::None, None)
+        );
+        // As the SDK: an unknown value is ignored and the next variable read, but not silently.
+        let (c, note) = from(&[(traces, "zstd"), (generic, "gzip")]);
+        assert_eq!(c, Compression::Gzip);
+        let note = note.expect("a note naming the value");
+        assert!(note.contains(traces) && note.contains("`zstd`"), "{note}");
+        let (c, note) = from(&[(generic, "brotli")]);
+        assert_eq!(c, Compression::None);
+        assert!(note.is_some_and(|n| n.contains("`brotli`")));
     }
 
     #[test]

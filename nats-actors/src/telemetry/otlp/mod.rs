@@ -17,6 +17,8 @@
 //!   exporters;
 //! - `transport`: one request over gRPC or HTTP, plain or TLS.
 
+#[cfg(feature = "__bench")]
+pub mod bench;
 mod compress;
 mod config;
 #[cfg(test)]
