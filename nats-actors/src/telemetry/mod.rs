@@ -122,7 +122,7 @@ enum Traces {
     Exporter(TracerProviderBuilder),
     /// nats-actors' spans through the built-in OTLP exporter, spans opened by user code
     /// through the SDK's.
-    Otlp(otlp::Config, TracerProviderBuilder),
+    Otlp(Box<otlp::Config>, TracerProviderBuilder),
 }
 
 /// Telemetry set up in code; [`init`] is this builder with [`TelemetryBuilder::from_env`].
@@ -207,7 +207,7 @@ impl TelemetryBuilder {
                 Ok(mut config) => {
                     self.notes.append(&mut config.notes);
                     if let Traces::Exporter(b) = std::mem::replace(&mut self.traces, Traces::None) {
-                        self.traces = Traces::Otlp(config, b);
+                        self.traces = Traces::Otlp(Box::new(config), b);
                     }
                 }
                 Err(otlp::NotServed::Invalid(e)) => {
@@ -313,7 +313,7 @@ impl TelemetryBuilder {
         .build();
         let sink = match otlp_config {
             Some(config) => spans::Sink::Otlp(
-                otlp::Exporter::start(config, &resource)
+                otlp::Exporter::start(*config, &resource)
                     .map_err(|e| telemetry_error("the OTLP export thread", e))?,
             ),
             None => spans::Sink::Sdk(tracer.tracer("nats-actors")),

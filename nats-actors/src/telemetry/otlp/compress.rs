@@ -87,17 +87,16 @@ mod tests {
 
     #[test]
     fn the_signal_variable_wins_and_an_unknown_value_is_ignored_with_a_note() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
+        fn from(pairs: &[(&str, &str)]) -> (Compression, Option<String>) {
+            Compression::from_vars("TRACES", |k| {
                 pairs
                     .iter()
                     .find(|(name, _)| *name == k)
                     .map(|(_, v)| v.to_string())
-            }
-        };
+            })
+        }
         let generic = "OTEL_EXPORTER_OTLP_COMPRESSION";
         let traces = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
-        let from = |pairs| Compression::from_vars("TRACES", vars(pairs));
         assert_eq!(from(&[]), (Compression::None, None));
         assert_eq!(from(&[(generic, "GZIP")]), (Compression::Gzip, None));
         assert_eq!(
