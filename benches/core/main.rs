@@ -11,7 +11,8 @@
 //!    encodes, replies with a `Content-Type` header), and vs one that echoes the bytes;
 //! 4. pub/sub and drain again with telemetry: (b) tracing installed, nothing sampled; (b+) the
 //!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC, then
-//!    OTLP/HTTP, to an in-process receiver that counts the spans by walking the protobuf (a
+//!    OTLP/HTTP, then both over TLS (https, the receiver's CA from
+//!    `OTEL_EXPORTER_OTLP_CERTIFICATE`), to an in-process receiver that counts the spans by walking the protobuf (a
 //!    collector runs elsewhere: its decoding is not the framework's cost). The receiver runs on
 //!    a thread of its own, and a sampled round ends when its spans are exported. Each runs in a
 //!    child process configured by the `OTEL_*` environment, since telemetry is process-wide;

@@ -16,6 +16,8 @@ pub fn telemetry_children(url: &str, summary: &mut Vec<(String, Ratios)>) {
         "unsampled",
         "sampled",
         "sampled-http",
+        "sampled-https",
+        "sampled-https-http",
     ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             // The child runs the cases named on this command line (pub/sub when none is).
@@ -59,11 +61,19 @@ pub async fn telemetry_child(mode: &str) {
     use nats_actors::telemetry::{Sampling, TelemetryBuilder};
     let url = std::env::var("BENCH_NATS_URL").expect("BENCH_NATS_URL");
     let payload = event_128();
-    let protocol = if mode == "sampled-http" {
+    let protocol = if mode.ends_with("-http") {
         "http/protobuf"
     } else {
         "grpc"
     };
+    // The https cases: a receiver whose certificate is signed by a CA of the bench's own,
+    // trusted through OTEL_EXPORTER_OTLP_CERTIFICATE, as a deployment with a private CA does.
+    let dir = tempfile::tempdir().expect("a temporary directory for the certificates");
+    let tls = mode.contains("https").then(|| {
+        let (ca, server) = private_ca(dir.path());
+        std::env::set_var("OTEL_EXPORTER_OTLP_CERTIFICATE", ca);
+        server
+    });
     // The receiver stands in for a collector, which runs in a process of its own: it gets a
     // thread and a runtime of its own here, so that it does not queue behind the handler and
     // the publisher on this runtime's two workers (its CPU is still this process's).
@@ -76,8 +86,8 @@ pub async fn telemetry_child(mode: &str) {
             .unwrap();
         rt.block_on(async move {
             let receiver = match grpc {
-                true => nats_actors_suite::otlp::OtlpReceiver::grpc_counting().await,
-                false => nats_actors_suite::otlp::OtlpReceiver::http_counting().await,
+                true => nats_actors_suite::otlp::OtlpReceiver::grpc_counting_with(tls).await,
+                false => nats_actors_suite::otlp::OtlpReceiver::http_counting_with(tls).await,
             };
             let _ = tx.send(receiver);
             // Serves until the process exits.
@@ -92,6 +102,14 @@ pub async fn telemetry_child(mode: &str) {
         ),
         "sampled-http" => (
             "(c) every message sampled, OTLP/HTTP export",
+            Sampling::always_on(),
+        ),
+        "sampled-https" => (
+            "(c) every message sampled, OTLP/gRPC export over TLS",
+            Sampling::always_on(),
+        ),
+        "sampled-https-http" => (
+            "(c) every message sampled, OTLP/HTTP export over TLS",
             Sampling::always_on(),
         ),
         "unsampled-tracing-only" => (
@@ -163,4 +181,31 @@ pub async fn telemetry_child(mode: &str) {
     for (label, ratio) in ratios {
         println!("RATIO {label}={},{}", ratio.same_decode, ratio.no_decode);
     }
+}
+
+/// A CA and a receiver certificate for 127.0.0.1 signed by it: the CA's PEM file (written
+/// under `dir`) and the receiver's TLS settings.
+fn private_ca(dir: &std::path::Path) -> (std::path::PathBuf, nats_actors_suite::otlp::ReceiverTls) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "nats-actors bench CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, ca.pem()).unwrap();
+    let tls = nats_actors_suite::otlp::ReceiverTls {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        client_ca_pem: None,
+    };
+    (path, tls)
 }

@@ -1,5 +1,5 @@
-//! The OTLP export test shared by `otlp_grpc.rs` and `otlp_http.rs` (one process each, since
-//! telemetry is installed process-wide).
+//! The OTLP export test shared by `otlp_grpc.rs`, `otlp_http.rs`, and the TLS and gzip ones
+//! (one process each, since telemetry is installed process-wide).
 
 use std::time::Duration;
 
@@ -23,12 +23,19 @@ impl Echo {
 }
 
 /// Installs telemetry from the environment, runs requests, and checks what the receiver got.
+#[allow(dead_code)] // Not used by every test that includes this file.
 pub async fn export_over(protocol: &str) {
     let receiver = if protocol == "grpc" {
         OtlpReceiver::grpc().await
     } else {
         OtlpReceiver::http().await
     };
+    export_to(&receiver, protocol).await;
+}
+
+/// [`export_over`] with `receiver` (plain or TLS, its endpoint `http://` or `https://`); the
+/// caller may set more of the environment first (certificates, compression).
+pub async fn export_to(receiver: &OtlpReceiver, protocol: &str) {
     // The environment is the only configuration: this is what a deployment does.
     std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
     std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);

@@ -1,5 +1,15 @@
 //! An in-process OTLP receiver over gRPC (opentelemetry-proto's `TraceServiceServer`) or
-//! HTTP/protobuf (`POST /v1/traces`, `/v1/metrics`), recording what it is sent.
+//! HTTP/protobuf (`POST /v1/traces`, `/v1/metrics`), recording what it is sent; plain or TLS
+//! (with mutual TLS when asked), accepting gzipped requests.
+
+mod counting;
+mod http;
+mod tls;
+
+pub use counting::count_spans;
+use counting::CountingTraces;
+
+pub use tls::ReceiverTls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -17,8 +27,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use prost::Message as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 /// One received span, as decoded from the wire.
@@ -78,9 +86,34 @@ struct Store {
     metric_exports: Mutex<usize>,
     /// The `x-tenant` header of the last trace export (set through `OTEL_EXPORTER_OTLP_HEADERS`).
     tenant: Mutex<Option<String>>,
+    /// Trace and metric requests that came gzipped.
+    gzipped_traces: std::sync::atomic::AtomicUsize,
+    gzipped_metrics: std::sync::atomic::AtomicUsize,
+    /// Connections whose TLS handshake failed.
+    tls_failures: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Store {
+    /// Counts a gzipped request to `path` (`/v1/traces`, `/v1/metrics`).
+    fn compressed(&self, path: &str) {
+        let n = if path.contains("trace") {
+            &self.gzipped_traces
+        } else {
+            &self.gzipped_metrics
+        };
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts a gRPC request that came gzipped (`grpc-encoding: gzip`).
+    fn grpc_encoding(&self, path: &str, metadata: &tonic::metadata::MetadataMap) {
+        if metadata
+            .get("grpc-encoding")
+            .is_some_and(|e| e.as_bytes().eq_ignore_ascii_case(b"gzip"))
+        {
+            self.compressed(path);
+        }
+    }
+
     /// Counts the spans of an encoded request; false when it is malformed.
     fn count_request(&self, request: &[u8]) -> bool {
         let Some((good, bad)) = count_spans(request) else {
@@ -139,7 +172,8 @@ impl Store {
 pub struct OtlpReceiver {
     store: Arc<Store>,
     addr: SocketAddr,
-    task: JoinHandle<()>,
+    secure: bool,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 #[derive(Clone)]
@@ -151,6 +185,7 @@ impl TraceService for Grpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.0.grpc_encoding("traces", request.metadata());
         let tenant = request.metadata().get("x-tenant");
         *self.0.tenant.lock().unwrap() = tenant.and_then(|t| t.to_str().ok()).map(String::from);
         self.0.traces(request.into_inner());
@@ -162,195 +197,11 @@ impl TraceService for Grpc {
 impl MetricsService for Grpc {
     async fn export(
         &self,
-        _request: tonic::Request<ExportMetricsServiceRequest>,
+        request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.0.grpc_encoding("metrics", request.metadata());
         *self.0.metric_exports.lock().unwrap() += 1;
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
-/// Counts the spans of an encoded `ExportTraceServiceRequest` by walking its protobuf, without
-/// decoding them: (spans with a 16-byte trace id and an 8-byte span id, other spans). `None`
-/// when the bytes are not well-formed protobuf.
-pub fn count_spans(request: &[u8]) -> Option<(usize, usize)> {
-    let (mut good, mut bad) = (0, 0);
-    for field in Fields(request) {
-        let Some((1, Some(resource_spans))) = field? else {
-            continue;
-        };
-        for field in Fields(resource_spans) {
-            let Some((2, Some(scope_spans))) = field? else {
-                continue;
-            };
-            for field in Fields(scope_spans) {
-                let Some((2, Some(span))) = field? else {
-                    continue;
-                };
-                let (mut trace_id, mut span_id) = (0, 0);
-                for field in Fields(span) {
-                    match field? {
-                        Some((1, Some(v))) => trace_id = v.len(),
-                        Some((2, Some(v))) => span_id = v.len(),
-                        _ => {}
-                    }
-                    if trace_id > 0 && span_id > 0 {
-                        break;
-                    }
-                }
-                if (trace_id, span_id) == (16, 8) {
-                    good += 1;
-                } else {
-                    bad += 1;
-                }
-            }
-        }
-    }
-    Some((good, bad))
-}
-
-/// The fields of a protobuf message: `Some(Some((number, bytes of a length-delimited field)))`,
-/// `None` for malformed bytes (then the iteration ends).
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = Option<Option<(u64, Option<&'a [u8]>)>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let field = self.field();
-        if field.is_none() {
-            self.0 = &[];
-        }
-        Some(field.map(Some))
-    }
-}
-
-impl<'a> Fields<'a> {
-    fn field(&mut self) -> Option<(u64, Option<&'a [u8]>)> {
-        let buf = &mut self.0;
-        let key = prost::encoding::decode_varint(buf).ok()?;
-        let value = match key & 7 {
-            0 => {
-                prost::encoding::decode_varint(buf).ok()?;
-                None
-            }
-            1 => {
-                *buf = buf.get(8..)?;
-                None
-            }
-            2 => {
-                let len = usize::try_from(prost::encoding::decode_varint(buf).ok()?).ok()?;
-                let v = buf.get(..len)?;
-                *buf = buf.get(len..)?;
-                Some(v)
-            }
-            5 => {
-                *buf = buf.get(4..)?;
-                None
-            }
-            _ => return None,
-        };
-        Some((key >> 3, value))
-    }
-}
-
-/// A gRPC trace service that counts spans without decoding them (see [`count_spans`]).
-#[derive(Clone)]
-struct CountingTraces(Arc<Store>);
-
-impl tonic::server::NamedService for CountingTraces {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-}
-
-impl<B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for CountingTraces
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
-{
-    type Response = tonic::codegen::http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
-        let store = self.0.clone();
-        Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .apply_max_message_size_config(Some(64 << 20), None);
-            Ok(grpc.unary(Count(store), req).await)
-        })
-    }
-}
-
-struct Count(Arc<Store>);
-
-impl tonic::server::UnaryService<bytes::Bytes> for Count {
-    type Response = bytes::Bytes;
-    type Future = tonic::codegen::BoxFuture<tonic::Response<bytes::Bytes>, tonic::Status>;
-
-    fn call(&mut self, request: tonic::Request<bytes::Bytes>) -> Self::Future {
-        let store = self.0.clone();
-        Box::pin(async move {
-            if !store.count_request(&request.into_inner()) {
-                return Err(tonic::Status::invalid_argument("malformed protobuf"));
-            }
-            // An empty message is a valid ExportTraceServiceResponse.
-            Ok(tonic::Response::new(bytes::Bytes::new()))
-        })
-    }
-}
-
-/// Passes protobuf bytes through undecoded.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = bytes::Bytes;
-    type Decode = bytes::Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: bytes::Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<bytes::Bytes>, tonic::Status> {
-        let n = bytes::Buf::remaining(src);
-        Ok(Some(bytes::Buf::copy_to_bytes(src, n)))
     }
 }
 
@@ -367,29 +218,77 @@ fn nodelay(
     })
 }
 
+/// A stream of TLS connections accepted on `listener` (see [`tls::accept`]), for tonic's
+/// `serve_with_incoming`.
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: &ReceiverTls,
+    store: &Store,
+) -> (
+    JoinHandle<()>,
+    impl futures::Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>,
+) {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let task = tls::accept(
+        listener,
+        tls.acceptor(b"h2"),
+        store.tls_failures.clone(),
+        move |conn| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(conn).await;
+            }
+        },
+    );
+    (
+        task,
+        tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok),
+    )
+}
+
 impl OtlpReceiver {
     /// A gRPC receiver that counts the spans it is sent without decoding them (a collector
     /// would run in another process: a benchmark should not pay for its decoding), and records
     /// metric exports.
     pub async fn grpc_counting() -> Self {
+        Self::grpc_counting_with(None).await
+    }
+
+    /// [`OtlpReceiver::grpc_counting`], over TLS when `tls` is given.
+    pub async fn grpc_counting_with(tls: Option<ReceiverTls>) -> Self {
         let store = Arc::new(Store::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Grpc(store.clone());
         let traces = CountingTraces(store.clone());
-        let task = tokio::spawn(async move {
-            // Configured as a collector's gRPC server (grpc-go) runs: large HTTP/2 flow-control
-            // windows (grpc-go grows them with its BDP estimator; hyper's fixed 1 MiB default
-            // stalls a sender every MiB until a window update comes back) and Nagle off.
-            let _ = tonic::transport::Server::builder()
-                .initial_stream_window_size(Some(8 << 20))
-                .initial_connection_window_size(Some(16 << 20))
-                .add_service(traces)
-                .add_service(MetricsServiceServer::new(metrics))
-                .serve_with_incoming(nodelay(listener))
-                .await;
-        });
-        Self { store, addr, task }
+        // Configured as a collector's gRPC server (grpc-go) runs: large HTTP/2 flow-control
+        // windows (grpc-go grows them with its BDP estimator; hyper's fixed 1 MiB default
+        // stalls a sender every MiB until a window update comes back) and Nagle off.
+        let router = tonic::transport::Server::builder()
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
+            .add_service(traces)
+            .add_service(MetricsServiceServer::new(metrics));
+        let mut tasks = Vec::new();
+        match &tls {
+            Some(t) => {
+                let (accept, incoming) = tls_incoming(listener, t, &store);
+                tasks.push(accept);
+                tasks.push(tokio::spawn(async move {
+                    let _ = router.serve_with_incoming(incoming).await;
+                }));
+            }
+            None => tasks.push(tokio::spawn(async move {
+                let _ = router.serve_with_incoming(nodelay(listener)).await;
+            })),
+        }
+        Self {
+            store,
+            addr,
+            secure: tls.is_some(),
+            tasks,
+        }
     }
 
     /// Spans received without a valid trace id and span id (counting receiver only).
@@ -401,51 +300,119 @@ impl OtlpReceiver {
 
     /// A gRPC receiver on a free loopback port.
     pub async fn grpc() -> Self {
+        Self::grpc_with(None).await
+    }
+
+    /// A gRPC receiver, over TLS when `tls` is given; it accepts gzipped requests.
+    pub async fn grpc_with(tls: Option<ReceiverTls>) -> Self {
+        use tonic::codec::CompressionEncoding::Gzip;
         let store = Arc::new(Store::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = Grpc(store.clone());
-        let task = tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(service.clone()))
-                .add_service(MetricsServiceServer::new(service))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                .await;
-        });
-        Self { store, addr, task }
+        let router = tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(service.clone()).accept_compressed(Gzip))
+            .add_service(MetricsServiceServer::new(service).accept_compressed(Gzip));
+        let mut tasks = Vec::new();
+        match &tls {
+            Some(t) => {
+                let (accept, incoming) = tls_incoming(listener, t, &store);
+                tasks.push(accept);
+                tasks.push(tokio::spawn(async move {
+                    let _ = router.serve_with_incoming(incoming).await;
+                }));
+            }
+            None => tasks.push(tokio::spawn(async move {
+                let _ = router
+                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+                    .await;
+            })),
+        }
+        Self {
+            store,
+            addr,
+            secure: tls.is_some(),
+            tasks,
+        }
     }
 
     /// An HTTP/protobuf receiver on a free loopback port.
     pub async fn http() -> Self {
-        Self::serve_http(Store::default()).await
+        Self::serve_http(Store::default(), None).await
+    }
+
+    /// An HTTP/protobuf receiver, over TLS when `tls` is given; it accepts gzipped requests.
+    pub async fn http_with(tls: Option<ReceiverTls>) -> Self {
+        Self::serve_http(Store::default(), tls).await
     }
 
     /// An HTTP/protobuf receiver that counts spans without decoding them, like
-    /// [`OtlpReceiver::grpc_counting`].
-    pub async fn http_counting() -> Self {
-        Self::serve_http(Store {
-            counting: true,
-            ..Store::default()
-        })
+    /// [`OtlpReceiver::grpc_counting`], over TLS when `tls` is given.
+    pub async fn http_counting_with(tls: Option<ReceiverTls>) -> Self {
+        Self::serve_http(
+            Store {
+                counting: true,
+                ..Store::default()
+            },
+            tls,
+        )
         .await
     }
 
-    async fn serve_http(store: Store) -> Self {
+    /// [`OtlpReceiver::http_counting_with`] without TLS.
+    pub async fn http_counting() -> Self {
+        Self::http_counting_with(None).await
+    }
+
+    async fn serve_http(store: Store, tls: Option<ReceiverTls>) -> Self {
         let store = Arc::new(store);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let s = store.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve_http(conn, s.clone()));
-            }
-        });
-        Self { store, addr, task }
+        let task = match &tls {
+            Some(t) => tls::accept(
+                listener,
+                t.acceptor(b"http/1.1"),
+                store.tls_failures.clone(),
+                move |conn| http::serve_http(conn, s.clone()),
+            ),
+            None => tokio::spawn(async move {
+                // Dropped with the task: the connections end with the receiver.
+                let mut connections = tokio::task::JoinSet::new();
+                while let Ok((conn, _)) = listener.accept().await {
+                    connections.spawn(http::serve_http(conn, s.clone()));
+                    while connections.try_join_next().is_some() {}
+                }
+            }),
+        };
+        Self {
+            store,
+            addr,
+            secure: tls.is_some(),
+            tasks: vec![task],
+        }
     }
 
-    /// `http://127.0.0.1:<port>`, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `http://127.0.0.1:<port>` (`https://` over TLS), for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Trace requests and metric requests that came gzipped.
+    pub fn gzipped(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.store.gzipped_traces.load(Relaxed),
+            self.store.gzipped_metrics.load(Relaxed),
+        )
+    }
+
+    /// Connections whose TLS handshake failed.
+    pub fn tls_failures(&self) -> usize {
+        self.store
+            .tls_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The first 10,000 spans received.
@@ -471,75 +438,8 @@ impl OtlpReceiver {
 
 impl Drop for OtlpReceiver {
     fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Serves keep-alive HTTP/1.1 requests with a `Content-Length` body on one connection.
-async fn serve_http(mut conn: tokio::net::TcpStream, store: Arc<Store>) {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            match conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-        let header = |name: &str| {
-            head.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_string())
-            })
-        };
-        let length = header("content-length")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        if path == "/v1/traces" {
-            *store.tenant.lock().unwrap() = header("x-tenant");
-        }
-        buf.reserve((head_end + length).saturating_sub(buf.len()));
-        while buf.len() < head_end + length {
-            match conn.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-        let body = &buf[head_end..head_end + length];
-        let status = match path.as_str() {
-            "/v1/traces" if store.counting => {
-                if store.count_request(body) {
-                    "200 OK"
-                } else {
-                    "400 Bad Request"
-                }
-            }
-            "/v1/traces" => match ExportTraceServiceRequest::decode(body) {
-                Ok(req) => {
-                    store.traces(req);
-                    "200 OK"
-                }
-                Err(_) => "400 Bad Request",
-            },
-            "/v1/metrics" => {
-                *store.metric_exports.lock().unwrap() += 1;
-                "200 OK"
-            }
-            _ => "404 Not Found",
-        };
-        buf.drain(..head_end + length);
-        let response = format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
-        );
-        if conn.write_all(response.as_bytes()).await.is_err() {
-            return;
+        for task in &self.tasks {
+            task.abort();
         }
     }
 }
@@ -548,6 +448,7 @@ async fn serve_http(mut conn: tokio::net::TcpStream, store: Arc<Store>) {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message as _;
 
     #[test]
     fn counting_agrees_with_decoding() {

@@ -38,13 +38,14 @@ mod otlp;
 mod propagation;
 mod record;
 mod sampling;
+mod sdk_export;
 pub(crate) mod spans;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::Protocol;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
@@ -56,6 +57,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::error::Error;
+#[cfg(feature = "__bench")]
+#[doc(hidden)]
+pub use otlp::bench as __bench;
 pub use sampling::Sampling;
 
 /// What was installed, for the hot path to consult without locks.
@@ -118,7 +122,7 @@ enum Traces {
     Exporter(TracerProviderBuilder),
     /// nats-actors' spans through the built-in OTLP exporter, spans opened by user code
     /// through the SDK's.
-    Otlp(otlp::Config, TracerProviderBuilder),
+    Otlp(Box<otlp::Config>, TracerProviderBuilder),
 }
 
 /// Telemetry set up in code; [`init`] is this builder with [`TelemetryBuilder::from_env`].
@@ -138,6 +142,8 @@ pub struct TelemetryBuilder {
     traces: Traces,
     meter: Option<SdkMeterProvider>,
     logs: bool,
+    /// Warnings about the environment, logged once the subscriber is installed.
+    notes: Vec<String>,
 }
 
 impl TelemetryBuilder {
@@ -150,6 +156,7 @@ impl TelemetryBuilder {
             traces: Traces::Console,
             meter: None,
             logs: true,
+            notes: Vec::new(),
         }
     }
 
@@ -162,12 +169,20 @@ impl TelemetryBuilder {
     /// not set (the OTLP default is 10000: lower, a collector that does not answer holds up
     /// shutdown less).
     ///
-    /// For a plain `http://` endpoint without compression, nats-actors' own spans go through its
-    /// built-in exporter (encoded straight to protobuf; `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and
+    /// For an `http://` or `https://` endpoint, nats-actors' own spans go through its built-in
+    /// exporter (encoded straight to protobuf; `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and
     /// `_TIMEOUT`, and the batch settings `OTEL_BSP_MAX_QUEUE_SIZE` (2048),
     /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512), `OTEL_BSP_SCHEDULE_DELAY` (5000 ms) and
-    /// `OTEL_BSP_MAX_CONCURRENT_EXPORTS` (2 requests in flight) apply);
-    /// otherwise, and for spans of user code, through the OpenTelemetry SDK's OTLP exporter.
+    /// `OTEL_BSP_MAX_CONCURRENT_EXPORTS` (2 requests in flight) apply); for any other endpoint,
+    /// and for spans of user code, through the OpenTelemetry SDK's OTLP exporter (a warning at
+    /// install says so when nats-actors' spans take that path).
+    ///
+    /// Both, and the metric exporter, honour `OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]COMPRESSION`
+    /// (`gzip` or `none`; another value is ignored with a warning naming it, as the SDK does) and,
+    /// for `https://` (TLS through rustls on the ring provider), the platform's trusted roots
+    /// plus the CAs of `OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]CERTIFICATE` and a client
+    /// certificate for mutual TLS (`_CLIENT_CERTIFICATE` and `_CLIENT_KEY`, PEM files). A file
+    /// that cannot be read or parsed is an [`Error::Telemetry`].
     pub fn from_env(mut self) -> Result<Self, Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         if let Some(name) = var("OTEL_SERVICE_NAME") {
@@ -186,39 +201,30 @@ impl TelemetryBuilder {
             }
         };
         if endpoint || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {
-            let exporter = match protocol {
-                Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_timeout(otlp::export_timeout("TRACES"))
-                    .build(),
-                _ => opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(protocol)
-                    .with_timeout(otlp::export_timeout("TRACES"))
-                    .build(),
-            }
-            .map_err(|e| telemetry_error("the OTLP span exporter", e))?;
+            let exporter = sdk_export::span_exporter(protocol)
+                .map_err(|e| telemetry_error("the OTLP span exporter", e))?;
             self = self.span_exporter(exporter);
-            if let (Some(config), Traces::Exporter(b)) = (
-                otlp::Config::from_env(protocol == Protocol::Grpc),
-                std::mem::replace(&mut self.traces, Traces::None),
-            ) {
-                self.traces = Traces::Otlp(config, b);
+            match otlp::Config::from_env(protocol == Protocol::Grpc) {
+                Ok(mut config) => {
+                    self.notes.append(&mut config.notes);
+                    if let Traces::Exporter(b) = std::mem::replace(&mut self.traces, Traces::None) {
+                        self.traces = Traces::Otlp(Box::new(config), b);
+                    }
+                }
+                Err(otlp::NotServed::Invalid(e)) => {
+                    return Err(telemetry_error("the OTLP span exporter", e))
+                }
+                Err(otlp::NotServed::Unsupported(why)) => self.notes.push(format!(
+                    "{why}: nats-actors' spans go through the OpenTelemetry SDK's OTLP \
+                     exporter, slower than the built-in one"
+                )),
+                Err(otlp::NotServed::NoEndpoint) => {}
             }
         }
         if endpoint || var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some() {
-            let exporter = match protocol {
-                Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
-                    .with_tonic()
-                    .with_timeout(otlp::export_timeout("METRICS"))
-                    .build(),
-                _ => opentelemetry_otlp::MetricExporter::builder()
-                    .with_http()
-                    .with_protocol(protocol)
-                    .with_timeout(otlp::export_timeout("METRICS"))
-                    .build(),
-            }
-            .map_err(|e| telemetry_error("the OTLP metric exporter", e))?;
+            let (exporter, note) = sdk_export::metric_exporter(protocol)
+                .map_err(|e| telemetry_error("the OTLP metric exporter", e))?;
+            self.notes.extend(note);
             let interval = var("OTEL_METRIC_EXPORT_INTERVAL")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map_or(Duration::from_secs(60), Duration::from_millis);
@@ -308,7 +314,7 @@ impl TelemetryBuilder {
         .build();
         let sink = match otlp_config {
             Some(config) => spans::Sink::Otlp(
-                otlp::Exporter::start(config, &resource)
+                otlp::Exporter::start(*config, &resource)
                     .map_err(|e| telemetry_error("the OTLP export thread", e))?,
             ),
             None => spans::Sink::Sdk(tracer.tracer("nats-actors")),
@@ -346,6 +352,10 @@ impl TelemetryBuilder {
             .with(logs)
             .try_init()
             .map_err(|e| telemetry_error("the tracing subscriber", e))?;
+        self.notes.dedup();
+        for note in &self.notes {
+            tracing::warn!("{note}");
+        }
         opentelemetry::global::set_text_map_propagator(
             opentelemetry::propagation::TextMapCompositePropagator::new(vec![
                 Box::new(TraceContextPropagator::new()),

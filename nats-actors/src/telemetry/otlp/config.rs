@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use super::compress::Compression;
+use super::tls::Tls;
+
 /// The export timeout when the environment sets none. The OTLP default is 10 s; lower, a
 /// collector that does not answer holds neither the span queue nor shutdown for long (a
 /// healthy one answers in milliseconds).
@@ -34,17 +37,36 @@ pub(crate) struct Config {
     /// Requests in flight at once (`OTEL_BSP_MAX_CONCURRENT_EXPORTS`, default 2): while one
     /// waits for the collector's answer, the next is encoded and sent.
     pub concurrency: usize,
+    /// `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION`.
+    pub compression: Compression,
+    /// For an `https://` endpoint: the roots and client certificate to use, and (for HTTP)
+    /// the rustls configuration built from them.
+    pub tls: Option<(Tls, std::sync::Arc<rustls::ClientConfig>)>,
+    /// What to log once telemetry is installed (a compression value that was ignored).
+    pub notes: Vec<String>,
+}
+
+/// Why the built-in exporter does not serve what the environment asks for.
+#[derive(Debug)]
+pub(crate) enum NotServed {
+    /// No traces endpoint is set.
+    NoEndpoint,
+    /// The SDK's exporter serves it instead; the reason, to be logged.
+    Unsupported(String),
+    /// The configuration is wrong (a certificate file that cannot be read or parsed).
+    Invalid(String),
 }
 
 impl Config {
-    /// The exporter the environment asks for, when this exporter can serve it: a plain `http://`
-    /// endpoint without compression. `None` otherwise (the SDK's OTLP exporter is used then).
-    pub(crate) fn from_env(grpc: bool) -> Option<Self> {
+    /// The exporter the environment asks for: an `http://` or `https://` endpoint, compressed
+    /// with gzip or not. Any other endpoint is [`NotServed::Unsupported`] (the SDK's OTLP
+    /// exporter is used then).
+    pub(crate) fn from_env(grpc: bool) -> Result<Self, NotServed> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let url = match var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
             Some(u) => u.trim().to_string(),
             None => {
-                let base = var("OTEL_EXPORTER_OTLP_ENDPOINT")?;
+                let base = var("OTEL_EXPORTER_OTLP_ENDPOINT").ok_or(NotServed::NoEndpoint)?;
                 let base = base.trim().trim_end_matches('/');
                 if grpc {
                     base.to_string()
@@ -53,12 +75,22 @@ impl Config {
                 }
             }
         };
-        let compressed = var("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION")
-            .or_else(|| var("OTEL_EXPORTER_OTLP_COMPRESSION"))
-            .is_some_and(|c| c.trim() != "none");
-        if !url.starts_with("http://") || compressed {
-            return None;
+        let secure = url.starts_with("https://");
+        if !secure && !url.starts_with("http://") {
+            return Err(NotServed::Unsupported(format!(
+                "the traces endpoint `{url}` is neither http:// nor https://"
+            )));
         }
+        let tls = if secure {
+            let tls = Tls::from_env("TRACES").map_err(NotServed::Invalid)?;
+            // Built here, so that a client key that does not match its certificate is an
+            // error at set-up.
+            let rustls = tls.rustls_config(true).map_err(NotServed::Invalid)?;
+            Some((tls, std::sync::Arc::new(rustls)))
+        } else {
+            None
+        };
+        let (compression, note) = Compression::from_env("TRACES");
         let headers = var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
             .or_else(|| var("OTEL_EXPORTER_OTLP_HEADERS"))
             .map(|h| parse_headers(&h))
@@ -71,7 +103,7 @@ impl Config {
         let timeout = export_timeout("TRACES");
         let max_queue = ms("OTEL_BSP_MAX_QUEUE_SIZE", 2048).max(1) as usize;
         let max_batch = (ms("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512).max(1) as usize).min(max_queue);
-        Some(Self {
+        Ok(Self {
             url,
             grpc,
             headers,
@@ -80,6 +112,9 @@ impl Config {
             max_batch,
             delay: Duration::from_millis(ms("OTEL_BSP_SCHEDULE_DELAY", 5000)),
             concurrency: ms("OTEL_BSP_MAX_CONCURRENT_EXPORTS", 2).clamp(1, 16) as usize,
+            compression,
+            tls,
+            notes: note.into_iter().collect(),
         })
     }
 }

@@ -204,7 +204,7 @@ async fn run(shared: Arc<Shared>, config: Config, head: Head) {
                     }
                 }
                 let spans = chunk.len() as u64;
-                let send = transport.send(body);
+                let send = transport.send(config.compression.apply(body, config.grpc));
                 sending.push(async move { (spans, send.await) });
             }
             while let Some(sent) = sending.next().await {

@@ -5,21 +5,30 @@
 //! bytes of encoding on the export thread.
 //!
 //! Configured from the standard environment (`OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
-//! `_PROTOCOL`, `_HEADERS`, `_TIMEOUT`, and the `OTEL_BSP_*` batch settings).
+//! `_PROTOCOL`, `_HEADERS`, `_TIMEOUT`, `_COMPRESSION`, `_CERTIFICATE`, `_CLIENT_CERTIFICATE`,
+//! `_CLIENT_KEY`, and the `OTEL_BSP_*` batch settings).
 //!
 //! - `config`: what the environment asks for;
 //! - `export`: the queue the message path pushes to, and the export thread that drains it;
 //! - `encode`: records to an `ExportTraceServiceRequest`;
 //! - `wire`: protobuf wire-format primitives;
-//! - `transport`: one request over gRPC or HTTP.
+//! - `compress`: gzip of a request;
+//! - `tls`: rustls (ring) configuration from the environment, also used for the SDK's
+//!   exporters;
+//! - `transport`: one request over gRPC or HTTP, plain or TLS.
 
+#[cfg(feature = "__bench")]
+pub mod bench;
+mod compress;
 mod config;
 #[cfg(test)]
 mod decode_tests;
 mod encode;
 mod export;
+pub(crate) mod tls;
 mod transport;
 mod wire;
 
-pub(crate) use config::{export_timeout, Config};
+pub(crate) use compress::Compression;
+pub(crate) use config::{export_timeout, Config, NotServed};
 pub(crate) use export::Exporter;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::compress::Compression;
 use super::config::Config;
+use super::tls::Tls;
 
 pub(super) enum Transport {
     Grpc {
@@ -25,10 +27,16 @@ pub(super) enum Transport {
 impl Transport {
     pub(super) fn new(config: &Config) -> Self {
         if config.grpc {
-            let endpoint = match tonic::transport::Endpoint::from_shared(config.url.clone()) {
+            let mut endpoint = match tonic::transport::Endpoint::from_shared(config.url.clone()) {
                 Ok(e) => e.timeout(config.timeout).connect_timeout(config.timeout),
                 Err(e) => return Self::Broken(format!("bad endpoint {}: {e}", config.url)),
             };
+            if let Some((tls, _)) = &config.tls {
+                endpoint = match endpoint.tls_config(tls.tonic()) {
+                    Ok(e) => e,
+                    Err(e) => return Self::Broken(format!("TLS to {}: {e}", config.url)),
+                };
+            }
             let mut headers = http::HeaderMap::new();
             for (k, v) in &config.headers {
                 if let (Ok(k), Ok(v)) = (
@@ -39,11 +47,15 @@ impl Transport {
                 }
             }
             let timeout = format!("{}m", config.timeout.as_millis().clamp(1, 99_999_999));
-            for (k, v) in [
+            let mut fixed = vec![
                 ("content-type", "application/grpc"),
                 ("te", "trailers"),
                 ("grpc-timeout", timeout.as_str()),
-            ] {
+            ];
+            if config.compression == Compression::Gzip {
+                fixed.push(("grpc-encoding", "gzip"));
+            }
+            for (k, v) in fixed {
                 if let Ok(v) = http::HeaderValue::from_str(v) {
                     headers.insert(k, v);
                 }
@@ -63,7 +75,26 @@ impl Transport {
                     headers.insert(k, v);
                 }
             }
-            match reqwest::Client::builder().timeout(config.timeout).build() {
+            if config.compression == Compression::Gzip {
+                headers.insert(
+                    reqwest::header::CONTENT_ENCODING,
+                    reqwest::header::HeaderValue::from_static("gzip"),
+                );
+            }
+            // Always a rustls configuration of our own (ring), even for `http://`: reqwest
+            // has no crypto provider of its own in this build.
+            let rustls = match &config.tls {
+                Some((_, rustls)) => Ok(rustls.as_ref().clone()),
+                None => Tls::default().rustls_config(false),
+            };
+            let client = rustls.and_then(|rustls| {
+                reqwest::Client::builder()
+                    .timeout(config.timeout)
+                    .use_preconfigured_tls(rustls)
+                    .build()
+                    .map_err(|e| e.to_string())
+            });
+            match client {
                 Ok(client) => Self::Http {
                     client,
                     url: config.url.clone(),
@@ -122,7 +153,7 @@ impl Transport {
                         .body(body)
                         .send()
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| chain(&e))?;
                     if resp.status().is_success() {
                         Ok(())
                     } else {
@@ -146,14 +177,14 @@ async fn grpc_export(
 
     std::future::poll_fn(|cx| channel.poll_ready(cx))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e))?;
     let mut req = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(body)));
     *req.method_mut() = http::Method::POST;
     *req.version_mut() = http::Version::HTTP_2;
     *req.uri_mut() =
         http::Uri::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
     *req.headers_mut() = headers;
-    let resp = channel.call(req).await.map_err(|e| e.to_string())?;
+    let resp = channel.call(req).await.map_err(|e| chain(&e))?;
     let failed = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
     // A trailers-only response (how servers answer errors) has its status in the headers.
     if let Some(status) = tonic::Status::from_header_map(resp.headers()) {
@@ -171,4 +202,20 @@ async fn grpc_export(
         Some(s) => Err(failed(s)),
         None => Err("the response has no grpc-status".to_string()),
     }
+}
+
+/// `e` and its sources: what failed (a refused certificate, a connection refused) is often
+/// only in the sources of reqwest's and tonic's errors.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
 }
