@@ -63,7 +63,9 @@ impl Compression {
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
         // Writing to a Vec does not fail.
         let _ = gz.write_all(message);
-        let mut out = gz.finish().unwrap_or_default();
+        let Ok(mut out) = gz.finish() else {
+            return body;
+        };
         if grpc {
             let len = u32::try_from(out.len() - 5).unwrap_or(u32::MAX);
             out[1..5].copy_from_slice(&len.to_be_bytes());
