@@ -141,6 +141,7 @@ impl Counters {
     }
 
     /// Messages dropped in all: by handler inboxes, and by async-nats as it reported them.
+    #[cfg(feature = "telemetry")]
     pub fn dropped(&self) -> u64 {
         let inboxes: u64 = self
             .handlers
