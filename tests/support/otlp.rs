@@ -220,6 +220,28 @@ fn nodelay(
 
 /// A stream of TLS connections accepted on `listener` (see [`tls::accept`]), for tonic's
 /// `serve_with_incoming`.
+/// Serves `router` on `listener` (over TLS when `tls` is given, Nagle off either way); returns
+/// the tasks to abort when the receiver is dropped.
+fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: tokio::net::TcpListener,
+    tls: Option<&ReceiverTls>,
+    store: &Store,
+) -> Vec<JoinHandle<()>> {
+    match tls {
+        Some(t) => {
+            let (accept, incoming) = tls_incoming(listener, t, store);
+            let serve = tokio::spawn(async move {
+                let _ = router.serve_with_incoming(incoming).await;
+            });
+            vec![accept, serve]
+        }
+        None => vec![tokio::spawn(async move {
+            let _ = router.serve_with_incoming(nodelay(listener)).await;
+        })],
+    }
+}
+
 fn tls_incoming(
     listener: tokio::net::TcpListener,
     tls: &ReceiverTls,
@@ -270,19 +292,7 @@ impl OtlpReceiver {
             .initial_connection_window_size(Some(16 << 20))
             .add_service(traces)
             .add_service(MetricsServiceServer::new(metrics));
-        let mut tasks = Vec::new();
-        match &tls {
-            Some(t) => {
-                let (accept, incoming) = tls_incoming(listener, t, &store);
-                tasks.push(accept);
-                tasks.push(tokio::spawn(async move {
-                    let _ = router.serve_with_incoming(incoming).await;
-                }));
-            }
-            None => tasks.push(tokio::spawn(async move {
-                let _ = router.serve_with_incoming(nodelay(listener)).await;
-            })),
-        }
+        let tasks = serve_grpc(router, listener, tls.as_ref(), &store);
         Self {
             store,
             addr,
@@ -313,21 +323,7 @@ impl OtlpReceiver {
         let router = tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(service.clone()).accept_compressed(Gzip))
             .add_service(MetricsServiceServer::new(service).accept_compressed(Gzip));
-        let mut tasks = Vec::new();
-        match &tls {
-            Some(t) => {
-                let (accept, incoming) = tls_incoming(listener, t, &store);
-                tasks.push(accept);
-                tasks.push(tokio::spawn(async move {
-                    let _ = router.serve_with_incoming(incoming).await;
-                }));
-            }
-            None => tasks.push(tokio::spawn(async move {
-                let _ = router
-                    .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                    .await;
-            })),
-        }
+        let tasks = serve_grpc(router, listener, tls.as_ref(), &store);
         Self {
             store,
             addr,
