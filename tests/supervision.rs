@@ -162,3 +162,96 @@ async fn sigterm_drains_in_flight_work_before_the_process_exits() {
         "the in-flight handler finished before the runtime returned: {lines:?}"
     );
 }
+
+#[derive(Actor, Clone, Default)]
+struct Three {
+    events: Arc<AtomicU64>,
+}
+
+#[handlers]
+impl Three {
+    #[subscribe("outage.events")]
+    async fn event(&self, _n: u64) {
+        self.events.fetch_add(1, SeqCst);
+    }
+
+    #[request("outage.ask")]
+    async fn ask(&self, n: u64) -> u64 {
+        n + 1
+    }
+
+    #[consumer(stream = "OUTAGE", durable = "three")]
+    async fn job(&self, _n: u64) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_recorded_for_each_core_handler_and_ends_when_the_server_has_them_again() {
+    logs();
+    let mut server = server();
+    let three = Three::default();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(nats_actors::jetstream::StreamConfig {
+            name: "OUTAGE".into(),
+            subjects: vec!["outage.jobs".into()],
+            ..Default::default()
+        })
+        .actor(three.clone())
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(runtime.stats().last_outage, None);
+
+    let killed_at = std::time::SystemTime::now();
+    let down = std::time::Instant::now();
+    server.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::block_in_place(|| server.restart()).expect("start nats-server again");
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            runtime.stats().last_outage.is_some()
+        })
+        .await,
+        "no outage recorded: {:?}",
+        runtime.stats()
+    );
+    let window = down.elapsed();
+    // Confirmed means subscribed again: one publish and one request, not retried, get through.
+    let outside = nats_actors_suite::nats(&server).await;
+    outside.publish("outage.events", "7".into()).await.unwrap();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        outside.request("outage.ask", "41".into()),
+    )
+    .await
+    .expect("answered in time")
+    .expect("answered");
+    assert_eq!(answer.payload.as_ref(), b"42");
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            three.events.load(SeqCst) == 1
+        })
+        .await
+    );
+
+    let stats = runtime.stats();
+    let outage = stats.last_outage.unwrap();
+    assert!(outage.lasted >= Duration::from_secs(1), "{outage:?}");
+    assert!(outage.lasted <= window, "{outage:?} longer than {window:?}");
+    let started = outage.started.duration_since(killed_at).unwrap_or_default();
+    assert!(
+        started < Duration::from_millis(500),
+        "went down {started:?} after the kill"
+    );
+    for core in ["Three::event", "Three::ask"] {
+        let h = stats.handler(core).unwrap();
+        assert_eq!(h.outages, 1, "{core}: {h:?}");
+        assert_eq!(h.unsubscribed, outage.lasted, "{core}");
+    }
+    let consumer = stats.handler("Three::job").unwrap();
+    assert_eq!(
+        (consumer.outages, consumer.unsubscribed),
+        (0, Duration::ZERO)
+    );
+    runtime.shutdown().await;
+}

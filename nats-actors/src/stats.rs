@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 /// Adds one to a counter that only one task writes (others only read it): a plain load and
 /// store instead of a locked read-modify-write, on every message.
@@ -58,6 +59,11 @@ pub(crate) struct HandlerCounters {
     pub rejected: AtomicU64,
     pub panics: AtomicU64,
     pub dropped: AtomicU64,
+    /// Whether what is published while its subscription is down is lost (core NATS delivery).
+    pub at_most_once: bool,
+    /// Outages of its subscription (the connection's, or its own), and their time in all.
+    pub outages: AtomicU64,
+    pub unsubscribed_ns: AtomicU64,
     /// Whether processing time and the last error are kept (service endpoints).
     pub timed: bool,
     /// Nanoseconds spent processing, summed (when `timed`).
@@ -95,6 +101,9 @@ impl HandlerCounters {
             rejected: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            at_most_once: false,
+            outages: AtomicU64::new(0),
+            unsubscribed_ns: AtomicU64::new(0),
             timed: false,
             processing_ns: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -106,6 +115,26 @@ impl HandlerCounters {
     pub fn timed(mut self, timed: bool) -> Self {
         self.timed = timed;
         self
+    }
+
+    /// Marks a handler of core NATS delivery, whose outages are recorded.
+    pub fn at_most_once(mut self, at_most_once: bool) -> Self {
+        self.at_most_once = at_most_once;
+        self
+    }
+
+    /// Its subscription was down for `lasted`: counted and logged, naming the handler.
+    pub fn outage(&self, lasted: Duration) {
+        self.outages.fetch_add(1, Relaxed);
+        let ns = u64::try_from(lasted.as_nanos()).unwrap_or(u64::MAX);
+        self.unsubscribed_ns.fetch_add(ns, Relaxed);
+        tracing::warn!(
+            handler = %format_args!("{}::{}", self.actor, self.method),
+            subject = self.template,
+            instance = self.instance,
+            lasted = ?lasted,
+            "subscription was down: core NATS messages published meanwhile were not delivered (at most once); a #[consumer] on a stream keeps them"
+        );
     }
 
     /// Messages that ended in an error: handler errors, rejections, panics.
@@ -127,6 +156,7 @@ pub(crate) struct Counters {
     pub lame_duck: AtomicU64,
     pub server_errors: AtomicU64,
     pub subscription_restarts: AtomicU64,
+    pub last_outage: Mutex<Option<Outage>>,
 }
 
 impl Counters {
@@ -138,6 +168,15 @@ impl Counters {
             .unwrap_or_else(|e| e.into_inner())
             .push(c.clone());
         (c.clone(), Tally(c))
+    }
+
+    /// The connection was down: every at-most-once handler's subscription with it.
+    pub fn outage(&self, outage: Outage) {
+        *self.last_outage.lock().unwrap_or_else(|e| e.into_inner()) = Some(outage);
+        let handlers = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
+        for h in handlers.iter().filter(|h| h.at_most_once) {
+            h.outage(outage.lasted);
+        }
     }
 
     /// Messages dropped in all: by handler inboxes, and by async-nats as it reported them.
@@ -174,6 +213,8 @@ impl Counters {
                 duplicates: c.js.duplicates.load(Relaxed),
                 ack_failures: c.js.ack_failures.load(Relaxed),
                 late_acks: c.js.late_acks.load(Relaxed),
+                outages: c.outages.load(Relaxed),
+                unsubscribed: Duration::from_nanos(c.unsubscribed_ns.load(Relaxed)),
             })
             .collect();
         let inboxes: u64 = handlers.iter().map(|h| h.dropped).sum();
@@ -185,6 +226,7 @@ impl Counters {
             lame_duck: self.lame_duck.load(Relaxed),
             server_errors: self.server_errors.load(Relaxed),
             subscription_restarts: self.subscription_restarts.load(Relaxed),
+            last_outage: *self.last_outage.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 }
@@ -218,6 +260,29 @@ pub struct Stats {
     pub server_errors: u64,
     /// Subscriptions the runtime had to make again after they ended.
     pub subscription_restarts: u64,
+    /// The last time the connection was down, from the disconnect to the reconnect confirmed
+    /// (the server had every subscription again).
+    pub last_outage: Option<Outage>,
+}
+
+/// A time the connection was down: core NATS messages published meanwhile were not delivered
+/// to the runtime's `#[subscribe]` and `#[request]` handlers (JetStream consumers get theirs
+/// after it).
+///
+/// ```no_run
+/// # fn demo(runtime: nats_actors::Runtime) {
+/// if let Some(outage) = runtime.stats().last_outage {
+///     println!("down for {:?} from {:?}", outage.lasted, outage.started);
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outage {
+    /// When the connection went down.
+    pub started: SystemTime,
+    /// Until the reconnect was confirmed.
+    pub lasted: Duration,
 }
 
 impl Stats {
@@ -243,6 +308,8 @@ impl Stats {
             sum.duplicates += h.duplicates;
             sum.ack_failures += h.ack_failures;
             sum.late_acks += h.late_acks;
+            sum.outages += h.outages;
+            sum.unsubscribed += h.unsubscribed;
         }
         found.then_some(sum)
     }
@@ -283,6 +350,13 @@ pub struct HandlerStats {
     /// JetStream: acks sent more than `ack_wait` after the server last heard about the message
     /// (in-progress acks could not be sent): it may have been redelivered meanwhile.
     pub late_acks: u64,
+    /// `#[subscribe]` and `#[request]`: times its subscription was down (the connection was, or
+    /// the subscription ended and was made again), each logged as a warning naming the handler.
+    /// What was published meanwhile was not delivered: core NATS is at most once.
+    pub outages: u64,
+    /// How long its subscription was down in all, to the reconnect (or new subscription)
+    /// confirmed by a round trip.
+    pub unsubscribed: Duration,
 }
 
 #[cfg(test)]

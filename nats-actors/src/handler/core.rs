@@ -20,12 +20,14 @@ use super::{HandlerKind, Invoke, Worker};
 pub static SUBSCRIBE: HandlerKind = HandlerKind {
     attribute: "subscribe",
     replies: false,
+    at_most_once: true,
 };
 
 /// `#[request]` and `#[endpoint]`: the return value is the reply.
 pub static REQUEST: HandlerKind = HandlerKind {
     attribute: "request",
     replies: true,
+    at_most_once: true,
 };
 use crate::codec;
 use crate::context::Context;
@@ -148,8 +150,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
     }
 
     /// The subscription ended without a shutdown (the connection was closed under it): make it
-    /// again with backoff, up to 10 attempts.
+    /// again with backoff, up to 10 attempts. The time without a subscription, to the new one
+    /// confirmed by a round trip, is an outage of this handler.
     async fn resubscribe(&self, shutdown: &mut watch::Receiver<bool>) -> Option<Subscriber> {
+        let since = std::time::Instant::now();
         for attempt in 1..=10usize {
             if self.stop.load(Relaxed) || *shutdown.borrow() {
                 return None;
@@ -161,6 +165,9 @@ impl<A: Send + Sync + 'static> Worker<A> {
             .await;
             match self.subscribe().await {
                 Ok(sub) => {
+                    let flushed = self.client.nats().flush();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), flushed).await;
+                    self.counters.outage(since.elapsed());
                     self.runtime.subscription_restarts.fetch_add(1, Relaxed);
                     tracing::warn!(handler = %self.name(), subject = self.spec.subject, "subscription ended; subscribed again");
                     return Some(sub);

@@ -24,6 +24,7 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::{Error, HandlerError};
 use crate::outcome::Outcome;
+use crate::runtime::link::Link;
 use crate::stats::{Counters, HandlerCounters, Tally};
 use crate::telemetry::metrics::HandlerMetrics;
 use crate::telemetry::spans::{self, Frame, ProcessMeta};
@@ -38,6 +39,9 @@ pub struct HandlerKind {
     /// Whether it answers requests: such handlers stop after the others at shutdown, so that a
     /// handler finishing its message can still call them.
     pub replies: bool,
+    /// Whether it takes core NATS deliveries, lost while its subscription is down (its outages
+    /// are recorded in its stats); JetStream consumers get theirs after an outage.
+    pub at_most_once: bool,
 }
 
 /// One handler, implemented by `#[handlers]` on the actor for the handler's index `I`: extracts the
@@ -132,6 +136,9 @@ pub struct Worker<A> {
     /// The one writer of the per-message counters.
     pub(crate) tally: Tally,
     pub(crate) runtime: Arc<Counters>,
+    /// The connection's reconnects, confirmed (JetStream consumers pull again after each).
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    pub(crate) link: Arc<Link>,
     /// Set when the runtime shuts down.
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) meta: &'static ProcessMeta,

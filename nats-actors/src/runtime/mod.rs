@@ -2,6 +2,7 @@
 //! gracefully.
 
 pub(crate) mod connect;
+pub(crate) mod link;
 pub(crate) mod start;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -17,6 +18,7 @@ use crate::error::Error;
 use crate::stats::{Counters, Stats};
 use crate::telemetry::metrics;
 use connect::ConnectOptions;
+use link::Link;
 use start::{Phase, StartEnv, Starter};
 
 /// Default time in-flight handlers get to finish at shutdown.
@@ -86,6 +88,8 @@ pub struct Runtime {
     handle: ShutdownHandle,
     /// Keeps the observable runtime counters registered.
     _observers: metrics::RuntimeObservers,
+    /// Confirms reconnects of a connection the runtime opened.
+    _link: Option<link::Watch>,
 }
 
 /// Asks a running [`Runtime`] to shut down; cheap to clone, usable from any task.
@@ -350,13 +354,15 @@ impl RuntimeBuilder {
     pub async fn start(self) -> Result<Runtime, Error> {
         let counters = Arc::new(Counters::default());
         let closed = Arc::new(Notify::new());
+        let link = Link::new();
         let (nats, owns_connection) = match self.connection {
             Connection::Client(c) => (c, false),
             Connection::Options(opts) => {
                 let opts = opts?;
                 let servers = opts.servers().to_vec();
                 let options = opts.into_async_nats().await?;
-                let options = options.event_callback(events(counters.clone(), closed.clone()));
+                let options =
+                    options.event_callback(events(counters.clone(), link.clone(), closed.clone()));
                 (options.connect(servers).await?, true)
             }
         };
@@ -364,6 +370,8 @@ impl RuntimeBuilder {
             Some(b) => b,
             None => buffer_from_env()?,
         };
+        // Reconnects of a connection made elsewhere are not seen (its events are its own).
+        let watch = owns_connection.then(|| link.watch(nats.clone(), counters.clone()));
         let client = Client::new(nats);
         #[cfg(feature = "jetstream")]
         for stream in &self.streams {
@@ -373,6 +381,7 @@ impl RuntimeBuilder {
         let mut env = StartEnv {
             client: client.clone(),
             counters: counters.clone(),
+            link,
             phases: &mut phases,
             buffer,
         };
@@ -400,6 +409,7 @@ impl RuntimeBuilder {
             closed,
             handle: ShutdownHandle::default(),
             _observers: metrics::observe_runtime(counters_for_metrics),
+            _link: watch,
         })
     }
 
@@ -423,6 +433,7 @@ fn buffer_from_env() -> Result<Buffer, Error> {
 
 fn events(
     counters: Arc<Counters>,
+    link: Arc<Link>,
     closed: Arc<Notify>,
 ) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
     use async_nats::Event;
@@ -431,11 +442,13 @@ fn events(
             Event::Connected => {
                 let n = counters.connects.fetch_add(1, Relaxed);
                 if n > 0 {
+                    link.connected();
                     tracing::info!("reconnected to NATS");
                 }
             }
             Event::Disconnected => {
                 counters.disconnects.fetch_add(1, Relaxed);
+                link.disconnected();
                 tracing::warn!("disconnected from NATS; reconnecting");
             }
             Event::SlowConsumer(sid) => {

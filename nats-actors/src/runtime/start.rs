@@ -14,6 +14,7 @@ use crate::cell::Cell;
 use crate::client::Client;
 use crate::error::Error;
 use crate::handler::Worker;
+use crate::runtime::link::Link;
 use crate::stats::{Counters, HandlerCounters};
 use crate::telemetry::metrics::HandlerMetrics;
 use crate::telemetry::spans::{ProcessMeta, Server};
@@ -39,6 +40,7 @@ impl Phase {
 pub(crate) struct StartEnv<'a> {
     pub(crate) client: Client,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) link: Arc<Link>,
     pub(crate) phases: &'a mut [Phase; 2],
     /// The buffer of core handlers that set none.
     pub(crate) buffer: Buffer,
@@ -88,7 +90,9 @@ pub(crate) async fn start_actor<A: Actor>(
             });
             let phase = usize::from(spec.kind.replies);
             let (counters, tally) = env.counters.register(
-                HandlerCounters::new(opts.name, spec.method, spec.template, instance).timed(timed),
+                HandlerCounters::new(opts.name, spec.method, spec.template, instance)
+                    .timed(timed)
+                    .at_most_once(spec.kind.at_most_once),
             );
             registered.push(counters.clone());
             let worker = Worker {
@@ -102,6 +106,7 @@ pub(crate) async fn start_actor<A: Actor>(
                 counters: counters.clone(),
                 tally,
                 runtime: env.counters.clone(),
+                link: env.link.clone(),
                 stop: env.phases[phase].flag.clone(),
                 meta: ProcessMeta::of(
                     spec.template,

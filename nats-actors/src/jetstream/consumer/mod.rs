@@ -55,6 +55,7 @@ pub fn start<A: Invoke<I>, const I: usize>(
 pub static CONSUME: HandlerKind = HandlerKind {
     attribute: "consumer",
     replies: false,
+    at_most_once: false,
 };
 
 /// A `#[consumer]` handler's task: its worker (the shared per-message path) and its consumer.
@@ -80,7 +81,10 @@ impl<A: Send + Sync + 'static> Consumer<A> {
     ///
     /// Messages pulled but not started yet wait in `waiting`; every third of `ack_wait` they get
     /// an in-progress ack, so that a slow handler does not let the rest of its batch expire and
-    /// come back as duplicates.
+    /// come back as duplicates. A durable consumer pulls again on a new stream, at once, after a
+    /// reconnect and after missed heartbeats (async-nats would wait for the pull to expire, or
+    /// retry its consumer lookup at 0.5 s, 1 s, 1.5 s...): what was pulled before is still
+    /// handled first.
     async fn consume<const I: usize>(self, mut shutdown: watch::Receiver<bool>)
     where
         A: Invoke<I>,
@@ -91,9 +95,12 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         let period = keepalive(js.spec.ack_wait());
         let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let durable = js.config.is_some();
+        let mut reconnects = self.w.link.reconnects();
         let mut recreate = false;
         let mut attempt = 0usize;
         while !self.w.stop.load(Relaxed) {
+            reconnects.borrow_and_update();
             let messages = match js.messages(recreate).await {
                 Ok(m) => {
                     if recreate {
@@ -105,8 +112,10 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                 Err(e) => {
                     attempt += 1;
                     recreate = true;
-                    tracing::warn!(consumer = %js.what, attempt, error = %e, "cannot pull messages; trying again");
-                    let pause = crate::runtime::connect::backoff(attempt, Duration::from_secs(5));
+                    if attempt == 1 || attempt.is_multiple_of(20) {
+                        tracing::warn!(consumer = %js.what, attempt, error = %e, "cannot pull messages; trying again");
+                    }
+                    let pause = crate::runtime::connect::backoff(attempt, retry_cap(attempt));
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = shutdown.changed() => self.w.stop.store(true, Relaxed),
@@ -119,7 +128,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
             let mut messages = Some(messages);
             let ended = loop {
                 let Some(pulled) = messages.as_mut() else {
-                    break "shutdown";
+                    break End::Over("shutdown");
                 };
                 while in_flight.len() < self.w.limit {
                     match waiting.pop_front() {
@@ -155,26 +164,42 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                         Some(Err(Problem::Transient(e))) => {
                             tracing::debug!(consumer = %js.what, error = %e, "pull stream problem; going on");
                         }
+                        Some(Err(Problem::Stalled)) => break End::Repull("missed heartbeats"),
                         Some(Err(Problem::Recreate(e))) => {
                             tracing::warn!(consumer = %js.what, error = %e, "pull stream ended");
                             recreate = true;
-                            break "the pull stream ended";
+                            break End::Over("the pull stream ended");
                         }
-                        None => break "the pull stream ended",
+                        None => break End::Over("the pull stream ended"),
                     },
+                    Ok(()) = reconnects.changed(), if durable => break End::Repull("reconnected"),
                     _ = keepalive.tick() => self.keep_alive(pulled, &mut waiting).await,
                     _ = shutdown.changed() => self.w.stop.store(true, Relaxed),
                 }
                 if self.w.stop.load(Relaxed) {
-                    break "shutdown";
+                    break End::Over("shutdown");
                 }
             };
-            // Before the stream is made again (or at shutdown): what was pulled but not started
-            // goes back at once, not after ack_wait, and what runs finishes here, with its
-            // in-progress acks, rather than freezing while a new stream is set up.
-            self.give_back(&mut messages, &mut waiting, ended).await;
-            while in_flight.next().await.is_some() {}
+            match ended {
+                // What the old stream holds is kept, to be handled first; what runs goes on.
+                End::Repull(why) => {
+                    if let Some(mut pulled) = messages.take() {
+                        take_held(&mut pulled, &mut waiting);
+                    }
+                    tracing::debug!(consumer = %js.what, why, held = waiting.len(), "pulling again");
+                }
+                // Before the stream is made again (or at shutdown): what was pulled but not
+                // started goes back at once, not after ack_wait, and what runs finishes here,
+                // with its in-progress acks, rather than freezing while a new stream is set up.
+                End::Over(why) => {
+                    self.give_back(&mut messages, &mut waiting, why).await;
+                    while in_flight.next().await.is_some() {}
+                }
+            }
         }
+        // What was kept for a new stream goes back too.
+        let mut none = None;
+        self.give_back(&mut none, &mut waiting, "shutdown").await;
         while in_flight.next().await.is_some() {}
     }
 
@@ -224,17 +249,9 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         waiting: &mut VecDeque<JsMessage>,
         why: &str,
     ) {
-        let Some(mut pulled) = messages.take() else {
-            return;
-        };
-        for _ in 0..10_000 {
-            match pulled.next().now_or_never() {
-                Some(Some(Ok(m))) => waiting.push_back(m),
-                Some(Some(Err(_))) => {}
-                _ => break,
-            }
+        if let Some(mut pulled) = messages.take() {
+            take_held(&mut pulled, waiting);
         }
-        drop(pulled);
         let returned = waiting.len();
         // The server may still hold the dropped stream's pull request, and a message it sends
         // there comes back at the end of its redelivery queue: the first one goes back alone,
@@ -276,6 +293,34 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                 self.send_ack(reply, "+WPI".into()).await;
             }
         }
+    }
+}
+
+/// Why a pull stream was left.
+enum End {
+    /// For good, or to make the consumer again: what was pulled goes back.
+    Over(&'static str),
+    /// To pull again on a new stream, keeping what was pulled.
+    Repull(&'static str),
+}
+
+/// Moves what a pull stream already received into `waiting`.
+fn take_held(pulled: &mut Messages, waiting: &mut VecDeque<JsMessage>) {
+    for _ in 0..10_000 {
+        match pulled.next().now_or_never() {
+            Some(Some(Ok(m))) => waiting.push_back(m),
+            Some(Some(Err(_))) => {}
+            _ => break,
+        }
+    }
+}
+
+/// The longest pause between attempts to pull again: short for the first ten seconds or so
+/// (JetStream comes back soon after a restart or an election), then 5 s.
+fn retry_cap(attempt: usize) -> Duration {
+    match attempt {
+        0..=40 => Duration::from_millis(250),
+        _ => Duration::from_secs(5),
     }
 }
 

@@ -40,7 +40,13 @@ pub(super) enum Problem {
     Transient(String),
     /// The stream is over: make the consumer (and the stream) again.
     Recreate(String),
+    /// The server stopped sending idle heartbeats: pull again on a new stream.
+    Stalled,
 }
+
+/// How often the server says a pull is alive when it has nothing to send; two missed in a row
+/// make a new pull (a consumer leader that moved without a reconnect, a lost pull request).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 pub(super) type Messages = BoxStream<'static, Result<JsMessage, Problem>>;
 
@@ -197,24 +203,18 @@ impl JsSource {
                 .await
                 .map_err(|e| e.to_string())?
         };
-        let messages = match self.spec.batch {
-            Some(batch) => {
-                consumer
-                    .stream()
-                    .max_messages_per_batch(batch)
-                    .heartbeat(Duration::from_secs(5))
-                    .messages()
-                    .await
-            }
-            None => consumer.messages().await,
+        let mut pull = consumer.stream().heartbeat(HEARTBEAT);
+        if let Some(batch) = self.spec.batch {
+            pull = pull.max_messages_per_batch(batch);
         }
-        .map_err(|e| e.to_string())?;
+        let messages = pull.messages().await.map_err(|e| e.to_string())?;
         Ok(messages
             .map(|m| {
                 m.map_err(|e| match e.kind() {
                     MessagesErrorKind::ConsumerDeleted
                     | MessagesErrorKind::PushBasedConsumer
                     | MessagesErrorKind::RequestLimitExceeded => Problem::Recreate(e.to_string()),
+                    MessagesErrorKind::MissingHeartbeat => Problem::Stalled,
                     _ => Problem::Transient(e.to_string()),
                 })
             })
