@@ -8,7 +8,8 @@
 //!    the server competing for the machine;
 //! 3. sequential request/reply p50, and throughput with 64 requests in flight: a typed
 //!    `#[request]` handler vs a raw async-nats responder that does the same work (decodes,
-//!    encodes, replies with a `Content-Type` header), and vs one that echoes the bytes;
+//!    encodes, replies with a `Content-Type` header), and vs one that echoes the bytes; with
+//!    the process's CPU per request (requester and responder);
 //! 4. pub/sub and drain again with telemetry: (b) tracing installed, nothing sampled; (b+) the
 //!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC, then
 //!    OTLP/HTTP, then both over TLS (https, the receiver's CA from
@@ -76,8 +77,15 @@ fn env_or(name: &str, default: u64) -> u64 {
         .filter(|n| *n > 0)
         .unwrap_or(default)
 }
-const SEQUENTIAL_REQUESTS: usize = 5_000;
-const PARALLEL_REQUESTS: usize = 51_200; // 800 per in-flight slot
+/// Request/reply: sequential requests per round (`BENCH_SEQUENTIAL`, default 5,000), requests
+/// with 64 in flight per round (`BENCH_REQUESTS`, 51,200), rounds (`BENCH_REQUEST_ROUNDS`, 11),
+/// and the responders measured (`BENCH_RESPONDERS`: of `echo,same,fw`, default all). Under
+/// callgrind, run one responder at a time with few requests and compare the instructions of
+/// the whole process per request.
+static SEQUENTIAL_REQUESTS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_SEQUENTIAL", 5_000));
+static PARALLEL_REQUESTS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_REQUESTS", 51_200));
+static REQUEST_ROUNDS: LazyLock<u64> =
+    LazyLock::new(|| env_or("BENCH_REQUEST_ROUNDS", ROUNDS as u64));
 const IN_FLIGHT: usize = 64;
 const CAPACITY: usize = 1 << 19;
 

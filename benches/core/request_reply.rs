@@ -9,16 +9,16 @@ use futures::StreamExt;
 use nats_actors::prelude::*;
 use nats_actors::ConnectOptions;
 
-use crate::common::median;
-use crate::{Counter, Event, IN_FLIGHT, PARALLEL_REQUESTS, ROUNDS, SEQUENTIAL_REQUESTS};
+use crate::common::{cpu_time, median};
+use crate::{Counter, Event, IN_FLIGHT, PARALLEL_REQUESTS, REQUEST_ROUNDS, SEQUENTIAL_REQUESTS};
 
 async fn sequential_p50(
     requester: &async_nats::Client,
     subject: &str,
     payload: &Bytes,
 ) -> Duration {
-    let mut lat = Vec::with_capacity(SEQUENTIAL_REQUESTS);
-    for _ in 0..SEQUENTIAL_REQUESTS {
+    let mut lat = Vec::with_capacity(*SEQUENTIAL_REQUESTS as usize);
+    for _ in 0..*SEQUENTIAL_REQUESTS {
         let t = Instant::now();
         let reply = requester
             .request(subject.to_string(), payload.clone())
@@ -35,9 +35,9 @@ async fn parallel_rate(
     requester: &async_nats::Client,
     subject: &str,
     payload: &Bytes,
-) -> (f64, usize) {
-    let t0 = Instant::now();
-    let per_task = PARALLEL_REQUESTS / IN_FLIGHT;
+) -> (f64, usize, f64) {
+    let (cpu0, t0) = (cpu_time(), Instant::now());
+    let per_task = *PARALLEL_REQUESTS as usize / IN_FLIGHT;
     let tasks: Vec<_> = (0..IN_FLIGHT)
         .map(|_| {
             let (c, s, p) = (requester.clone(), subject.to_string(), payload.clone());
@@ -56,7 +56,8 @@ async fn parallel_rate(
     for t in tasks {
         ok += t.await.unwrap();
     }
-    (ok as f64 / t0.elapsed().as_secs_f64(), ok)
+    let cpu_us = (cpu_time() - cpu0).as_secs_f64() * 1e6 / ok.max(1) as f64;
+    (ok as f64 / t0.elapsed().as_secs_f64(), ok, cpu_us)
 }
 
 /// A raw async-nats responder on `subject`. With `same_work`, it does what the typed handler
@@ -97,44 +98,59 @@ pub async fn request_reply(url: &str, payload: &Bytes) {
         .await
         .unwrap();
     let requester = async_nats::connect(url).await.unwrap();
-    // Sequential p50 and in-flight rate of: raw echo, raw doing the same work, nats-actors.
+    // Sequential p50, in-flight rate and CPU of: raw echo, raw doing the same work, nats-actors.
     let subjects = ["bench.raw.echo", "bench.raw.typed", "bench.fw.echo"];
-    let (mut p50, mut par) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
-    for round in 0..ROUNDS {
+    let names = ["echo", "same", "fw"];
+    let chosen = std::env::var("BENCH_RESPONDERS").unwrap_or_else(|_| names.join(","));
+    let sides: Vec<usize> = (0..3)
+        .filter(|&i| chosen.split(',').any(|c| c == names[i]))
+        .collect();
+    let (mut p50, mut par, mut cpu) = (
+        [vec![], vec![], vec![]],
+        [vec![], vec![], vec![]],
+        [vec![], vec![], vec![]],
+    );
+    for round in 0..*REQUEST_ROUNDS as usize {
         let mut line = format!("round {round}:");
         // Each side goes first, second and third in turn: no side always follows the same one.
-        for i in (0..3).map(|k| (round + k) % 3) {
+        for i in (0..sides.len()).map(|k| sides[(round + k) % sides.len()]) {
             let subject = subjects[i];
             let lat = sequential_p50(&requester, subject, payload).await;
-            let (rate, ok) = parallel_rate(&requester, subject, payload).await;
+            let (rate, ok, cpu_us) = parallel_rate(&requester, subject, payload).await;
             line += &format!(
-                " {subject}: p50 {:.1} us, {IN_FLIGHT} in flight {rate:.0}/s (ok {ok}) |",
+                " {subject}: p50 {:.1} us, {IN_FLIGHT} in flight {rate:.0}/s (ok {ok}, {cpu_us:.2} us cpu/req) |",
                 lat.as_secs_f64() * 1e6
             );
             p50[i].push(lat.as_secs_f64() * 1e6);
             par[i].push(rate);
+            cpu[i].push(cpu_us);
         }
         println!("{line}");
     }
-    let per_round = |v: &[Vec<f64>; 3], base: usize| {
-        median(v[2].iter().zip(&v[base]).map(|(f, b)| f / b).collect())
-    };
-    println!(
-        "request/reply 128 B msgpack, medians: sequential p50 raw echo {:.1} us, raw same work {:.1} us, nats-actors {:.1} us; {IN_FLIGHT} in flight raw echo {:.0}/s, raw same work {:.0}/s, nats-actors {:.0}/s",
-        median(p50[0].clone()),
-        median(p50[1].clone()),
-        median(p50[2].clone()),
-        median(par[0].clone()),
-        median(par[1].clone()),
-        median(par[2].clone()),
-    );
-    println!(
-        "  ratios (median of per-round ratios): p50 latency vs raw same work {:.3}, vs raw echo {:.3}; {IN_FLIGHT} in flight vs raw same work {:.3}, vs raw echo {:.3}",
-        per_round(&p50, 1),
-        per_round(&p50, 0),
-        per_round(&par, 1),
-        per_round(&par, 0),
-    );
+    if sides.len() == 3 {
+        let per_round = |v: &[Vec<f64>; 3], base: usize| {
+            median(v[2].iter().zip(&v[base]).map(|(f, b)| f / b).collect())
+        };
+        println!(
+            "request/reply 128 B msgpack, medians: sequential p50 raw echo {:.1} us, raw same work {:.1} us, nats-actors {:.1} us; {IN_FLIGHT} in flight raw echo {:.0}/s, raw same work {:.0}/s, nats-actors {:.0}/s; cpu/request (requester + responder) raw echo {:.2} us, raw same work {:.2} us, nats-actors {:.2} us",
+            median(p50[0].clone()),
+            median(p50[1].clone()),
+            median(p50[2].clone()),
+            median(par[0].clone()),
+            median(par[1].clone()),
+            median(par[2].clone()),
+            median(cpu[0].clone()),
+            median(cpu[1].clone()),
+            median(cpu[2].clone()),
+        );
+        println!(
+            "  ratios (median of per-round ratios): p50 latency vs raw same work {:.3}, vs raw echo {:.3}; {IN_FLIGHT} in flight vs raw same work {:.3}, vs raw echo {:.3}",
+            per_round(&p50, 1),
+            per_round(&p50, 0),
+            per_round(&par, 1),
+            per_round(&par, 0),
+        );
+    }
     runtime.shutdown().await;
     echo.abort();
     typed.abort();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use async_nats::{HeaderMap, Message};
+use async_nats::{HeaderMap, Message, Subject};
 use bytes::Bytes;
 
 use crate::codec::Codec;
@@ -130,7 +130,7 @@ impl Client {
         headers: HeaderMap,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        self.send(None, SendKind::Publish, subject, headers, payload)
+        self.send(None, SendKind::Publish, subject.into(), headers, payload)
             .await
     }
 
@@ -146,27 +146,33 @@ impl Client {
     }
 
     /// Publishes under a send span (child of `parent`) whose context goes into the headers.
+    /// async-nats checks the size (headers and payload) before it sends, as the server would.
     pub(crate) async fn send(
         &self,
         parent: Option<&Frame>,
         what: SendKind,
-        subject: &str,
+        subject: Subject,
         mut headers: HeaderMap,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        let (span, started) = self.begin(parent, what, subject, payload.len(), &mut headers);
-        let result = async {
-            self.check_size(subject, &headers, &payload)?;
-            self.inner
-                .nats
-                .publish_with_headers(subject.to_owned(), headers, payload)
-                .await
-                .map_err(|source| PublishError::Nats {
-                    subject: subject.into(),
+        let (span, started) = self.begin(parent, what, &subject, payload.len(), &mut headers);
+        let result = match self
+            .inner
+            .nats
+            .publish_with_headers(subject.clone(), headers, payload)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(source) => Err(match source.kind() {
+                async_nats::client::PublishErrorKind::MaxPayloadExceeded => {
+                    self.oversize(&subject, &source)
+                }
+                _ => PublishError::Nats {
+                    subject: subject.to_string(),
                     source,
-                })
-        }
-        .await;
+                },
+            }),
+        };
         let error_type = result.as_ref().err().map(|e| match e {
             PublishError::MaxPayload { .. } => "max_payload",
             _ => "publish",
@@ -213,7 +219,6 @@ impl Client {
         payload: Bytes,
         timeout: Duration,
     ) -> Result<Message, RequestError> {
-        self.check_size(subject, &headers, &payload)?;
         let request = async_nats::Request::new()
             .payload(payload)
             .headers(headers)
@@ -231,6 +236,9 @@ impl Client {
                     subject: subject.into(),
                     timeout,
                 },
+                async_nats::RequestErrorKind::MaxPayloadExceeded => {
+                    RequestError::Publish(self.oversize(subject, &source))
+                }
                 _ => RequestError::Nats {
                     subject: subject.into(),
                     source,
@@ -257,6 +265,25 @@ impl Client {
             spans::inject(&span, headers);
         }
         (span, ClientMetrics::get().map(|m| (m, Instant::now())))
+    }
+
+    /// [`PublishError::MaxPayload`] from async-nats' own check, whose message names the
+    /// limit and the size (`... limit of 1048576 exceeded by message size of 1048600`).
+    fn oversize(&self, subject: &str, source: &impl std::fmt::Display) -> PublishError {
+        let message = source.to_string();
+        let after = |key: &str| -> Option<usize> {
+            let digits = message.split(key).nth(1)?;
+            digits
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        };
+        PublishError::MaxPayload {
+            subject: subject.into(),
+            size: after("size of ").unwrap_or(0),
+            max: after("limit of ").unwrap_or_else(|| self.inner.nats.max_payload()),
+        }
     }
 
     pub(crate) fn check_size(

@@ -76,7 +76,13 @@ impl<'a> Origin<'a> {
     pub(crate) async fn publish(self, subject: &str, payload: Bytes) -> Result<(), PublishError> {
         let headers = self.headers();
         self.client
-            .send(self.parent, SendKind::Publish, subject, headers, payload)
+            .send(
+                self.parent,
+                SendKind::Publish,
+                subject.into(),
+                headers,
+                payload,
+            )
             .await
     }
 

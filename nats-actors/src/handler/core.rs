@@ -235,7 +235,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     h.insert(codec::CONTENT_TYPE, codec.content_type());
                     match self
                         .client
-                        .send(Some(span), SendKind::Reply, reply.as_str(), h, payload)
+                        .send(Some(span), SendKind::Reply, reply.clone(), h, payload)
                         .await
                     {
                         Ok(()) => (None, None),
@@ -271,13 +271,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
         h.insert(headers::SERVICE_ERROR_CODE, err.code().to_string().as_str());
         let sent = self
             .client
-            .send(
-                Some(span),
-                SendKind::Reply,
-                reply.as_str(),
-                h,
-                bytes::Bytes::new(),
-            )
+            .send(Some(span), SendKind::Reply, reply, h, bytes::Bytes::new())
             .await;
         if let Err(e) = sent {
             tracing::warn!(handler = %self.name(), error = %e, "cannot send the error reply");
