@@ -375,3 +375,44 @@ async fn every_send_of_a_handler_continues_its_trace_and_a_client_send_starts_no
     assert_ne!(trace_id(outside.headers.as_ref()).as_deref(), Some(trace));
     runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jetstream_publish_over_max_payload_fails_before_sending_and_the_rest_are_stored() {
+    logs();
+    let server = nats_actors_suite::NatsServer::builder()
+        .config("max_payload: 4096")
+        .start()
+        .unwrap();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(stream("BIG", "big.>"))
+        .start()
+        .await
+        .unwrap();
+    let client = runtime.client();
+    let big = "x".repeat(5000);
+    let err = client.js_publish("big.one", &big).await.unwrap_err();
+    assert!(
+        matches!(&err, nats_actors::PublishError::MaxPayload { max: 4096, size, .. } if *size > 5000),
+        "{err:?}"
+    );
+    let batch = [
+        ("big.many", "small".to_string()),
+        ("big.many", big),
+        ("big.many", "small".into()),
+    ];
+    let results = client
+        .js_publish_pipelined(batch, 4, &JsPublish::new())
+        .await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(
+            &results[1],
+            Err(nats_actors::PublishError::MaxPayload { max: 4096, .. })
+        ),
+        "{results:?}"
+    );
+    let stored = client.jetstream().get_stream("BIG").await.unwrap();
+    assert_eq!(stored.cached_info().state.messages, 2);
+    runtime.shutdown().await;
+}

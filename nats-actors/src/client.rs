@@ -269,7 +269,7 @@ impl Client {
 
     /// [`PublishError::MaxPayload`] from async-nats' own check, whose message names the
     /// limit and the size (`... limit of 1048576 exceeded by message size of 1048600`).
-    fn oversize(&self, subject: &str, source: &impl std::fmt::Display) -> PublishError {
+    pub(crate) fn oversize(&self, subject: &str, source: &impl std::fmt::Display) -> PublishError {
         let message = source.to_string();
         let after = |key: &str| -> Option<usize> {
             let digits = message.split(key).nth(1)?;
@@ -284,24 +284,6 @@ impl Client {
             size: after("size of ").unwrap_or(0),
             max: after("limit of ").unwrap_or_else(|| self.inner.nats.max_payload()),
         }
-    }
-
-    pub(crate) fn check_size(
-        &self,
-        subject: &str,
-        headers: &HeaderMap,
-        payload: &Bytes,
-    ) -> Result<(), PublishError> {
-        let max = self.inner.nats.max_payload();
-        let size = payload.len() + headers::wire_size(headers);
-        if max > 0 && size > max {
-            return Err(PublishError::MaxPayload {
-                subject: subject.into(),
-                size,
-                max,
-            });
-        }
-        Ok(())
     }
 }
 

@@ -49,22 +49,6 @@ pub(crate) fn safe_value(value: &str, max: usize) -> String {
     out
 }
 
-/// Approximate wire size of headers, for the `max_payload` check.
-pub(crate) fn wire_size(headers: &HeaderMap) -> usize {
-    if headers.is_empty() {
-        return 0;
-    }
-    let fields: usize = headers
-        .iter()
-        .map(|(k, vs)| {
-            vs.iter()
-                .map(|v| AsRef::<str>::as_ref(k).len() + v.as_str().len() + 4)
-                .sum::<usize>()
-        })
-        .sum();
-    fields + "NATS/1.0\r\n\r\n".len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
@@ -149,7 +149,14 @@ impl JsPublish {
         }
     }
 
-    fn headers(&self, headers: &mut HeaderMap, subject: &str, payload: &[u8], index: usize) {
+    /// Adds the headers these options set; returns whether one is `Nats-Msg-Id`.
+    fn headers(
+        &self,
+        headers: &mut HeaderMap,
+        subject: &str,
+        payload: &[u8],
+        index: usize,
+    ) -> bool {
         let id = match &self.msg_id {
             MsgId::None => None,
             MsgId::Explicit(id) if index == usize::MAX => Some(id.clone()),
@@ -161,6 +168,7 @@ impl JsPublish {
                 headers.insert(name, v.as_str());
             }
         };
+        let has_id = id.is_some();
         set("Nats-Msg-Id", id);
         set(
             "Nats-Expected-Last-Sequence",
@@ -175,6 +183,7 @@ impl JsPublish {
             self.expected_last_msg_id.clone(),
         );
         set("Nats-Expected-Stream", self.expected_stream.clone());
+        has_id
     }
 }
 
@@ -246,7 +255,8 @@ impl Origin<'_> {
         // that is safe (see `retryable`); it may then land after later ones.
         let mut pending = futures::stream::FuturesOrdered::new();
         for (i, (subject, value)) in messages.enumerate() {
-            let subject = subject.as_ref().to_string();
+            // Shared, not copied, by the send and the ack's future.
+            let subject = Subject::from(subject.as_ref());
             let encoded = self.encode(&subject, &value);
             drop(value);
             let payload = match encoded {
@@ -257,8 +267,7 @@ impl Origin<'_> {
                 }
             };
             let mut headers = self.headers();
-            options.headers(&mut headers, &subject, &payload, i);
-            let has_id = headers.get("Nats-Msg-Id").is_some();
+            let has_id = options.headers(&mut headers, &subject, &payload, i);
             let (span, started) = client.begin(
                 self.parent,
                 SendKind::Publish,
@@ -266,29 +275,26 @@ impl Origin<'_> {
                 payload.len(),
                 &mut headers,
             );
-            let sent = match client.check_size(&subject, &headers, &payload) {
-                Err(e) => Err(e),
-                Ok(()) => {
-                    // The context's ack permits are held by the outstanding acks: keep them
-                    // moving while this one waits to be sent, or a window over the permit count
-                    // (or several pipelines at once) could wait forever.
-                    let send = js.publish_with_headers(subject.clone(), headers, payload.clone());
-                    let mut send = std::pin::pin!(send);
-                    Ok(loop {
-                        tokio::select! {
-                            biased;
-                            sent = &mut send => break sent,
-                            Some(r) = pending.next(), if !pending.is_empty() => results.push(r),
-                        }
-                    })
+            // The context's ack permits are held by the outstanding acks: keep them moving
+            // while this one waits to be sent, or a window over the permit count (or several
+            // pipelines at once) could wait forever. async-nats checks the size first.
+            let send = js.publish_with_headers(subject.clone(), headers, payload.clone());
+            let mut send = std::pin::pin!(send);
+            let sent = loop {
+                tokio::select! {
+                    biased;
+                    sent = &mut send => break sent,
+                    Some(r) = pending.next(), if !pending.is_empty() => results.push(r),
                 }
             };
             pending.push_back(futures::future::Either::Right(async move {
                 let failed = match sent {
-                    Err(e) => Some(Err(e)),
+                    Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                        Some(Err(client.oversize(&subject, &e)))
+                    }
                     // Not sent at all: sending it again is safe.
-                    Ok(Err(_)) => None,
-                    Ok(Ok(ack)) => match ack.await {
+                    Err(_) => None,
+                    Ok(ack) => match ack.await {
                         Ok(ack) => Some(Ok(Published {
                             stream: ack.stream,
                             sequence: ack.sequence,
@@ -296,7 +302,7 @@ impl Origin<'_> {
                         })),
                         Err(e) if retryable(e.kind(), has_id) => None,
                         Err(source) => Some(Err(PublishError::JetStream {
-                            subject: subject.clone(),
+                            subject: subject.to_string(),
                             attempts: 1,
                             source,
                         })),
@@ -306,7 +312,7 @@ impl Origin<'_> {
                     Some(result) => result,
                     None => {
                         let mut h = self.headers();
-                        options.headers(&mut h, &subject, &payload, i);
+                        let _ = options.headers(&mut h, &subject, &payload, i);
                         let again = options.without_id();
                         Box::pin(client.js_send(
                             Some(&span),
@@ -348,8 +354,7 @@ impl Client {
         options: &JsPublish,
         index: usize,
     ) -> Result<Published, PublishError> {
-        options.headers(&mut headers, subject, &payload, index);
-        let has_id = headers.get("Nats-Msg-Id").is_some();
+        let has_id = options.headers(&mut headers, subject, &payload, index);
         let (span, started) = self.begin(
             parent,
             SendKind::Publish,
@@ -358,7 +363,6 @@ impl Client {
             &mut headers,
         );
         let result = async {
-            self.check_size(subject, &headers, &payload)?;
             let js = self.jetstream();
             let mut attempt = 1;
             loop {
@@ -376,6 +380,9 @@ impl Client {
                             sequence: ack.sequence,
                             duplicate: ack.duplicate,
                         })
+                    }
+                    Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                        return Err(self.oversize(subject, &e))
                     }
                     Err(e) if attempt < options.attempts && retryable(e.kind(), has_id) => {
                         let delay = Duration::from_millis(100 << (attempt - 1).min(4))
