@@ -6,7 +6,7 @@
 //! (`cargo test --all-features --test network_faults -- --nocapture`).
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,15 +62,63 @@ fn jobs_stream(replicas: usize) -> StreamConfig {
 /// Jobs per batch, and the pause between batches (a steady load through the fault).
 const BATCH: u64 = 50;
 const PACE: Duration = Duration::from_millis(50);
+/// The most jobs a load publishes.
+const MAX_JOBS: u64 = 20_000;
 
-/// Publishes `jobs` with ids `<prefix>-<n>` (distinct per test: the runtime shares its
-/// in-flight claims per bucket across the process), batch by batch, retrying a batch until
-/// every message of it is acked: the ids make a retry store nothing twice. Returns the retries.
-async fn publish(js: jetstream::Context, prefix: &'static str, jobs: Range<u64>) -> u32 {
+/// A publisher straight to the server(s): jobs with ids `<prefix>-<n>` (distinct per test: the
+/// runtime shares its in-flight claims per bucket across the process), batch by batch, each
+/// batch retried until every message of it is acked (the ids make a retry store nothing
+/// twice), until [`stop`](Self::stop) or `limit` jobs.
+struct Load {
+    /// The end of the last batch begun.
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    /// Jobs published, and retries.
+    task: tokio::task::JoinHandle<(u64, u32)>,
+}
+
+impl Load {
+    fn start(js: &jetstream::Context, prefix: &'static str, limit: u64) -> Load {
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(publish(
+            js.clone(),
+            prefix,
+            limit,
+            sent.clone(),
+            stop.clone(),
+        ));
+        Load { sent, stop, task }
+    }
+
+    /// A job not begun yet: its effect shows that the whole path works again after a fault
+    /// (jobs already in the runtime's inbox go on being handled through a reconnect).
+    fn fresh(&self) -> u64 {
+        self.sent.load(SeqCst) + BATCH
+    }
+
+    /// Stops after the current batch; how many jobs were published, and the retries.
+    async fn stop(self) -> (u64, u32) {
+        self.stop.store(true, SeqCst);
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the publisher finished")
+            .expect("the publisher did not panic")
+    }
+}
+
+async fn publish(
+    js: jetstream::Context,
+    prefix: &'static str,
+    limit: u64,
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> (u64, u32) {
     let mut retries = 0;
-    let mut start = jobs.start;
-    while start < jobs.end {
-        let batch = start..(start + BATCH).min(jobs.end);
+    let mut start = 0;
+    while start < limit && !stop.load(SeqCst) {
+        let batch = start..(start + BATCH).min(limit);
+        sent.store(batch.end, SeqCst);
         while let Err(e) = publish_batch(&js, prefix, batch.clone()).await {
             retries += 1;
             assert!(retries < 100, "publishing keeps failing: {e}");
@@ -79,7 +127,7 @@ async fn publish(js: jetstream::Context, prefix: &'static str, jobs: Range<u64>)
         start = batch.end;
         tokio::time::sleep(PACE).await;
     }
-    retries
+    (start, retries)
 }
 
 async fn publish_batch(
@@ -104,12 +152,17 @@ async fn publish_batch(
     Ok(())
 }
 
-/// How long until `done` holds, polled every 10 ms for up to `within`; `None` if it never did.
+/// How long until `done` holds, polled every millisecond for up to `within`; `None` if it
+/// never did.
 async fn time_until(within: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
-    eventually(within, || std::future::ready(done()))
-        .await
-        .then(|| start.elapsed())
+    while !done() {
+        if start.elapsed() >= within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Some(start.elapsed())
 }
 
 /// Waits until the consumer has nothing pending and nothing unacked (no redelivery can come
@@ -203,23 +256,24 @@ impl Rig {
         assert!(reached, "stalled at {} effects", self.actor.distinct());
     }
 
-    async fn finish(self, publisher: tokio::task::JoinHandle<u32>, total: u64, what: &str) {
-        let retries = tokio::time::timeout(Duration::from_secs(60), publisher)
-            .await
-            .expect("the publisher finished")
-            .expect("the publisher did not panic");
+    /// Stops `load`, asserts every job published was applied once, and shuts down.
+    async fn finish(self, load: Load, what: &str) {
+        let (total, retries) = load.stop().await;
         assert_each_applied_once(&self.js, &self.actor, total).await;
-        let stats = self.runtime.stats();
-        let handler = stats.handler("Effects::apply").unwrap();
-        println!(
-            "{what}: {total} jobs applied once each; {} handler calls, {} redeliveries skipped \
-             as processed, {} reconnects, {retries} publish retries",
-            self.actor.calls.load(SeqCst),
-            handler.duplicates,
-            stats.reconnects
-        );
+        report(what, total, retries, &self.actor, &self.runtime);
         self.runtime.shutdown().await;
     }
+}
+
+fn report(what: &str, total: u64, retries: u32, actor: &Effects, runtime: &Runtime) {
+    let stats = runtime.stats();
+    println!(
+        "{what}: {total} jobs applied once each; {} handler calls, {} redeliveries skipped as \
+         processed, {} reconnects, {retries} publish retries",
+        actor.calls.load(SeqCst),
+        stats.handler("Effects::apply").unwrap().duplicates,
+        stats.reconnects
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,18 +292,17 @@ async fn fifty_ms_each_way_slows_nothing_into_a_loss_or_a_disconnect() {
     assert!(probe.is_err(), "nobody answers rtt.probe");
     assert!(rtt >= Duration::from_millis(100), "round trip {rtt:?}");
     const TOTAL: u64 = 600;
-    let publisher = tokio::spawn(publish(rig.js.clone(), "latency", 0..TOTAL));
+    let load = Load::start(&rig.js, "latency", TOTAL);
     rig.applied_at_least(TOTAL as usize).await;
     assert_eq!(rig.disconnects(), 0, "100 ms round trips are no dead link");
     println!("latency: 50 ms each way, round trip {rtt:?}, no disconnect");
-    rig.finish(publisher, TOTAL, "latency").await;
+    rig.finish(load, "latency").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_open_link_is_noticed_within_ten_seconds_and_loses_nothing() {
     let rig = Rig::start(Duration::ZERO).await;
-    const TOTAL: u64 = 3_000;
-    let publisher = tokio::spawn(publish(rig.js.clone(), "stall", 0..TOTAL));
+    let load = Load::start(&rig.js, "stall", MAX_JOBS);
     rig.applied_at_least(500).await;
 
     rig.proxy.stall();
@@ -259,44 +312,63 @@ async fn a_half_open_link_is_noticed_within_ten_seconds_and_loses_nothing() {
         detected < Duration::from_secs(10),
         "stall noticed after {detected:?}"
     );
-    // Reconnect attempts through the stalled proxy time out (connection timeout 5 s).
+    // Reconnect attempts through the stalled proxy hang until their connection timeout.
     assert_eq!(rig.reconnects(), 0, "no connection through a stalled link");
+    // Anything received before the stall was handled long ago: the next new effect needs
+    // the link back. The publisher went on: a job begun after the heal waits for the backlog.
     let before = rig.actor.distinct();
+    let fresh = load.fresh();
+    let start = Instant::now();
     rig.proxy.heal();
     let reconnected = time_until(Duration::from_secs(15), || rig.reconnects() >= 1).await;
-    let next = time_until(Duration::from_secs(30), || rig.actor.distinct() > before).await;
+    let next = time_until(Duration::from_secs(30), || rig.actor.distinct() > before)
+        .await
+        .map(|_| start.elapsed());
+    let caught_up = time_until(Duration::from_secs(60), || {
+        rig.actor.applied.contains_key(&fresh)
+    })
+    .await
+    .map(|_| start.elapsed());
     println!(
-        "stall: detected after {detected:?}; after heal, reconnected in {reconnected:?}, \
-         next job applied in {next:?}"
+        "stall: detected in {detected:?}; from the heal, reconnected in {reconnected:?}, next \
+         job applied in {next:?}, the {} jobs stored meanwhile applied in {caught_up:?}",
+        fresh - before as u64
     );
+    assert!(caught_up.is_some(), "the backlog never applied");
     assert!(reconnected.is_some() && next.is_some(), "no recovery");
-    rig.finish(publisher, TOTAL, "stall").await;
+    rig.finish(load, "stall").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resets_in_the_middle_of_a_frame_lose_nothing_and_apply_nothing_twice() {
     let rig = Rig::start(Duration::ZERO).await;
-    const TOTAL: u64 = 3_000;
-    let publisher = tokio::spawn(publish(rig.js.clone(), "reset", 0..TOTAL));
+    let load = Load::start(&rig.js, "reset", MAX_JOBS);
     for (i, threshold) in [500usize, 1_200, 2_000].into_iter().enumerate() {
         rig.applied_at_least(threshold).await;
-        let before = rig.actor.distinct();
         let disconnects = rig.disconnects();
+        let fresh = load.fresh();
+        let start = Instant::now();
         rig.proxy.reset_mid_frame();
         let detected = time_until(Duration::from_secs(15), || rig.disconnects() > disconnects)
             .await
             .expect("a reset noticed");
-        let reconnected = time_until(Duration::from_secs(15), || rig.reconnects() > i as u64).await;
-        let next = time_until(Duration::from_secs(30), || rig.actor.distinct() > before).await;
+        let reconnected = time_until(Duration::from_secs(15), || rig.reconnects() > i as u64)
+            .await
+            .map(|_| start.elapsed());
+        let next = time_until(Duration::from_secs(30), || {
+            rig.actor.applied.contains_key(&fresh)
+        })
+        .await
+        .map(|_| start.elapsed());
         println!(
-            "reset {}: detected after {detected:?}, reconnected {reconnected:?} after that, \
-             next job applied {next:?} after that",
+            "reset {}: from the reset, detected in {detected:?}, reconnected in \
+             {reconnected:?}, a later job applied in {next:?}",
             i + 1
         );
         assert!(reconnected.is_some() && next.is_some(), "no recovery");
     }
     assert_eq!(rig.proxy.resets(), 3);
-    rig.finish(publisher, TOTAL, "reset").await;
+    rig.finish(load, "reset").await;
 }
 
 /// A routed cluster whose nodes do not advertise each other to clients (`--no_advertise`):
@@ -369,8 +441,7 @@ async fn a_node_cut_off_from_the_client_loses_nothing_and_applies_nothing_twice(
         .await
         .unwrap();
     let js = jetstream::new(direct);
-    const TOTAL: u64 = 2_000;
-    let publisher = tokio::spawn(publish(js.clone(), "cut", 0..TOTAL));
+    let load = Load::start(&js, "cut", MAX_JOBS);
     let reached = eventually(Duration::from_secs(60), || async {
         actor.distinct() >= 400
     })
@@ -383,16 +454,23 @@ async fn a_node_cut_off_from_the_client_loses_nothing_and_applies_nothing_twice(
         .position(|n| n.port() == port)
         .expect("on a node");
     let accepted: Vec<u64> = proxies.iter().map(FaultProxy::accepted).collect();
-    let before = actor.distinct();
+    let fresh = load.fresh();
+    let start = Instant::now();
     proxies[cut].cut();
     let detected = time_until(Duration::from_secs(15), || runtime.stats().disconnects >= 1)
         .await
         .expect("the cut noticed");
-    let reconnected = time_until(Duration::from_secs(15), || runtime.stats().reconnects >= 1).await;
-    let next = time_until(Duration::from_secs(30), || actor.distinct() > before).await;
+    let reconnected = time_until(Duration::from_secs(15), || runtime.stats().reconnects >= 1)
+        .await
+        .map(|_| start.elapsed());
+    let next = time_until(Duration::from_secs(30), || {
+        actor.applied.contains_key(&fresh)
+    })
+    .await
+    .map(|_| start.elapsed());
     println!(
-        "cut n{cut}: detected after {detected:?}, reconnected {reconnected:?} after that, next \
-         job applied {next:?} after that"
+        "cut n{cut}: from the cut, detected in {detected:?}, reconnected in {reconnected:?}, a \
+         later job applied in {next:?}"
     );
     assert!(reconnected.is_some() && next.is_some(), "no recovery");
     let now_on = nats_client.server_info().port;
@@ -403,18 +481,8 @@ async fn a_node_cut_off_from_the_client_loses_nothing_and_applies_nothing_twice(
         "reconnected through the proxy of n{other}"
     );
 
-    let retries = tokio::time::timeout(Duration::from_secs(60), publisher)
-        .await
-        .expect("the publisher finished")
-        .unwrap();
-    assert_each_applied_once(&js, &actor, TOTAL).await;
-    let stats = runtime.stats();
-    println!(
-        "cut: {TOTAL} jobs applied once each; {} handler calls, {} redeliveries skipped as \
-         processed, {} reconnects, {retries} publish retries",
-        actor.calls.load(SeqCst),
-        stats.handler("Effects::apply").unwrap().duplicates,
-        stats.reconnects
-    );
+    let (total, retries) = load.stop().await;
+    assert_each_applied_once(&js, &actor, total).await;
+    report("cut", total, retries, &actor, &runtime);
     runtime.shutdown().await;
 }
