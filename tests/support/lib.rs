@@ -61,7 +61,10 @@ pub fn logs() {
         .try_init();
 }
 pub mod otlp;
+pub mod proxy;
 pub mod recorded;
+
+pub use proxy::FaultProxy;
 
 /// Where an example connects: the server `NATS_URL` names (with the rest of the `NATS_*`
 /// environment), else a throwaway local nats-server (JetStream on or off), stopped when the

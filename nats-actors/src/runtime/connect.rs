@@ -9,7 +9,25 @@ use crate::error::Error;
 /// The server used when `NATS_URL` is not set.
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
+/// The default ping interval: a stalled connection is detected within three of these (6 s).
+pub(crate) const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(2);
+
 /// How to connect: servers, name, credentials, TLS, retries.
+///
+/// # Defaults, and how fast a dead connection is noticed
+///
+/// - **Ping interval: 2 s** ([`ping_interval`](Self::ping_interval); async-nats' own default is
+///   60 s). The client sends a PING after 2 s without any data from the server and gives the connection up
+///   when a third PING would be outstanding, so a connection that stalls without closing (a
+///   half-open link: no FIN, no RST, no data) is detected **within 6 s** (3 x the interval)
+///   of the last data received, instead of up to 3 minutes. A busy connection sends no PINGs:
+///   any data from the server restarts the count.
+/// - A connection that is closed or reset is noticed at once, on the next read.
+/// - **Reconnect backoff**: 10 ms before the first attempt, doubling with each (one attempt per
+///   server tried) up to [`max_reconnect_delay`](Self::max_reconnect_delay) (default 4 s, reached
+///   after 9 attempts); no limit on attempts; back to 10 ms once connected.
+/// - **Connection timeout: 5 s** per attempt ([`connection_timeout`](Self::connection_timeout)):
+///   a server that accepts the TCP connection but never answers is left after 5 s.
 ///
 /// ```
 /// use std::time::Duration;
@@ -33,6 +51,7 @@ pub struct ConnectOptions {
     retry_on_initial_connect: bool,
     max_reconnect_delay: Duration,
     connection_timeout: Duration,
+    ping_interval: Duration,
 }
 
 #[derive(Clone)]
@@ -61,6 +80,7 @@ impl ConnectOptions {
             retry_on_initial_connect: false,
             max_reconnect_delay: Duration::from_secs(4),
             connection_timeout: Duration::from_secs(5),
+            ping_interval: DEFAULT_PING_INTERVAL,
         }
     }
 
@@ -187,13 +207,40 @@ impl ConnectOptions {
         self
     }
 
-    /// How long one connection attempt may take.
+    /// How long one connection attempt may take (default 5 s).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
     }
 
+    /// How long the connection may go without data from the server before the client sends a
+    /// PING (default 2 s). The connection is given up, and a reconnect begins, when a third
+    /// PING would be outstanding: a stalled connection is noticed within three intervals. A
+    /// longer interval sends fewer PINGs to idle servers and notices a dead link later. Zero is
+    /// refused when the runtime starts.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nats_actors::Error> {
+    /// use std::time::Duration;
+    /// use nats_actors::{ConnectOptions, Runtime};
+    /// // Idle links on a metered network: a stall is noticed within 30 s.
+    /// let opts = ConnectOptions::new(["nats://10.0.0.1:4222"]).ping_interval(Duration::from_secs(10));
+    /// let runtime = Runtime::builder().connect(opts).start().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
     pub(crate) async fn into_async_nats(self) -> Result<async_nats::ConnectOptions, Error> {
+        if self.ping_interval.is_zero() {
+            // A zero period would panic in async-nats' connection task.
+            return Err(Error::Config {
+                setting: "ping_interval",
+                reason: "must be more than zero".into(),
+            });
+        }
         let mut o = async_nats::ConnectOptions::new();
         o = match self.auth {
             Auth::None => o,
@@ -225,6 +272,8 @@ impl ConnectOptions {
         o = o
             .reconnect_delay_callback(move |attempts| backoff(attempts, max))
             .connection_timeout(self.connection_timeout)
+            // async-nats' 60 s would notice a stalled link only after up to 3 minutes.
+            .ping_interval(self.ping_interval)
             // Never reached: each handler's inbox bounds what it holds, and counts its drops.
             .subscription_capacity(crate::handler::inbox::SUBSCRIPTION_CAPACITY);
         Ok(o)
@@ -255,6 +304,7 @@ impl fmt::Debug for ConnectOptions {
             .field("auth", &auth)
             .field("tls_required", &self.tls_required)
             .field("retry_on_initial_connect", &self.retry_on_initial_connect)
+            .field("ping_interval", &self.ping_interval)
             .finish_non_exhaustive()
     }
 }
@@ -270,5 +320,23 @@ mod tests {
         assert_eq!(backoff(1, max), Duration::from_millis(10));
         assert_eq!(backoff(3, max), Duration::from_millis(40));
         assert_eq!(backoff(100, max), max);
+    }
+
+    #[tokio::test]
+    async fn pings_every_two_seconds_unless_told_otherwise() {
+        let o = ConnectOptions::new(["nats://127.0.0.1:4222"]);
+        let shown = format!("{:?}", o.clone().into_async_nats().await.unwrap());
+        assert!(shown.contains("\"ping_interval\": 2s"), "{shown}");
+        let o = o.ping_interval(Duration::from_millis(1500));
+        let shown = format!("{:?}", o.clone().into_async_nats().await.unwrap());
+        assert!(shown.contains("\"ping_interval\": 1.5s"), "{shown}");
+        let zero = o.ping_interval(Duration::ZERO).into_async_nats().await;
+        assert!(matches!(
+            zero,
+            Err(Error::Config {
+                setting: "ping_interval",
+                ..
+            })
+        ));
     }
 }
