@@ -64,7 +64,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
             _ => None,
         };
         if let (Some(processed), Some(key)) = (&js.processed, &key) {
-            match processed.seen(key).await {
+            match self.again_on_reconnect(|| processed.seen(key)).await {
                 Ok(false) => {}
                 Ok(true) => {
                     self.w.tally.received();
@@ -98,7 +98,8 @@ impl<A: Send + Sync + 'static> Consumer<A> {
             if let (Some(processed), Some(key)) = (&js.processed, &key) {
                 // Kept alive while it is recorded (through a server restart, if need be). Acked
                 // even if this fails: the work is done; only a later duplicate would run again.
-                let marked = self.with_progress(processed.mark(key, MARK_WITHIN), progress);
+                let mark = self.again_on_reconnect(|| processed.mark(key, MARK_WITHIN));
+                let marked = self.with_progress(mark, progress);
                 if let Err(e) = marked.await {
                     tracing::warn!(consumer = %js.what, key, error = %e, "processed, but the id could not be recorded");
                 }
@@ -199,6 +200,24 @@ impl<A: Send + Sync + 'static> Consumer<A> {
     pub(super) async fn nak(&self, ack: &Subject, delay: Duration) {
         let body = format!("-NAK {{\"delay\":{}}}", delay.as_nanos());
         self.send_ack(ack, body.into()).await;
+    }
+
+    /// Runs `op` (a read or write of the processed ids), and again at once when a reconnect is
+    /// confirmed while it waits: its reply went with the old connection, and would otherwise
+    /// be waited for until the request times out (5 s), holding the message up.
+    async fn again_on_reconnect<F, Fut, T>(&self, mut op: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        for _ in 0..3 {
+            let mut reconnects = self.w.link.reconnects();
+            tokio::select! {
+                out = op() => return out,
+                Ok(()) = reconnects.changed() => {}
+            }
+        }
+        op().await
     }
 
     pub(super) async fn send_ack(&self, ack: &Subject, body: bytes::Bytes) {
