@@ -2,9 +2,11 @@
 //!
 //! [`Context`]: crate::Context
 
+#[cfg(feature = "jetstream")]
+use std::collections::HashMap;
 use std::sync::Arc;
 #[cfg(feature = "jetstream")]
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::{HeaderMap, Message, Subject};
@@ -45,6 +47,9 @@ struct Inner {
     /// Made on first use: it spawns the task that collects publish acks.
     #[cfg(feature = "jetstream")]
     jetstream: Arc<OnceLock<async_nats::jetstream::Context>>,
+    /// KV buckets looked up so far, by name (shared by the clients of one connection).
+    #[cfg(feature = "jetstream")]
+    buckets: Arc<Mutex<HashMap<String, Arc<async_nats::jetstream::kv::Store>>>>,
 }
 
 impl Client {
@@ -58,6 +63,8 @@ impl Client {
                 timeout: DEFAULT_REQUEST_TIMEOUT,
                 #[cfg(feature = "jetstream")]
                 jetstream: Arc::default(),
+                #[cfg(feature = "jetstream")]
+                buckets: Arc::default(),
             }),
         }
     }
@@ -73,6 +80,8 @@ impl Client {
                 server: i.server,
                 #[cfg(feature = "jetstream")]
                 jetstream: i.jetstream.clone(),
+                #[cfg(feature = "jetstream")]
+                buckets: i.buckets.clone(),
             }),
         }
     }
@@ -88,6 +97,8 @@ impl Client {
                 server: i.server,
                 #[cfg(feature = "jetstream")]
                 jetstream: i.jetstream.clone(),
+                #[cfg(feature = "jetstream")]
+                buckets: i.buckets.clone(),
             }),
         }
     }
@@ -116,6 +127,48 @@ impl Client {
     /// The codec used to encode.
     pub fn codec(&self) -> Codec {
         self.inner.codec
+    }
+
+    /// A typed handle on KV bucket `bucket`, with this client's codec. The bucket is looked up
+    /// once per connection; declare it with [`RuntimeBuilder::kv`](crate::RuntimeBuilder::kv).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::kv::KvError> {
+    /// let flags = client.kv::<bool>("flags").await?;
+    /// flags.put("new-checkout", &true).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "jetstream")]
+    pub async fn kv<T>(&self, bucket: &str) -> Result<crate::kv::Kv<T>, crate::kv::KvError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let known = self.known_bucket(bucket);
+        let store = match known {
+            Some(store) => store,
+            None => {
+                let store = self.jetstream().get_key_value(bucket).await.map_err(|e| {
+                    crate::kv::KvError::Bucket {
+                        bucket: bucket.into(),
+                        reason: format!("{e}; declare it with RuntimeBuilder::kv"),
+                    }
+                })?;
+                let store = Arc::new(store);
+                self.inner
+                    .buckets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(bucket.to_string(), store.clone());
+                store
+            }
+        };
+        Ok(crate::kv::Kv::new(store, self.clone()))
+    }
+
+    #[cfg(feature = "jetstream")]
+    fn known_bucket(&self, bucket: &str) -> Option<Arc<async_nats::jetstream::kv::Store>> {
+        let buckets = self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.get(bucket).cloned()
     }
 
     /// The request timeout.

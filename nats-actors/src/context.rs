@@ -172,6 +172,34 @@ impl Context {
         &self.client
     }
 
+    /// A typed handle on KV bucket `bucket`, with the handler's codec; what it writes while
+    /// the handler runs continues this message's trace. See [`Client::kv`].
+    ///
+    /// ```no_run
+    /// use nats_actors::prelude::*;
+    ///
+    /// #[derive(Actor)]
+    /// struct Seen;
+    ///
+    /// #[handlers]
+    /// impl Seen {
+    ///     #[subscribe("visits.{page}")]
+    ///     async fn visit(&self, page: Param<String>, ctx: &Context) -> Result<(), HandlerError> {
+    ///         let visits = ctx.kv::<u64>("visits").await?;
+    ///         let n = visits.get(&page).await?.unwrap_or(0);
+    ///         visits.put(&page, &(n + 1)).await?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "jetstream")]
+    pub async fn kv<T>(&self, bucket: &str) -> Result<crate::kv::Kv<T>, crate::kv::KvError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.client.with_codec(self.default_codec).kv(bucket).await
+    }
+
     /// The handler's codec, which what it sends is encoded with.
     pub(crate) fn handler_codec(&self) -> Codec {
         self.default_codec

@@ -90,6 +90,8 @@ mod handler;
 mod headers;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
+#[cfg(feature = "jetstream")]
+pub mod kv;
 mod origin;
 mod outcome;
 mod runtime;

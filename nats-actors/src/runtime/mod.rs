@@ -58,6 +58,8 @@ pub struct RuntimeBuilder {
     connection: Connection,
     #[cfg(feature = "jetstream")]
     streams: Vec<crate::jetstream::StreamConfig>,
+    #[cfg(feature = "jetstream")]
+    buckets: Vec<crate::kv::KvConfig>,
     actors: Vec<Box<dyn Starter>>,
     shutdown_timeout: Duration,
     buffer: Option<Buffer>,
@@ -139,6 +141,8 @@ impl Runtime {
             connection: Connection::Options(ConnectOptions::from_env()),
             #[cfg(feature = "jetstream")]
             streams: Vec::new(),
+            #[cfg(feature = "jetstream")]
+            buckets: Vec::new(),
             actors: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             buffer: None,
@@ -329,6 +333,26 @@ impl RuntimeBuilder {
         self
     }
 
+    #[cfg(feature = "jetstream")]
+    /// Declares a KV bucket: at [`RuntimeBuilder::start`], after the streams and before any
+    /// actor starts, it is created if missing and updated if it differs (`history`, `max_age`,
+    /// `max_bytes`, `max_value_size`, `storage`, `num_replicas`, `description`). A change the
+    /// server cannot apply fails the start with [`Error::JetStream`] naming those settings.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nats_actors::Error> {
+    /// use nats_actors::kv::KvConfig;
+    /// let runtime = nats_actors::Runtime::builder()
+    ///     .kv(KvConfig { bucket: "config".into(), history: 10, ..Default::default() })
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn kv(mut self, config: crate::kv::KvConfig) -> Self {
+        self.buckets.push(config);
+        self
+    }
+
     /// The [`Buffer`] of every core handler that does not set its own (`buffer = ...` on the
     /// handler or its actor). Without it, `NATS_ACTORS_BUFFER` (e.g. `100000` messages or
     /// `16MiB`), else [`Buffer::DEFAULT`] (64 MiB per handler).
@@ -376,6 +400,10 @@ impl RuntimeBuilder {
         #[cfg(feature = "jetstream")]
         for stream in &self.streams {
             crate::jetstream::declare(client.jetstream(), stream).await?;
+        }
+        #[cfg(feature = "jetstream")]
+        for bucket in &self.buckets {
+            crate::kv::declare(client.jetstream(), bucket).await?;
         }
         let mut phases = [Phase::new(), Phase::new()];
         let mut env = StartEnv {
