@@ -12,7 +12,7 @@
 
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,8 +27,18 @@ use tokio::sync::Notify;
 mod common;
 use common::{cpu_time, median};
 
-const MESSAGES: u64 = 50_000;
-const ROUNDS: usize = 5;
+/// Messages per round (`BENCH_JS_MESSAGES`, default 50,000) and rounds (`BENCH_JS_ROUNDS`, 5):
+/// fewer for a run under callgrind, with `BENCH_JS_CASES=publish` to skip the consume case.
+static MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_MESSAGES", 50_000));
+static ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_ROUNDS", 5));
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
 const WINDOW: usize = 256;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,7 +68,7 @@ impl Sink {
     #[consumer(stream = "BENCH", durable = "fw", filter = "bench.events")]
     async fn on_event(&self, event: Event) {
         std::hint::black_box(&event);
-        if self.got.fetch_add(1, Ordering::Relaxed) + 1 == MESSAGES {
+        if self.got.fetch_add(1, Ordering::Relaxed) + 1 == *MESSAGES {
             self.done.notify_one();
         }
     }
@@ -94,7 +104,7 @@ async fn raw_consume(js: &async_nats::jetstream::Context) -> Run {
     let mut messages = consumer.messages().await.unwrap();
     let mut count = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count < MESSAGES && Instant::now() < deadline {
+    while count < *MESSAGES && Instant::now() < deadline {
         let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await
         else {
             continue;
@@ -141,7 +151,7 @@ async fn raw_publish(js: &async_nats::jetstream::Context, content_type: bool) ->
     let (started, cpu) = (Instant::now(), cpu_time());
     let mut acks = FuturesOrdered::new();
     let mut stored = 0;
-    for seq in 0..MESSAGES {
+    for seq in 0..*MESSAGES {
         let payload = Bytes::from(rmp_serde::to_vec_named(&event(seq)).unwrap());
         let ack = if content_type {
             let mut headers = async_nats::HeaderMap::new();
@@ -163,7 +173,7 @@ async fn raw_publish(js: &async_nats::jetstream::Context, content_type: bool) ->
 
 async fn framework_publish(client: &Client) -> Run {
     let (started, cpu) = (Instant::now(), cpu_time());
-    let events = (0..MESSAGES).map(|seq| ("bench.pub", event(seq)));
+    let events = (0..*MESSAGES).map(|seq| ("bench.pub", event(seq)));
     let results = client
         .js_publish_pipelined(events, WINDOW, &JsPublish::new())
         .await;
@@ -198,17 +208,22 @@ async fn main() {
     .await
     .unwrap();
     println!(
-        "nats-actors JetStream bench: {MESSAGES} x 128 B per round, {ROUNDS} rounds, median\n"
+        "nats-actors JetStream bench: {} x 128 B per round, {} rounds, median\n",
+        *MESSAGES, *ROUNDS
     );
 
     // The messages both consumers read, stored once.
     let loaded = raw_publish(&js, false).await;
     let stream = js.get_stream("BENCH").await.unwrap();
     let events = stream.get_info().await.unwrap().state.messages;
-    assert_eq!(events, MESSAGES, "preload stored {} messages", loaded.count);
+    assert_eq!(
+        events, *MESSAGES,
+        "preload stored {} messages",
+        loaded.count
+    );
     // Moved to bench.events so that the publish rounds below do not mix with it.
     let mut acks = FuturesOrdered::new();
-    for seq in 0..MESSAGES {
+    for seq in 0..*MESSAGES {
         let payload = Bytes::from(rmp_serde::to_vec_named(&event(seq)).unwrap());
         acks.push_back(
             js.publish("bench.events", payload)
@@ -225,8 +240,13 @@ async fn main() {
     }
     stream.purge().filter("bench.pub").await.unwrap();
 
+    let cases = std::env::var("BENCH_JS_CASES").unwrap_or_default();
+    let consume = !cases.contains("publish") || cases.contains("consume");
     let (mut raw, mut fw) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    for round in 0..*ROUNDS {
+        if !consume {
+            break;
+        }
         let a = raw_consume(&js).await;
         let b = framework_consume(&url, &js).await;
         println!(
@@ -236,10 +256,13 @@ async fn main() {
         raw.push(a);
         fw.push(b);
     }
-    let consume = report("consume + ack", &raw, &fw);
+    let consume = match consume {
+        true => report("consume + ack", &raw, &fw),
+        false => f64::NAN,
+    };
 
     let (mut raw, mut raw_ct, mut fw) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    for round in 0..*ROUNDS {
         let a = raw_publish(&js, false).await;
         stream.purge().filter("bench.pub").await.unwrap();
         let b = raw_publish(&js, true).await;

@@ -3,7 +3,8 @@
 //! Use them through the `nats_actors` crate, which re-exports them:
 //! `#[derive(Actor)]` with `#[actor(...)]` options on a struct, and `#[handlers]` on its `impl`
 //! block, whose methods carry `#[subscribe("subject", ...)]`, `#[request("subject", ...)]` or
-//! `#[consumer(stream = "...", durable = "...", ...)]` (a JetStream pull consumer).
+//! `#[consumer(stream = "...", durable = "...", ...)]` (a JetStream pull consumer) or
+//! `#[kv_watch(bucket = "...", key = "...")]` (the changes of a KV bucket).
 //! `#[derive(Service)]` with `#[service(...)]` and `#[endpoints]` with `#[endpoint(...)]` methods
 //! make a discoverable NATS micro service (ADR-32) and its typed client.
 //! Every misuse these macros can see is a compile error pointing at the offending token.
@@ -29,7 +30,7 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
     actor::expand(input.into()).into()
 }
 
-/// Turns the `#[subscribe]`, `#[request]` and `#[consumer]` methods of an `impl` block into NATS
+/// Turns the `#[subscribe]`, `#[request]`, `#[consumer]` and `#[kv_watch]` methods of an `impl` block into NATS
 /// handlers; `#[handlers(client)]` (or `client = "pub(crate)"`) also generates `{Type}Client` for
 /// the `#[request]` handlers.
 ///
@@ -37,7 +38,11 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 /// concurrency = N, buffer = N | "8MiB")]`, the same for `#[request]` (`buffer`: the messages,
 /// or bytes, held while the handler is busy; past it, new ones are dropped and counted, see
 /// `nats_actors::Buffer`); `#[consumer(stream = "...", durable = "...",
-/// ...)]` takes the JetStream options (see `nats_actors::jetstream`).
+/// ...)]` takes the JetStream options (see `nats_actors::jetstream`); `#[kv_watch(bucket =
+/// "...", key = "services.{name}", from = "last_per_key" | "new" | "all_history", codec = ...)]`
+/// watches a KV bucket (`key` defaults to every key, `from` to each key's current value and
+/// then the changes), its handler taking a `nats_actors::kv::KvEntry<T>` (see
+/// `nats_actors::kv`).
 ///
 /// Arguments are recognised by the traits of their types: `FromContext` extractors, a `Param<T>`
 /// named after a `{name}` of the subject, and at most one payload (any other type). A generated

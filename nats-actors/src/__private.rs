@@ -20,6 +20,8 @@ pub use crate::handler::{HandlerKind, HandlerSpec, Handlers, Invoke};
 pub use crate::jetstream::consumer::{start as start_consumer, CONSUME};
 #[cfg(feature = "jetstream")]
 pub use crate::jetstream::{ConsumerSpec, DeadLetterTarget, DeliverFrom};
+#[cfg(feature = "jetstream")]
+pub use crate::kv::watch::KV_WATCH;
 pub use crate::outcome::Outcome;
 #[cfg(feature = "service")]
 pub use crate::service::{EndpointSpec, EndpointType, Endpoints, ServiceInfo, TypeSchema};

@@ -32,7 +32,7 @@ pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream 
     });
     let jetstream = handlers
         .iter()
-        .any(|h| h.kind == Kind::Consume)
+        .any(|h| matches!(h.kind, Kind::Consume | Kind::KvWatch))
         .then(|| quote!(::nats_actors::__require_jetstream!();));
     quote! {
         #jetstream
@@ -60,6 +60,8 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
         Kind::Subscribe => (quote!(&#p::SUBSCRIBE), quote!(#p::start_core)),
         Kind::Request => (quote!(&#p::REQUEST), quote!(#p::start_core)),
         Kind::Consume => (quote!(&#p::CONSUME), quote!(#p::start_consumer)),
+        // An ordered consumer on the bucket's stream, with a kind of its own.
+        Kind::KvWatch => (quote!(&#p::KV_WATCH), quote!(#p::start_consumer)),
     };
     let consumer = option(h.consumer.as_ref().map(|c| c.spec()));
     let queue = option(h.queue.as_ref().map(|q| quote!(#q)));
@@ -140,7 +142,7 @@ fn invoke_body(h: &Handler) -> TokenStream {
     };
     let finish = match (&h.ret, h.kind) {
         (Ret::Unit, _) => quote!(#p::outcome(__nats_actors_ret)),
-        (Ret::Result(ty) | Ret::Value(ty), Kind::Subscribe | Kind::Consume) => {
+        (Ret::Result(ty) | Ret::Value(ty), Kind::Subscribe | Kind::Consume | Kind::KvWatch) => {
             quote_spanned! {ty.span()=> #p::outcome(__nats_actors_ret) }
         }
         (Ret::Result(ty) | Ret::Value(ty), Kind::Request) => quote_spanned! {ty.span()=>

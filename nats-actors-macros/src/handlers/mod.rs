@@ -4,6 +4,7 @@
 pub(crate) mod client;
 mod consumer;
 pub(crate) mod expand;
+mod kv_watch;
 pub(crate) mod model;
 
 use proc_macro2::TokenStream;

@@ -16,6 +16,7 @@ pub enum Kind {
     Subscribe,
     Request,
     Consume,
+    KvWatch,
 }
 
 /// The attributes `#[handlers]` reads.
@@ -23,6 +24,7 @@ const HANDLER_ATTRS: &[(&str, Kind)] = &[
     ("subscribe", Kind::Subscribe),
     ("request", Kind::Request),
     ("consumer", Kind::Consume),
+    ("kv_watch", Kind::KvWatch),
 ];
 
 /// How one argument is extracted from the message.
@@ -82,8 +84,11 @@ pub struct Handler {
 /// returns every error combined.
 pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
     collect_with(item, HANDLER_ATTRS, |_, attr, name, kind| match kind {
-        Kind::Consume => {
-            let parsed = super::consumer::parse(attr)?;
+        Kind::Consume | Kind::KvWatch => {
+            let parsed = match kind {
+                Kind::KvWatch => super::kv_watch::parse(attr)?,
+                _ => super::consumer::parse(attr)?,
+            };
             Ok(HandlerAttr {
                 template: parsed.template,
                 subject: Some(parsed.subject),

@@ -26,6 +26,7 @@
 mod declare;
 mod error;
 mod handle;
+pub(crate) mod watch;
 
 pub use async_nats::jetstream::kv::Config as KvConfig;
 pub use error::KvError;

@@ -96,6 +96,10 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let durable = js.config.is_some();
+        let again = |why| match durable {
+            true => End::Repull(why),
+            false => End::Restart(why),
+        };
         let mut reconnects = self.w.link.reconnects();
         let mut recreate = false;
         let mut attempt = 0usize;
@@ -164,7 +168,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                         Some(Err(Problem::Transient(e))) => {
                             tracing::debug!(consumer = %js.what, error = %e, "pull stream problem; going on");
                         }
-                        Some(Err(Problem::Stalled)) => break End::Repull("missed heartbeats"),
+                        Some(Err(Problem::Stalled)) => break again("the pull stream stalled"),
                         Some(Err(Problem::Recreate(e))) => {
                             tracing::warn!(consumer = %js.what, error = %e, "pull stream ended");
                             recreate = true;
@@ -172,7 +176,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                         }
                         None => break End::Over("the pull stream ended"),
                     },
-                    Ok(()) = reconnects.changed(), if durable => break End::Repull("reconnected"),
+                    Ok(()) = reconnects.changed() => break again("reconnected"),
                     _ = keepalive.tick() => self.keep_alive(pulled, &mut waiting).await,
                     _ = shutdown.changed() => self.w.stop.store(true, Relaxed),
                 }
@@ -182,6 +186,14 @@ impl<A: Send + Sync + 'static> Consumer<A> {
             };
             match ended {
                 // What the old stream holds is kept, to be handled first; what runs goes on.
+                // An ordered consumer starts again after the last message handled: what it
+                // holds comes again, so it is let go.
+                End::Restart(why) => {
+                    drop(messages.take());
+                    waiting.clear();
+                    while in_flight.next().await.is_some() {}
+                    tracing::debug!(consumer = %js.what, why, "starting the ordered consumer again");
+                }
                 End::Repull(why) => {
                     if let Some(mut pulled) = messages.take() {
                         take_held(&mut pulled, &mut waiting);
@@ -300,8 +312,10 @@ impl<A: Send + Sync + 'static> Consumer<A> {
 enum End {
     /// For good, or to make the consumer again: what was pulled goes back.
     Over(&'static str),
-    /// To pull again on a new stream, keeping what was pulled.
+    /// To pull again on a new stream, keeping what was pulled (a durable consumer).
     Repull(&'static str),
+    /// To start an ordered consumer again after the last message handled.
+    Restart(&'static str),
 }
 
 /// Moves what a pull stream already received into `waiting`.

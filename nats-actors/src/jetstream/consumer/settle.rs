@@ -32,9 +32,14 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         };
         let delivery = LazyDelivery::new(js.stream_name.clone(), js.durable_name.clone());
         if js.config.is_none() {
-            // Ordered consumers do not ack: the outcome is only counted.
+            // Ordered consumers do not ack: the outcome is only counted, and the message's
+            // sequence is where a new consumer would start after it.
+            let sequence = delivery.get(Some(&ack)).map(|d| d.stream_sequence);
             let (ctx, started) = self.w.prepare(message, Some(delivery));
             let outcome = self.w.call::<I>(&ctx).await;
+            if let Some(sequence) = sequence {
+                js.handled.store(sequence, Relaxed);
+            }
             let (error, error_type) = classify(outcome);
             self.w
                 .record(ctx.frame(), started, error_type, error.as_ref());

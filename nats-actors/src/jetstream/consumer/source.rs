@@ -1,6 +1,7 @@
 //! Where a `#[consumer]` handler's messages come from: its consumer, created or updated at
 //! start, and the pull stream, made again when the consumer is deleted or the stream ends.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub(crate) struct JsSource {
     /// The stream's and the durable consumer's names, shared by every delivery.
     pub(super) stream_name: Arc<str>,
     pub(super) durable_name: Option<Arc<str>>,
+    /// An ordered consumer's last message handled (its stream sequence; 0: none yet): a new
+    /// ordered consumer starts after it, so that nothing is missed or handled twice.
+    pub(super) handled: AtomicU64,
 }
 
 /// Why a message stream stopped yielding.
@@ -40,7 +44,8 @@ pub(super) enum Problem {
     Transient(String),
     /// The stream is over: make the consumer (and the stream) again.
     Recreate(String),
-    /// The server stopped sending idle heartbeats: pull again on a new stream.
+    /// The server stopped sending idle heartbeats (or, for an ordered consumer, any failure):
+    /// pull again on a new stream.
     Stalled,
 }
 
@@ -105,6 +110,7 @@ impl JsSource {
                 processed: None,
                 stream_name: Arc::from(spec.stream),
                 durable_name: None,
+                handled: AtomicU64::new(0),
             };
             return Ok((source, None));
         };
@@ -175,6 +181,7 @@ impl JsSource {
             processed,
             stream_name: Arc::from(spec.stream),
             durable_name: Some(Arc::from(durable)),
+            handled: AtomicU64::new(0),
         };
         Ok((source, watcher))
     }
@@ -182,14 +189,24 @@ impl JsSource {
     /// A new message stream; for a durable consumer that was deleted, the consumer again.
     pub(super) async fn messages(&self, recreate: bool) -> Result<Messages, String> {
         let Some(config) = &self.config else {
+            let mut ordered = self.ordered.clone();
+            let handled = self.handled.load(Relaxed);
+            if handled > 0 {
+                ordered.deliver_policy = DeliverPolicy::ByStartSequence {
+                    start_sequence: handled + 1,
+                };
+            }
             let consumer = self
                 .stream
-                .create_consumer(self.ordered.clone())
+                .create_consumer(ordered)
                 .await
                 .map_err(|e| e.to_string())?;
             let messages = consumer.messages().await.map_err(|e| e.to_string())?;
             return Ok(messages
-                .map(|m| m.map_err(|e| Problem::Transient(e.to_string())))
+                // The ordered stream remakes its consumer on missed heartbeats, not when the
+                // server lost it (a restart) or a pull failed: any error is a reason to start a
+                // new one after the last message handled.
+                .map(|m| m.map_err(|_| Problem::Stalled))
                 .boxed());
         };
         let consumer = if recreate {

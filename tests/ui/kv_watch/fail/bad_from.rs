@@ -1,0 +1,14 @@
+#![allow(unused_variables)]
+use nats_actors::kv::KvEntry;
+use nats_actors::prelude::*;
+
+#[derive(Actor)]
+struct A;
+
+#[handlers]
+impl A {
+    #[kv_watch(bucket = "config", from = "latest")]
+    async fn h(&self, entry: KvEntry<u32>) {}
+}
+
+fn main() {}
