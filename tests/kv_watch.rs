@@ -266,3 +266,102 @@ async fn through_two_server_restarts_every_revision_is_handled_exactly_once_in_o
     );
     runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_watchers_cluster_node_is_killed_every_revision_is_handled_exactly_once() {
+    logs();
+    const UPDATES: u64 = 3_000;
+    let mut cluster = nats_actors_suite::NatsCluster::start(3).expect("start a 3-node cluster");
+    let tracker = Tracker::default();
+    let options = nats_actors::ConnectOptions::new(cluster.urls()).retry_on_initial_connect(true);
+    // The cluster elects its JetStream meta leader after start: retry until the bucket is made.
+    let mut runtime = None;
+    for _ in 0..50 {
+        let started = Runtime::builder()
+            .connect(options.clone())
+            .kv(KvConfig {
+                num_replicas: 3,
+                ..config("load", 64)
+            })
+            .actor(tracker.clone())
+            .start()
+            .await;
+        match started {
+            Ok(r) => {
+                runtime = Some(r);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let runtime = runtime.expect("the cluster takes the bucket within 10 s");
+    let urls = cluster.urls();
+    let writer = tokio::spawn(async move {
+        let nats = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(urls)
+            .await
+            .unwrap();
+        let kv = async_nats::jetstream::new(nats)
+            .get_key_value("load")
+            .await
+            .unwrap();
+        let mut failures = 0u32;
+        for i in 0..UPDATES {
+            let body = bytes::Bytes::from(serde_json::to_vec(&i).unwrap());
+            while kv
+                .put(format!("k.{}", i % 100), body.clone())
+                .await
+                .is_err()
+            {
+                failures += 1;
+                assert!(failures < 2_000, "the writer cannot write");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    let reached = eventually(Duration::from_secs(60), || async {
+        tracker.count() >= 1_000
+    })
+    .await;
+    assert!(reached, "stalled at {} before the kill", tracker.count());
+    let on = runtime.client().nats().server_info().server_name;
+    let index: usize = on.trim_start_matches('n').parse().unwrap();
+    cluster.node(index).kill();
+    tokio::time::timeout(Duration::from_secs(120), writer)
+        .await
+        .expect("the writer finished")
+        .unwrap();
+    let written = runtime
+        .client()
+        .jetstream()
+        .get_stream("KV_load")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence;
+    let all = eventually(Duration::from_secs(60), || async {
+        tracker.count() as u64 >= written
+    })
+    .await;
+    assert!(all, "{} of {written} revisions handled", tracker.count());
+    let handled = tracker.handled.lock().unwrap().clone();
+    let every: BTreeSet<u64> = handled.values().flatten().copied().collect();
+    assert_eq!(
+        every.len() as u64,
+        tracker.count() as u64,
+        "a revision handled twice"
+    );
+    assert_eq!(every, (1..=written).collect(), "no revision missed");
+    for (key, revisions) in handled.iter() {
+        assert!(
+            revisions.windows(2).all(|w| w[0] < w[1]),
+            "{key}: {revisions:?}"
+        );
+    }
+    println!("{written} revisions handled exactly once after losing {on}");
+    runtime.shutdown().await;
+}
