@@ -1,5 +1,6 @@
 //! Trace context through KV, recorded by in-memory exporters: a put made inside a handler
-//! carries the handler's trace, and the `#[kv_watch]` handler that sees the change continues it.
+//! carries the handler's trace, and the `#[kv_watch]` handler that sees the change continues it;
+//! a read is a request span.
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
@@ -8,9 +9,9 @@ use std::time::Duration;
 use nats_actors::kv::{KvConfig, KvEntry};
 use nats_actors::prelude::*;
 use nats_actors::HeaderMap;
-use nats_actors_suite::recorded::{telemetry, trace_spans};
+use nats_actors_suite::recorded::{span_named, telemetry, trace_spans};
 use nats_actors_suite::{connect, eventually, nats, server};
-use opentelemetry::trace::TraceId;
+use opentelemetry::trace::{SpanKind, TraceId};
 
 #[derive(Actor)]
 struct Relay;
@@ -97,5 +98,11 @@ async fn a_put_inside_a_handler_carries_its_trace_to_the_watch_handler() {
     let watched = named("process $KV.traced.k");
     assert_eq!(put.parent_span_id, relay.span_context.span_id());
     assert_eq!(watched.parent_span_id, put.span_context.span_id());
+    // A read is a request span of its own (a new trace outside handlers).
+    let kv = runtime.client().kv::<u32>("traced").await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap(), Some(7));
+    let read = span_named("request $KV.traced.k").await;
+    assert_eq!(read.span_kind, SpanKind::Client);
+    assert_ne!(read.span_context.trace_id(), trace);
     runtime.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! [`Kv`]: a typed handle on a key-value bucket. Values go through the client's codec; writes go
 //! through the JetStream send path (a span each, the trace context in the headers, the send
-//! metrics), reads through async-nats' direct gets.
+//! metrics), reads through async-nats' direct gets under a request span and the request
+//! metrics.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -15,10 +16,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::KvError;
-use crate::client::Client;
+use crate::client::{self, Client};
 use crate::error::PublishError;
 use crate::jetstream::JsPublish;
 use crate::origin::Origin;
+use crate::telemetry::metrics::Operation as Measured;
+use crate::telemetry::spans::SendKind;
 
 /// A typed handle on a KV bucket; cheap to clone. Get one with [`Client::kv`] (or
 /// [`Context::kv`](crate::Context::kv) in a handler, whose writes continue its trace).
@@ -124,8 +127,7 @@ impl<T: Serialize + DeserializeOwned> Kv<T> {
     pub async fn entry(&self, key: &str) -> Result<Option<KvEntry<T>>, KvError> {
         valid(key)?;
         let entry = self
-            .store
-            .entry(key)
+            .traced(key, self.store.entry(key))
             .await
             .map_err(|e| nats("get", key, e))?;
         entry.map(|e| self.typed(e)).transpose()
@@ -197,23 +199,46 @@ impl<T: Serialize + DeserializeOwned> Kv<T> {
 
     /// The keys that have a value.
     pub async fn keys(&self) -> Result<Vec<String>, KvError> {
-        let keys = self.store.keys().await.map_err(|e| nats("keys", "", e))?;
-        keys.try_collect().await.map_err(|e| nats("keys", "", e))
+        let keys = async {
+            let keys = self.store.keys().await.map_err(|e| nats("keys", "", e))?;
+            keys.try_collect().await.map_err(|e| nats("keys", "", e))
+        };
+        self.traced(">", keys).await
     }
 
     /// Every revision of `key` the bucket keeps (its `history`), oldest first.
     pub async fn history(&self, key: &str) -> Result<Vec<KvEntry<T>>, KvError> {
         valid(key)?;
-        let history = self
-            .store
-            .history(key)
-            .await
-            .map_err(|e| nats("history", key, e))?;
-        let entries: Vec<Entry> = history
-            .try_collect()
-            .await
-            .map_err(|e| nats("history", key, e))?;
+        let entries = async {
+            let history = self
+                .store
+                .history(key)
+                .await
+                .map_err(|e| nats("history", key, e))?;
+            history
+                .try_collect::<Vec<Entry>>()
+                .await
+                .map_err(|e| nats("history", key, e))
+        };
+        let entries = self.traced(key, entries).await?;
         entries.into_iter().map(|e| self.typed(e)).collect()
+    }
+
+    /// Runs the read `op` of `key` under a request span (`request $KV.<bucket>.<key>`) and the
+    /// request metrics.
+    async fn traced<R, E: std::fmt::Display>(
+        &self,
+        key: &str,
+        op: impl std::future::Future<Output = Result<R, E>>,
+    ) -> Result<R, E> {
+        let subject = format!("{}{key}", self.store.prefix);
+        let (span, started) =
+            self.client
+                .begin(None, SendKind::Request, &subject, 0, &mut HeaderMap::new());
+        let result = op.await;
+        let error_type = result.as_ref().err().map(|_| "kv");
+        client::finish(&span, started, Measured::Request, &result, error_type);
+        result
     }
 
     fn encode(&self, key: &str, value: &T) -> Result<Bytes, KvError> {
