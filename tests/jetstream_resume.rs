@@ -213,6 +213,9 @@ async fn a_consumer_resumes_within_a_second_of_moving_to_another_cluster_node() 
     // Only the node the client is on is lost: the stream and its consumer lead elsewhere.
     let on = runtime.client().nats().server_info().server_name;
     lead_elsewhere(runtime.client().nats(), &on).await;
+    // The publisher moves off the node to be killed: its own reconnect is not the consumer's gap.
+    publishing.abort();
+    let publishing = publisher(vec![cluster.urls()[(node_index(&on) + 1) % 3].clone()]);
     let reconnects = runtime.stats().reconnects;
     cluster.node(node_index(&on)).kill();
     let at = reconnected(&runtime, reconnects).await;
@@ -241,9 +244,11 @@ async fn a_consumer_resumes_within_a_second_of_its_new_leader_after_losing_the_o
     let (_, leader) = leaders(&js).await;
     let leader = leader.expect("the consumer has a leader");
     let killed = node_index(&leader);
+    let survivor = cluster.urls()[(killed + 1) % 3].clone();
+    publishing.abort();
+    let publishing = publisher(vec![survivor.clone()]);
     cluster.node(killed).kill();
     // Watched from a node that lives: when the consumer answers again, it has a new leader.
-    let survivor = cluster.urls()[(killed + 1) % 3].clone();
     let watcher = async_nats::jetstream::new(async_nats::connect(survivor).await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     let elected = loop {
