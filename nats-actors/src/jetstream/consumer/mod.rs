@@ -105,7 +105,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         let mut attempt = 0usize;
         while !self.w.stop.load(Relaxed) {
             reconnects.borrow_and_update();
-            let messages = match js.messages(recreate).await {
+            let messages = match js.messages(recreate, self.pull_batch()).await {
                 Ok(m) => {
                     if recreate {
                         tracing::warn!(consumer = %js.what, "consumer was gone; made it again");
@@ -142,6 +142,8 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                 }
                 tokio::select! {
                     biased;
+                    // First: under a steady flow the other arms are always ready.
+                    _ = keepalive.tick() => self.keep_alive(pulled, &mut waiting).await,
                     Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
                     next = pulled.next(), if in_flight.len() < self.w.limit => match next {
                         // One at a time: run it here (no task node per message), still keeping
@@ -177,7 +179,6 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                         None => break End::Over("the pull stream ended"),
                     },
                     Ok(()) = reconnects.changed() => break again("reconnected"),
-                    _ = keepalive.tick() => self.keep_alive(pulled, &mut waiting).await,
                     _ = shutdown.changed() => self.w.stop.store(true, Relaxed),
                 }
                 if self.w.stop.load(Relaxed) {
@@ -286,10 +287,11 @@ impl<A: Send + Sync + 'static> Consumer<A> {
     /// Moves what the pull stream already holds into `waiting` and sends each waiting message
     /// an in-progress ack.
     ///
-    /// At most [`MAX_WAITING`] (or `batch`) are held: taking more from the stream would make it
-    /// pull more, and a slow instance would hoard what idle instances could handle.
+    /// At most two pulls' worth are held: async-nats pulls again while half a pull is still to
+    /// come, so up to one and a half arrive before it stops; taking more would make it pull
+    /// more, and a slow instance would hoard what idle instances could handle.
     async fn keep_alive(&self, messages: &mut Messages, waiting: &mut VecDeque<JsMessage>) {
-        let cap = self.js.spec.batch.unwrap_or(MAX_WAITING).max(self.w.limit);
+        let cap = self.pull_batch() * 2;
         for _ in 0..cap * 2 {
             if waiting.len() >= cap {
                 break;
@@ -338,8 +340,16 @@ fn retry_cap(attempt: usize) -> Duration {
     }
 }
 
-/// Messages pulled and waiting for a busy handler that get in-progress acks, by default.
-const MAX_WAITING: usize = 64;
+impl<A> Consumer<A> {
+    /// How many messages one pull asks for: `batch`, by default [`PULL_BATCH`] (async-nats'
+    /// own default), and never fewer than the handler runs at once.
+    fn pull_batch(&self) -> usize {
+        self.js.spec.batch.unwrap_or(PULL_BATCH).max(self.w.limit)
+    }
+}
+
+/// Messages one pull asks for, by default.
+const PULL_BATCH: usize = 200;
 
 /// How often a message that is not done gets an in-progress ack: a third of `ack_wait`.
 fn keepalive(ack_wait: Duration) -> Duration {

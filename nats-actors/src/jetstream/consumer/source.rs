@@ -186,8 +186,9 @@ impl JsSource {
         Ok((source, watcher))
     }
 
-    /// A new message stream; for a durable consumer that was deleted, the consumer again.
-    pub(super) async fn messages(&self, recreate: bool) -> Result<Messages, String> {
+    /// A new message stream, pulling `batch` at a time (a durable consumer's); for a durable
+    /// consumer that was deleted, the consumer again.
+    pub(super) async fn messages(&self, recreate: bool, batch: usize) -> Result<Messages, String> {
         let Some(config) = &self.config else {
             let mut ordered = self.ordered.clone();
             let handled = self.handled.load(Relaxed);
@@ -220,11 +221,13 @@ impl JsSource {
                 .await
                 .map_err(|e| e.to_string())?
         };
-        let mut pull = consumer.stream().heartbeat(HEARTBEAT);
-        if let Some(batch) = self.spec.batch {
-            pull = pull.max_messages_per_batch(batch);
-        }
-        let messages = pull.messages().await.map_err(|e| e.to_string())?;
+        let messages = consumer
+            .stream()
+            .heartbeat(HEARTBEAT)
+            .max_messages_per_batch(batch)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(messages
             .map(|m| {
                 m.map_err(|e| match e.kind() {
