@@ -4,7 +4,8 @@
 //! `#[derive(Actor)]` with `#[actor(...)]` options on a struct, and `#[handlers]` on its `impl`
 //! block, whose methods carry `#[subscribe("subject", ...)]`, `#[request("subject", ...)]` or
 //! `#[consumer(stream = "...", durable = "...", ...)]` (a JetStream pull consumer) or
-//! `#[kv_watch(bucket = "...", key = "...")]` (the changes of a KV bucket).
+//! `#[kv_watch(bucket = "...", key = "...")]` (the changes of a KV bucket) or
+//! `#[object_watch(bucket = "...")]` (the puts and deletes of an object store).
 //! `#[derive(Service)]` with `#[service(...)]` and `#[endpoints]` with `#[endpoint(...)]` methods
 //! make a discoverable NATS micro service (ADR-32) and its typed client.
 //! Every misuse these macros can see is a compile error pointing at the offending token.
@@ -30,7 +31,8 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
     actor::expand(input.into()).into()
 }
 
-/// Turns the `#[subscribe]`, `#[request]`, `#[consumer]` and `#[kv_watch]` methods of an `impl` block into NATS
+/// Turns the `#[subscribe]`, `#[request]`, `#[consumer]`, `#[kv_watch]` and `#[object_watch]`
+/// methods of an `impl` block into NATS
 /// handlers; `#[handlers(client)]` (or `client = "pub(crate)"`) also generates `{Type}Client` for
 /// the `#[request]` handlers.
 ///
@@ -42,7 +44,9 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
 /// "...", key = "services.{name}", from = "last_per_key" | "new" | "all_history", codec = ...)]`
 /// watches a KV bucket (`key` defaults to every key, `from` to each key's current value and
 /// then the changes), its handler taking a `nats_actors::kv::KvEntry<T>` (see
-/// `nats_actors::kv`).
+/// `nats_actors::kv`); `#[object_watch(bucket = "...", from = "last_per_object" | "new")]`
+/// watches an object store, its handler taking a `nats_actors::objects::ObjectInfo` (see
+/// `nats_actors::objects`).
 ///
 /// Arguments are recognised by the traits of their types: `FromContext` extractors, a `Param<T>`
 /// named after a `{name}` of the subject, and at most one payload (any other type). A generated

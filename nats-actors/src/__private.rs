@@ -22,6 +22,8 @@ pub use crate::jetstream::consumer::{start as start_consumer, CONSUME};
 pub use crate::jetstream::{ConsumerSpec, DeadLetterTarget, DeliverFrom};
 #[cfg(feature = "jetstream")]
 pub use crate::kv::watch::KV_WATCH;
+#[cfg(feature = "jetstream")]
+pub use crate::objects::watch::OBJECT_WATCH;
 pub use crate::outcome::Outcome;
 #[cfg(feature = "service")]
 pub use crate::service::{EndpointSpec, EndpointType, Endpoints, ServiceInfo, TypeSchema};

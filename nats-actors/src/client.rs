@@ -3,6 +3,8 @@
 //! [`Context`]: crate::Context
 
 #[cfg(feature = "jetstream")]
+use std::any::Any;
+#[cfg(feature = "jetstream")]
 use std::collections::HashMap;
 use std::sync::Arc;
 #[cfg(feature = "jetstream")]
@@ -47,10 +49,15 @@ struct Inner {
     /// Made on first use: it spawns the task that collects publish acks.
     #[cfg(feature = "jetstream")]
     jetstream: Arc<OnceLock<async_nats::jetstream::Context>>,
-    /// KV buckets looked up so far, by name (shared by the clients of one connection).
+    /// KV buckets and object stores looked up so far, by kind and name (shared by the
+    /// clients of one connection).
     #[cfg(feature = "jetstream")]
-    buckets: Arc<Mutex<HashMap<String, Arc<async_nats::jetstream::kv::Store>>>>,
+    buckets: Arc<Mutex<HashMap<(&'static str, String), Handle>>>,
 }
+
+/// A bucket handle a connection keeps (a KV store, an object store's parts).
+#[cfg(feature = "jetstream")]
+type Handle = Arc<dyn Any + Send + Sync>;
 
 impl Client {
     /// Wraps an async-nats client; JSON and a 5 s request timeout by default.
@@ -143,32 +150,57 @@ impl Client {
     where
         T: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let known = self.known_bucket(bucket);
-        let store = match known {
-            Some(store) => store,
-            None => {
-                let store = self.jetstream().get_key_value(bucket).await.map_err(|e| {
-                    crate::kv::KvError::Bucket {
-                        bucket: bucket.into(),
-                        reason: format!("{e}; declare it with RuntimeBuilder::kv"),
-                    }
-                })?;
-                let store = Arc::new(store);
-                self.inner
-                    .buckets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(bucket.to_string(), store.clone());
-                store
-            }
+        let open = async {
+            self.jetstream()
+                .get_key_value(bucket)
+                .await
+                .map_err(|e| crate::kv::KvError::Bucket {
+                    bucket: bucket.into(),
+                    reason: format!("{e}; declare it with RuntimeBuilder::kv"),
+                })
         };
+        let store = self.bucket("kv", bucket, open).await?;
         Ok(crate::kv::Kv::new(store, self.clone()))
     }
 
+    /// A handle on object store `bucket`. The bucket is looked up once per connection;
+    /// declare it with [`RuntimeBuilder::object_store`](crate::RuntimeBuilder::object_store).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::objects::ObjectError> {
+    /// let uploads = client.objects("uploads").await?;
+    /// for object in uploads.list().await? {
+    ///     println!("{}: {} bytes", object.name, object.size);
+    /// }
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "jetstream")]
-    fn known_bucket(&self, bucket: &str) -> Option<Arc<async_nats::jetstream::kv::Store>> {
-        let buckets = self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        buckets.get(bucket).cloned()
+    pub async fn objects(
+        &self,
+        bucket: &str,
+    ) -> Result<crate::objects::ObjectStore, crate::objects::ObjectError> {
+        let open = crate::objects::ObjectStore::open(self.jetstream(), bucket);
+        let parts = self.bucket("objects", bucket, open).await?;
+        Ok(crate::objects::ObjectStore::new(&parts, self.clone()))
+    }
+
+    /// The handle `open` gives for the bucket `name` of `kind`, made once per connection.
+    #[cfg(feature = "jetstream")]
+    async fn bucket<T: Send + Sync + 'static, E>(
+        &self,
+        kind: &'static str,
+        name: &str,
+        open: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<Arc<T>, E> {
+        let key = (kind, name.to_string());
+        let buckets = || self.inner.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let known = buckets().get(&key).cloned();
+        if let Some(handle) = known.and_then(|h| h.downcast::<T>().ok()) {
+            return Ok(handle);
+        }
+        let handle = Arc::new(open.await?);
+        buckets().insert(key, handle.clone());
+        Ok(handle)
     }
 
     /// The request timeout.
@@ -318,6 +350,23 @@ impl Client {
             spans::inject(&span, headers);
         }
         (span, ClientMetrics::get().map(|m| (m, Instant::now())))
+    }
+
+    /// Runs the read `op` (of a KV bucket or object store) under a request span on `subject`
+    /// and the request metrics; a failure is of `error_type`.
+    #[cfg(feature = "jetstream")]
+    pub(crate) async fn traced_read<R, E: std::fmt::Display>(
+        &self,
+        subject: &str,
+        error_type: &'static str,
+        op: impl std::future::Future<Output = Result<R, E>>,
+    ) -> Result<R, E> {
+        let (span, started) =
+            self.begin(None, SendKind::Request, subject, 0, &mut HeaderMap::new());
+        let result = op.await;
+        let failed = result.as_ref().err().map(|_| error_type);
+        finish(&span, started, Operation::Request, &result, failed);
+        result
     }
 
     /// [`PublishError::MaxPayload`] from async-nats' own check, whose message names the

@@ -200,6 +200,33 @@ impl Context {
         self.client.with_codec(self.default_codec).kv(bucket).await
     }
 
+    /// A handle on object store `bucket`; what it puts while the handler runs continues this
+    /// message's trace. See [`Client::objects`].
+    ///
+    /// ```no_run
+    /// use nats_actors::prelude::*;
+    ///
+    /// #[derive(Actor)]
+    /// struct Archive;
+    ///
+    /// #[handlers]
+    /// impl Archive {
+    ///     #[subscribe("reports.{id}")]
+    ///     async fn keep(&self, id: Param<String>, report: String, ctx: &Context) -> Result<(), HandlerError> {
+    ///         let archive = ctx.objects("archive").await?;
+    ///         archive.put(id.as_str(), &mut report.as_bytes()).await?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "jetstream")]
+    pub async fn objects(
+        &self,
+        bucket: &str,
+    ) -> Result<crate::objects::ObjectStore, crate::objects::ObjectError> {
+        self.client.objects(bucket).await
+    }
+
     /// The handler's codec, which what it sends is encoded with.
     pub(crate) fn handler_codec(&self) -> Codec {
         self.default_codec

@@ -92,6 +92,8 @@ mod headers;
 pub mod jetstream;
 #[cfg(feature = "jetstream")]
 pub mod kv;
+#[cfg(feature = "jetstream")]
+pub mod objects;
 mod origin;
 mod outcome;
 mod runtime;

@@ -32,7 +32,7 @@ pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream 
     });
     let jetstream = handlers
         .iter()
-        .any(|h| matches!(h.kind, Kind::Consume | Kind::KvWatch))
+        .any(|h| matches!(h.kind, Kind::Consume | Kind::KvWatch | Kind::ObjectWatch))
         .then(|| quote!(::nats_actors::__require_jetstream!();));
     quote! {
         #jetstream
@@ -62,6 +62,7 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
         Kind::Consume => (quote!(&#p::CONSUME), quote!(#p::start_consumer)),
         // An ordered consumer on the bucket's stream, with a kind of its own.
         Kind::KvWatch => (quote!(&#p::KV_WATCH), quote!(#p::start_consumer)),
+        Kind::ObjectWatch => (quote!(&#p::OBJECT_WATCH), quote!(#p::start_consumer)),
     };
     let consumer = option(h.consumer.as_ref().map(|c| c.spec()));
     let queue = option(h.queue.as_ref().map(|q| quote!(#q)));
@@ -142,7 +143,10 @@ fn invoke_body(h: &Handler) -> TokenStream {
     };
     let finish = match (&h.ret, h.kind) {
         (Ret::Unit, _) => quote!(#p::outcome(__nats_actors_ret)),
-        (Ret::Result(ty) | Ret::Value(ty), Kind::Subscribe | Kind::Consume | Kind::KvWatch) => {
+        (
+            Ret::Result(ty) | Ret::Value(ty),
+            Kind::Subscribe | Kind::Consume | Kind::KvWatch | Kind::ObjectWatch,
+        ) => {
             quote_spanned! {ty.span()=> #p::outcome(__nats_actors_ret) }
         }
         (Ret::Result(ty) | Ret::Value(ty), Kind::Request) => quote_spanned! {ty.span()=>

@@ -4,8 +4,8 @@
 pub(crate) mod client;
 mod consumer;
 pub(crate) mod expand;
-mod kv_watch;
 pub(crate) mod model;
+mod watch;
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -17,6 +17,7 @@ pub enum Kind {
     Request,
     Consume,
     KvWatch,
+    ObjectWatch,
 }
 
 /// The attributes `#[handlers]` reads.
@@ -25,6 +26,7 @@ const HANDLER_ATTRS: &[(&str, Kind)] = &[
     ("request", Kind::Request),
     ("consumer", Kind::Consume),
     ("kv_watch", Kind::KvWatch),
+    ("object_watch", Kind::ObjectWatch),
 ];
 
 /// How one argument is extracted from the message.
@@ -84,9 +86,10 @@ pub struct Handler {
 /// returns every error combined.
 pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
     collect_with(item, HANDLER_ATTRS, |_, attr, name, kind| match kind {
-        Kind::Consume | Kind::KvWatch => {
+        Kind::Consume | Kind::KvWatch | Kind::ObjectWatch => {
             let parsed = match kind {
-                Kind::KvWatch => super::kv_watch::parse(attr)?,
+                Kind::KvWatch => super::watch::parse_kv(attr)?,
+                Kind::ObjectWatch => super::watch::parse_objects(attr)?,
                 _ => super::consumer::parse(attr)?,
             };
             Ok(HandlerAttr {

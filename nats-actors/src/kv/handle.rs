@@ -16,12 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::KvError;
-use crate::client::{self, Client};
+use crate::client::Client;
 use crate::error::PublishError;
 use crate::jetstream::JsPublish;
 use crate::origin::Origin;
-use crate::telemetry::metrics::Operation as Measured;
-use crate::telemetry::spans::SendKind;
 
 /// A typed handle on a KV bucket; cheap to clone. Get one with [`Client::kv`] (or
 /// [`Context::kv`](crate::Context::kv) in a handler, whose writes continue its trace).
@@ -232,13 +230,7 @@ impl<T: Serialize + DeserializeOwned> Kv<T> {
         op: impl std::future::Future<Output = Result<R, E>>,
     ) -> Result<R, E> {
         let subject = format!("{}{key}", self.store.prefix);
-        let (span, started) =
-            self.client
-                .begin(None, SendKind::Request, &subject, 0, &mut HeaderMap::new());
-        let result = op.await;
-        let error_type = result.as_ref().err().map(|_| "kv");
-        client::finish(&span, started, Measured::Request, &result, error_type);
-        result
+        self.client.traced_read(&subject, "kv", op).await
     }
 
     fn encode(&self, key: &str, value: &T) -> Result<Bytes, KvError> {

@@ -60,6 +60,8 @@ pub struct RuntimeBuilder {
     streams: Vec<crate::jetstream::StreamConfig>,
     #[cfg(feature = "jetstream")]
     buckets: Vec<crate::kv::KvConfig>,
+    #[cfg(feature = "jetstream")]
+    object_stores: Vec<crate::objects::ObjectStoreConfig>,
     actors: Vec<Box<dyn Starter>>,
     shutdown_timeout: Duration,
     buffer: Option<Buffer>,
@@ -143,6 +145,8 @@ impl Runtime {
             streams: Vec::new(),
             #[cfg(feature = "jetstream")]
             buckets: Vec::new(),
+            #[cfg(feature = "jetstream")]
+            object_stores: Vec::new(),
             actors: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             buffer: None,
@@ -353,6 +357,26 @@ impl RuntimeBuilder {
         self
     }
 
+    #[cfg(feature = "jetstream")]
+    /// Declares an object store: at [`RuntimeBuilder::start`], with the KV buckets, it is
+    /// created if missing and updated if it differs (`description`, `max_age`, `max_bytes`,
+    /// `storage`, `num_replicas`, `compression`). A change the server cannot apply fails the
+    /// start with [`Error::JetStream`] naming those settings.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nats_actors::Error> {
+    /// use nats_actors::objects::ObjectStoreConfig;
+    /// let runtime = nats_actors::Runtime::builder()
+    ///     .object_store(ObjectStoreConfig { bucket: "uploads".into(), ..Default::default() })
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn object_store(mut self, config: crate::objects::ObjectStoreConfig) -> Self {
+        self.object_stores.push(config);
+        self
+    }
+
     /// The [`Buffer`] of every core handler that does not set its own (`buffer = ...` on the
     /// handler or its actor). Without it, `NATS_ACTORS_BUFFER` (e.g. `100000` messages or
     /// `16MiB`), else [`Buffer::DEFAULT`] (64 MiB per handler).
@@ -404,6 +428,10 @@ impl RuntimeBuilder {
         #[cfg(feature = "jetstream")]
         for bucket in &self.buckets {
             crate::kv::declare(client.jetstream(), bucket).await?;
+        }
+        #[cfg(feature = "jetstream")]
+        for store in &self.object_stores {
+            crate::objects::declare(client.jetstream(), store).await?;
         }
         let mut phases = [Phase::new(), Phase::new()];
         let mut env = StartEnv {
