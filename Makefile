@@ -48,6 +48,7 @@ service-demo: nats-server
 bench: nats-server
 	$(CARGO) bench --bench core
 	$(CARGO) bench --bench jetstream
+	$(CARGO) bench --bench kv_objects
 
 fmt:
 	$(CARGO) fmt --all
