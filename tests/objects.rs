@@ -12,6 +12,7 @@ use futures::TryStreamExt;
 use nats_actors::objects::{ObjectError, ObjectMetadata, ObjectStoreConfig};
 use nats_actors::prelude::*;
 use nats_actors_suite::{connect, logs, nats, server, NatsServer};
+use std::time::Instant;
 use tokio::io::AsyncReadExt;
 
 /// Bytes `0, 1, 2, ...` (mod 251: no period that lines up with a chunk).
@@ -326,4 +327,42 @@ async fn an_object_that_is_not_whole_fails_its_read_and_never_hangs() {
 fn base64_name(name: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE.encode(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_goes_on_whole_through_a_server_restart() {
+    logs();
+    let mut server = server();
+    let runtime = runtime(&server).await;
+    let files = runtime.client().objects("files").await.unwrap();
+    // 8 MiB in 128 chunks of 64 KiB: far more than one pull asks for.
+    let data = pattern(8 << 20);
+    files
+        .put(chunked("long.bin", 64 * 1024), &mut data.as_slice())
+        .await
+        .unwrap();
+    let mut object = files.get("long.bin").await.unwrap();
+    let mut read = Vec::new();
+    for _ in 0..3 {
+        read.extend_from_slice(&object.try_next().await.unwrap().expect("a chunk"));
+    }
+    // The read's consumer (in memory, on the server) is gone with the restart.
+    tokio::task::block_in_place(|| server.restart()).expect("restart nats-server");
+    let started = Instant::now();
+    let rest = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = object.try_next().await? {
+            read.extend_from_slice(&chunk);
+        }
+        Ok::<_, ObjectError>(())
+    })
+    .await
+    .expect("the read goes on within 30 s");
+    rest.expect("every chunk, and the digest, after the restart");
+    assert_eq!(read.len(), data.len());
+    assert!(read == data, "the data read is the data put");
+    println!(
+        "read on through a restart, whole after {:?}",
+        started.elapsed()
+    );
+    runtime.shutdown().await;
 }

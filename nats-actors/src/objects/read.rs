@@ -21,6 +21,10 @@ use super::ObjectError;
 
 /// Bytes of chunks one pull asks for (a few chunks; at least one).
 const PULL_BYTES: usize = 2 * 1024 * 1024;
+/// A pull lasts this long; the server sends a heartbeat this often while it has nothing to
+/// send, and two missed ones (a server restart, a lost consumer) make the consumer again.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A read with no chunk for this long makes its consumer again.
 const STALL: Duration = Duration::from_secs(20);
 /// Consumers made for one read, at most (a few reconnects).
@@ -212,6 +216,8 @@ impl Reading {
         consumer
             .stream()
             .max_messages_per_batch((PULL_BYTES / chunk_size).max(1))
+            .expires(PULL_EXPIRES)
+            .heartbeat(HEARTBEAT)
             .messages()
             .await
             .map_err(|e| ObjectError::nats("get", &name, e))
