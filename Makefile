@@ -21,7 +21,8 @@ python-env:
 ## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and
 ## benches built, and the service_api, task_queue, event_driven and kv_objects examples run to completion
 ## (each starts its own server); then the build without default features (core NATS only):
-## clippy, its unit tests, and its example run.
+## clippy, its unit tests, and its example run; rustdoc with warnings as errors; and a new crate
+## made from the README's Cargo.toml block and its complete example, built outside the workspace.
 test: nats-server python-env
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
@@ -35,6 +36,8 @@ test: nats-server python-env
 	$(CARGO) clippy -p nats-actors --no-default-features --features testing --all-targets -- -D warnings
 	$(CARGO) test -p nats-actors --no-default-features --features testing --lib
 	$(CARGO) run --quiet -p nats-actors --no-default-features --features testing --example slim > /dev/null
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --quiet --no-deps -p nats-actors -p nats-actors-macros --all-features
+	scripts/check-readme-crate
 
 ## Starts a throwaway server (unless NATS_URL is set) and runs actors that exchange events and a request.
 demo: nats-server

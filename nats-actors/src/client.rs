@@ -21,7 +21,7 @@ use crate::telemetry::metrics::{ClientMetrics, Operation};
 use crate::telemetry::spans::{self, Frame, SendKind, Server};
 use std::time::Instant;
 
-/// Default timeout of [`Client::request`].
+/// Default timeout of a request ([`Sender::request`](crate::Sender::request)).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A typed handle on a NATS connection; cheap to clone. Its typed sends are those of

@@ -135,9 +135,13 @@ pub use stats::{HandlerStats, Outage, Stats};
 /// let _ = HandlerError::bad_request("missing field");
 /// ```
 pub mod prelude {
+    // The built-in extractors among them (`Bytes`, `HeaderMap`, `Message`, `Subject`, and
+    // `Delivery` with JetStream); a type of your own with one of these names takes precedence.
+    #[cfg(feature = "jetstream")]
+    pub use crate::jetstream::Delivery;
     pub use crate::{
-        endpoints, handlers, Actor, Client, Codec, Context, FromContext, HandlerError, Param,
-        Runtime,
+        endpoints, handlers, Actor, Bytes, Client, Codec, Context, FromContext, HandlerError,
+        HeaderMap, Message, Param, Runtime, Subject,
     };
     // In scope for `ctx.publish`, `client.request`, ... under any name of the user's own.
     pub use crate::Sender as _;
