@@ -1,7 +1,9 @@
 //! The runtime's view of its connection: when it went down, when a reconnect was confirmed (the
 //! server has every subscription again), the outage that the at-most-once handlers lived
-//! through, and a signal that JetStream consumers watch to pull again at once.
+//! through, a signal that JetStream consumers watch to pull again at once, and the
+//! connection's event callback that feeds them.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,6 +45,12 @@ impl Link {
     /// The client connected again; [`Link::confirm`] finishes the job.
     pub(crate) fn connected(&self) {
         self.connected.notify_one();
+    }
+
+    /// Since when the connection has been down (until a reconnect is confirmed).
+    pub(crate) fn down_since(&self) -> Option<SystemTime> {
+        let down = self.down_since.lock().unwrap_or_else(|e| e.into_inner());
+        down.map(|(at, _)| at)
     }
 
     /// Changes after each confirmed reconnect.
@@ -94,5 +102,49 @@ pub(crate) struct Watch(JoinHandle<()>);
 impl Drop for Watch {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// The connection's event callback: counts, logs, and tells the link.
+pub(crate) fn events(
+    counters: Arc<Counters>,
+    link: Arc<Link>,
+    closed: Arc<Notify>,
+) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
+    use async_nats::Event;
+    move |event| {
+        match &event {
+            Event::Connected => {
+                let n = counters.connects.fetch_add(1, Relaxed);
+                if n > 0 {
+                    link.connected();
+                    tracing::info!("reconnected to NATS");
+                }
+            }
+            Event::Disconnected => {
+                counters.disconnects.fetch_add(1, Relaxed);
+                link.disconnected();
+                tracing::warn!("disconnected from NATS; reconnecting");
+            }
+            Event::SlowConsumer(sid) => {
+                // Not a handler's subscription: those never fill (see `handler::inbox`).
+                let n = counters.slow_consumer_events.fetch_add(1, Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::error!(sid, events = n, "slow consumer: async-nats dropped NATS messages for a subscription whose channel was full");
+                }
+            }
+            Event::LameDuckMode => {
+                counters.lame_duck.fetch_add(1, Relaxed);
+                tracing::warn!("the server entered lame duck mode");
+            }
+            Event::ServerError(e) => {
+                counters.server_errors.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, "server error");
+            }
+            Event::ClientError(e) => tracing::warn!(error = %e, "client error"),
+            Event::Closed => closed.notify_waiters(),
+            Event::Draining => {}
+        }
+        std::future::ready(())
     }
 }

@@ -2,7 +2,10 @@
 //! gracefully.
 
 pub(crate) mod connect;
+pub(crate) mod health;
 pub(crate) mod link;
+#[cfg(feature = "health")]
+mod listener;
 pub(crate) mod start;
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -18,7 +21,8 @@ use crate::error::Error;
 use crate::stats::{Counters, Stats};
 use crate::telemetry::metrics;
 use connect::ConnectOptions;
-use link::Link;
+use health::Health;
+use link::{events, Link};
 use start::{Phase, StartEnv, Starter};
 
 /// Default time in-flight handlers get to finish at shutdown.
@@ -65,6 +69,8 @@ pub struct RuntimeBuilder {
     actors: Vec<Box<dyn Starter>>,
     shutdown_timeout: Duration,
     buffer: Option<Buffer>,
+    #[cfg(feature = "health")]
+    health_addr: Option<String>,
 }
 
 /// Running actors on one NATS connection.
@@ -94,6 +100,9 @@ pub struct Runtime {
     _observers: metrics::RuntimeObservers,
     /// Confirms reconnects of a connection the runtime opened.
     _link: Option<link::Watch>,
+    watched: Arc<health::Watched>,
+    #[cfg(feature = "health")]
+    listener: Option<listener::Listener>,
 }
 
 /// Asks a running [`Runtime`] to shut down; cheap to clone, usable from any task.
@@ -149,6 +158,8 @@ impl Runtime {
             object_stores: Vec::new(),
             actors: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            #[cfg(feature = "health")]
+            health_addr: None,
             buffer: None,
         }
     }
@@ -161,6 +172,27 @@ impl Runtime {
     /// A snapshot of the health counters.
     pub fn stats(&self) -> Stats {
         self.counters.snapshot()
+    }
+
+    /// Whether it can do its work now: connected (every subscription confirmed again after a
+    /// reconnect) and not draining; what `/readyz` answers from.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nats_actors::Error> {
+    /// let runtime = nats_actors::Runtime::builder().start().await?;
+    /// let health = runtime.health();
+    /// assert!(health.ready, "{:?}", health.reason());
+    /// println!("connected to {}", health.server.unwrap_or_default());
+    /// # Ok(()) }
+    /// ```
+    pub fn health(&self) -> Health {
+        self.watched.snapshot()
+    }
+
+    /// The address the health listener is bound to (feature `health`), when it was asked for.
+    #[cfg(feature = "health")]
+    pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.as_ref().map(|l| l.addr)
     }
 
     /// A handle that starts the shutdown from elsewhere.
@@ -184,6 +216,7 @@ impl Runtime {
     /// metrics too (within what is left of the timeout, at least 2 s, at most 10 s, whatever the
     /// collector does), and a connection the runtime opened is closed.
     pub async fn shutdown(self) -> ShutdownReport {
+        self.watched.draining();
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let mut aborted = 0;
         // Subscriptions stop first and request handlers after them, so that an in-flight handler
@@ -392,6 +425,27 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Serves `/livez` and `/readyz` over HTTP on `addr` (feature `health`; without this call,
+    /// on `NATS_ACTORS_HEALTH_ADDR` when it is set). `/readyz` is 200 once every subscription
+    /// and consumer is confirmed, and 503 with the reason while the connection is down or the
+    /// runtime drains; `/livez` is 200 until the runtime has shut down. An address that cannot
+    /// be bound fails the start with [`Error::Config`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nats_actors::Error> {
+    /// let runtime = nats_actors::Runtime::builder()
+    ///     .health_listener("0.0.0.0:8080")
+    ///     .start()
+    ///     .await?;
+    /// println!("probes on {:?}", runtime.health_addr());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "health")]
+    pub fn health_listener(mut self, addr: impl Into<String>) -> Self {
+        self.health_addr = Some(addr.into());
+        self
+    }
+
     /// How long in-flight handlers may run after shutdown starts (default 30 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -420,6 +474,13 @@ impl RuntimeBuilder {
         };
         // Reconnects of a connection made elsewhere are not seen (its events are its own).
         let watch = owns_connection.then(|| link.watch(nats.clone(), counters.clone()));
+        let watched = health::Watched::new(nats.clone(), owns_connection.then(|| link.clone()));
+        // Bound before any actor starts: an address in use fails the start at once.
+        #[cfg(feature = "health")]
+        let listener = match self.health_addr.or_else(health_addr_from_env) {
+            Some(addr) => Some(listener::listen(&addr, watched.clone()).await?),
+            None => None,
+        };
         let client = Client::new(nats);
         #[cfg(feature = "jetstream")]
         for stream in &self.streams {
@@ -466,6 +527,9 @@ impl RuntimeBuilder {
             handle: ShutdownHandle::default(),
             _observers: metrics::observe_runtime(counters_for_metrics),
             _link: watch,
+            watched,
+            #[cfg(feature = "health")]
+            listener,
         })
     }
 
@@ -476,6 +540,14 @@ impl RuntimeBuilder {
     }
 }
 
+/// `NATS_ACTORS_HEALTH_ADDR`, when set.
+#[cfg(feature = "health")]
+fn health_addr_from_env() -> Option<String> {
+    std::env::var("NATS_ACTORS_HEALTH_ADDR")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
 /// `NATS_ACTORS_BUFFER`, else the default.
 fn buffer_from_env() -> Result<Buffer, Error> {
     match std::env::var("NATS_ACTORS_BUFFER") {
@@ -484,48 +556,5 @@ fn buffer_from_env() -> Result<Buffer, Error> {
             reason: format!("`{v}`: {e}"),
         }),
         _ => Ok(Buffer::DEFAULT),
-    }
-}
-
-fn events(
-    counters: Arc<Counters>,
-    link: Arc<Link>,
-    closed: Arc<Notify>,
-) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
-    use async_nats::Event;
-    move |event| {
-        match &event {
-            Event::Connected => {
-                let n = counters.connects.fetch_add(1, Relaxed);
-                if n > 0 {
-                    link.connected();
-                    tracing::info!("reconnected to NATS");
-                }
-            }
-            Event::Disconnected => {
-                counters.disconnects.fetch_add(1, Relaxed);
-                link.disconnected();
-                tracing::warn!("disconnected from NATS; reconnecting");
-            }
-            Event::SlowConsumer(sid) => {
-                // Not a handler's subscription: those never fill (see `handler::inbox`).
-                let n = counters.slow_consumer_events.fetch_add(1, Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::error!(sid, events = n, "slow consumer: async-nats dropped NATS messages for a subscription whose channel was full");
-                }
-            }
-            Event::LameDuckMode => {
-                counters.lame_duck.fetch_add(1, Relaxed);
-                tracing::warn!("the server entered lame duck mode");
-            }
-            Event::ServerError(e) => {
-                counters.server_errors.fetch_add(1, Relaxed);
-                tracing::warn!(error = %e, "server error");
-            }
-            Event::ClientError(e) => tracing::warn!(error = %e, "client error"),
-            Event::Closed => closed.notify_waiters(),
-            Event::Draining => {}
-        }
-        std::future::ready(())
     }
 }
