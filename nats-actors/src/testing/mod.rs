@@ -1,4 +1,5 @@
-//! Real `nats-server` processes for tests (feature `testing`).
+//! Real `nats-server` processes for tests (feature `testing`), and [`TestRuntime`]: one call
+//! that starts a server and your actors on it, for your own tests.
 //!
 //! Each [`NatsServer`] listens on a free loopback port, keeps JetStream in its own temporary
 //! directory, and is killed when dropped.
@@ -11,6 +12,10 @@
 //! client.publish("hello", "world".into()).await?;
 //! # Ok(()) }
 //! ```
+
+mod kit;
+
+pub use kit::{Capture, TestRuntime};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -40,6 +45,28 @@ pub enum TestingError {
     /// The server did not report a listening port in time.
     #[error("nats-server did not start listening within 10 s; its output:\n{0}")]
     NoPort(String),
+    /// The runtime under test did not start.
+    #[error("the runtime did not start: {0}")]
+    Runtime(#[from] crate::Error),
+    /// What a [`TestRuntime`] waited for did not happen in time.
+    #[error("timed out after {within:?} waiting for {what}")]
+    TimedOut {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        within: Duration,
+    },
+    /// A message a [`Capture`] took does not decode into the type asked for.
+    #[error("a message on `{subject}` does not decode: {source}")]
+    Decode {
+        /// Its subject.
+        subject: String,
+        /// The codec's error.
+        source: crate::DecodeError,
+    },
+    /// A subscription or flush of a [`Capture`] failed.
+    #[error("NATS: {0}")]
+    Nats(String),
 }
 
 /// Options of a test server.
