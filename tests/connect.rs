@@ -7,9 +7,9 @@ use nats_actors::prelude::*;
 use nats_actors::{ConnectOptions, Error};
 use nats_actors_suite::{logs, NatsServer};
 
-// A test nkey pair (public values from the NATS documentation, never used elsewhere).
-const NKEY_SEED: &str = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY";
-const NKEY_PUBLIC: &str = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
+#[path = "common/credentials.rs"]
+mod credentials;
+use credentials::{tls_files, NKEY_PUBLIC, NKEY_SEED};
 
 #[derive(Actor)]
 struct Echo;
@@ -100,44 +100,16 @@ async fn a_server_that_is_not_there_fails_fast_without_retry() {
     refused(options).await;
 }
 
-/// A CA, and a server certificate for 127.0.0.1 and localhost signed by it, as PEM files.
-fn tls_files(
-    dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "nats-actors test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let (ca_path, cert_path, key_path) = (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server-key.pem"),
-    );
-    std::fs::write(&ca_path, ca.pem()).unwrap();
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    (ca_path, cert_path, key_path)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_private_ca() {
     logs();
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = tls_files(dir.path());
+    let files = tls_files(dir.path());
+    let ca = files.ca;
     let server = server_with(&format!(
         "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
-        cert.display(),
-        key.display()
+        files.server_cert.display(),
+        files.server_key.display()
     ));
     let url = format!("tls://127.0.0.1:{}", server.port());
     let ok = ConnectOptions::new([url.clone()]).root_certificate(&ca);
