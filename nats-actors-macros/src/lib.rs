@@ -26,6 +26,15 @@ use proc_macro::TokenStream;
 /// its handlers), `codec = "json" | "msgpack"` (default codec), `instances = N` (instances started
 /// in the queue group; needs `Clone`), `concurrency = N` (default handler concurrency),
 /// `buffer = N | "8MiB"` (default `nats_actors::Buffer` of its core handlers).
+///
+/// Supervision, after a handler panics (the panic is caught, counted and answered as an error
+/// in any case): `restart = "keep" | "reset"` (`"keep"`, the default, leaves the state as the
+/// panic left it; `"reset"` replaces it with `Default::default()` once no handler holds it, and
+/// pauses the handler 10 ms, doubling with each panic in the window up to 5 s);
+/// `max_restarts = N` with `restart_window = "60s"` (the default window): one panic more than
+/// N within the window stops the runtime, and `Runtime::run_until_shutdown_signal` returns
+/// `Error::Supervision` with the reason, so that the process exits non-zero and its
+/// orchestrator starts it again.
 #[proc_macro_derive(Actor, attributes(actor))]
 pub fn derive_actor(input: TokenStream) -> TokenStream {
     actor::expand(input.into()).into()

@@ -206,3 +206,28 @@ pub fn queue_name(s: &LitStr) -> syn::Result<String> {
     }
     Ok(v)
 }
+
+/// A duration literal (`"500ms"`, `"30s"`, `"5m"`, `"1h"`) in milliseconds; zero is refused.
+pub fn duration_ms(lit: &LitStr) -> syn::Result<u64> {
+    let v = lit.value();
+    let bad = || {
+        syn::Error::new(
+            lit.span(),
+            format!("invalid duration \"{v}\"; write a number and a unit: \"500ms\", \"30s\", \"5m\", \"1h\""),
+        )
+    };
+    let split = v.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(scale) {
+        Some(ms) if ms > 0 => Ok(ms),
+        _ => Err(bad()),
+    }
+}

@@ -39,6 +39,11 @@ pub trait Actor: Sized + Send + Sync + 'static {
     fn handlers() -> Vec<HandlerSpec<Self>>;
     #[doc(hidden)]
     fn instances(self) -> Vec<Self>;
+    /// The state a panic resets an instance to (`restart = "reset"`: `Default::default()`).
+    #[doc(hidden)]
+    fn restart_state() -> Option<Self> {
+        None
+    }
 }
 
 /// The options of `#[actor(...)]`.
@@ -51,6 +56,10 @@ pub struct ActorOptions {
     pub instances: usize,
     pub concurrency: Option<usize>,
     pub buffer: Option<crate::buffer::Buffer>,
+    /// `restart = "reset"`: a panic resets the instance's state.
+    pub reset: bool,
+    /// `max_restarts` panics within `restart_window`; one more stops the runtime.
+    pub restart_limit: Option<(u32, std::time::Duration)>,
 }
 
 impl ActorOptions {
@@ -63,6 +72,8 @@ impl ActorOptions {
             instances: 1,
             concurrency: None,
             buffer: None,
+            reset: false,
+            restart_limit: None,
         }
     }
 }

@@ -62,6 +62,16 @@ impl<A> Cell<A> {
     }
 }
 
+impl<A> Cell<A> {
+    /// Puts `fresh` in place of the state, once no handler holds it (a locked cell; a free
+    /// one has no state to reset, the runtime locks every actor that may be reset).
+    pub(crate) async fn replace(&self, fresh: A) {
+        if let Cell::Locked(l) = self {
+            *l.write().await = fresh;
+        }
+    }
+}
+
 impl<A> Deref for ReadGuard<'_, A> {
     type Target = A;
     fn deref(&self) -> &A {

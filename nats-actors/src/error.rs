@@ -56,6 +56,13 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// Supervision stopped the runtime: an actor panicked more than its `max_restarts` within
+    /// its `restart_window`; `reason` says which and how often.
+    #[error("stopped by supervision: {reason}")]
+    Supervision {
+        /// Which actor, and how often it panicked.
+        reason: String,
+    },
     /// Telemetry could not be installed: `what` could not be made (an OTLP exporter, the export
     /// thread, the tracing subscriber), or telemetry is already installed in this process.
     #[cfg(feature = "telemetry")]

@@ -101,6 +101,7 @@ mod send;
 #[cfg(feature = "service")]
 pub mod service;
 mod stats;
+mod supervision;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 #[cfg(not(feature = "telemetry"))]

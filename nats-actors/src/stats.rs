@@ -58,6 +58,8 @@ pub(crate) struct HandlerCounters {
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
     pub panics: AtomicU64,
+    /// Resets of the instance's state after a panic of this handler (`restart = "reset"`).
+    pub restarts: AtomicU64,
     pub dropped: AtomicU64,
     /// Whether what is published while its subscription is down is lost (core NATS delivery).
     pub at_most_once: bool,
@@ -100,6 +102,7 @@ impl HandlerCounters {
             failed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             panics: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             at_most_once: false,
             outages: AtomicU64::new(0),
@@ -207,6 +210,7 @@ impl Counters {
                 failed: c.failed.load(Relaxed),
                 rejected: c.rejected.load(Relaxed),
                 panics: c.panics.load(Relaxed),
+                restarts: c.restarts.load(Relaxed),
                 dropped: c.dropped.load(Relaxed),
                 retried: c.js.retried.load(Relaxed),
                 dead_lettered: c.js.dead_lettered.load(Relaxed),
@@ -302,6 +306,7 @@ impl Stats {
             sum.failed += h.failed;
             sum.rejected += h.rejected;
             sum.panics += h.panics;
+            sum.restarts += h.restarts;
             sum.dropped += h.dropped;
             sum.retried += h.retried;
             sum.dead_lettered += h.dead_lettered;
@@ -335,6 +340,8 @@ pub struct HandlerStats {
     pub rejected: u64,
     /// Panics caught.
     pub panics: u64,
+    /// Resets of the actor's state after a panic of this handler (`restart = "reset"`).
+    pub restarts: u64,
     /// Messages the client received for the handler and dropped because its
     /// [`Buffer`](crate::Buffer) was full. Exact: every message received is delivered
     /// (`received`), still waiting, or counted here.

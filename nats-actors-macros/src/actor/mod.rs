@@ -13,6 +13,9 @@ const KNOWN: &[&str] = &[
     "instances",
     "concurrency",
     "buffer",
+    "restart",
+    "max_restarts",
+    "restart_window",
 ];
 
 /// The model of `#[actor(...)]`.
@@ -24,6 +27,10 @@ struct ActorAttr {
     instances: Option<(usize, proc_macro2::Span)>,
     concurrency: Option<usize>,
     buffer: Option<TokenStream>,
+    /// `restart = "reset"`: a panic resets the state to `Default::default()`.
+    reset: bool,
+    max_restarts: Option<(usize, proc_macro2::Span)>,
+    restart_window_ms: Option<(u64, proc_macro2::Span)>,
 }
 
 fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
@@ -56,9 +63,33 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
                 "instances" => out.instances = Some(opt.count()?),
                 "concurrency" => out.concurrency = Some(opt.count()?.0),
                 "buffer" => out.buffer = Some(opt.buffer()?),
+                "restart" => {
+                    let s = opt.str()?;
+                    out.reset = match s.value().as_str() {
+                        "keep" => false,
+                        "reset" => true,
+                        other => {
+                            return Err(syn::Error::new(
+                                s.span(),
+                                format!("unknown `restart = \"{other}\"`; expected \"keep\" (the default: the state stays as the panic left it) or \"reset\" (the state becomes `Default::default()`)"),
+                            ))
+                        }
+                    };
+                }
+                "max_restarts" => out.max_restarts = Some(opt.count()?),
+                "restart_window" => {
+                    let s = opt.str()?;
+                    out.restart_window_ms = Some((options::duration_ms(&s)?, s.span()));
+                }
                 _ => unreachable!("filtered by parse_list"),
             }
         }
+    }
+    if let (Some((_, span)), None) = (out.restart_window_ms, out.max_restarts) {
+        return Err(syn::Error::new(
+            span,
+            "`restart_window` bounds `max_restarts`; set `max_restarts = N` too",
+        ));
     }
     Ok(out)
 }
@@ -100,6 +131,19 @@ pub fn expand(input: TokenStream) -> TokenStream {
     let codec = opt_tokens(attr.codec.map(|c| quote!(#c)));
     let concurrency = opt_tokens(attr.concurrency.map(|c| quote!(#c)));
     let buffer = opt_tokens(attr.buffer.clone());
+    let restart_limit = opt_tokens(attr.max_restarts.map(|(n, _)| {
+        let window = attr.restart_window_ms.map_or(60_000, |(ms, _)| ms);
+        quote!((#n as u32, ::core::time::Duration::from_millis(#window)))
+    }));
+    let reset = attr.reset;
+    // The fresh state a panic resets to: `Default`, checked where `restart` is written.
+    let fresh = attr.reset.then(|| {
+        quote_spanned! {ident.span()=>
+            fn restart_state() -> ::core::option::Option<Self> {
+                ::core::option::Option::Some(<Self as ::core::default::Default>::default())
+            }
+        }
+    });
     let (count, instances) = match attr.instances {
         Some((n, span)) if n > 1 => (
             n,
@@ -128,8 +172,11 @@ pub fn expand(input: TokenStream) -> TokenStream {
                         instances: #count,
                         concurrency: #concurrency,
                         buffer: #buffer,
+                        reset: #reset,
+                        restart_limit: #restart_limit,
                     }
                 }
+                #fresh
                 fn handlers() -> ::std::vec::Vec<::nats_actors::__private::HandlerSpec<Self>> {
                     #handlers
                 }

@@ -173,7 +173,7 @@ pub fn parse(attr: &syn::Attribute) -> syn::Result<Parsed> {
     let (mut codec, mut concurrency) = (None, None);
     for o in &opts {
         match o.key.to_string().as_str() {
-            "ack_wait" => consumer.ack_wait_ms = Some(duration_ms(&o.str()?)?),
+            "ack_wait" => consumer.ack_wait_ms = Some(crate::options::duration_ms(&o.str()?)?),
             "max_deliver" => {
                 let (n, span) = o.count()?;
                 consumer.max_deliver = Some(u32::try_from(n).map_err(|_| {
@@ -183,7 +183,7 @@ pub fn parse(attr: &syn::Attribute) -> syn::Result<Parsed> {
             "backoff" => {
                 let lit = o.str()?;
                 for step in lit.value().split(',').map(str::trim) {
-                    consumer.backoff_ms.push(duration_ms(&LitStr::new(step, lit.span()))?);
+                    consumer.backoff_ms.push(crate::options::duration_ms(&LitStr::new(step, lit.span()))?);
                 }
             }
             "max_ack_pending" => consumer.max_ack_pending = Some(o.count()?.0 as i64),
@@ -217,7 +217,7 @@ pub fn parse(attr: &syn::Attribute) -> syn::Result<Parsed> {
                 })
             }
             "idempotent" => consumer.idempotent = flag(o)?,
-            "idempotency_ttl" => consumer.idempotency_ttl_ms = Some(duration_ms(&o.str()?)?),
+            "idempotency_ttl" => consumer.idempotency_ttl_ms = Some(crate::options::duration_ms(&o.str()?)?),
             "double_ack" => consumer.double_ack = flag(o)?,
             "batch" => consumer.batch = Some(o.count()?.0),
             _ => {}
@@ -269,30 +269,6 @@ fn name(o: &Opt, what: &str) -> syn::Result<String> {
 }
 
 /// `"500ms"`, `"30s"`, `"5m"`, `"1h"` in milliseconds (at least 1 ms).
-fn duration_ms(lit: &LitStr) -> syn::Result<u64> {
-    let v = lit.value();
-    let bad = || {
-        syn::Error::new(
-            lit.span(),
-            format!("invalid duration \"{v}\"; write a number and a unit: \"500ms\", \"30s\", \"5m\", \"1h\""),
-        )
-    };
-    let split = v.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = v.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let scale = match unit.trim() {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(scale) {
-        Some(ms) if ms > 0 => Ok(ms),
-        _ => Err(bad()),
-    }
-}
-
 impl Consumer {
     /// `&ConsumerSpec { ... }`, promoted to a static.
     pub fn spec(&self) -> TokenStream {

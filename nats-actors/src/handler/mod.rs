@@ -143,6 +143,8 @@ pub struct Worker<A> {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) meta: &'static ProcessMeta,
     pub(crate) metrics: Option<HandlerMetrics>,
+    /// What a panic leads to beyond its count (`None`: nothing, the default).
+    pub(crate) supervisor: Option<Arc<crate::supervision::Supervisor>>,
 }
 
 impl<A: Send + Sync + 'static> Worker<A> {
@@ -220,10 +222,12 @@ impl<A: Send + Sync + 'static> Worker<A> {
         A: Invoke<I>,
     {
         Call {
-            fut: AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, ctx)).catch_unwind(),
+            fut: Some(AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, ctx)).catch_unwind()),
             // Nothing records this message: nothing to enter or attach on each poll.
             traced: ctx.frame().context().is_some() || !ctx.span().is_disabled(),
             ctx,
+            supervisor: self.supervisor.as_deref().map(|s| (s, &*self.counters)),
+            recovering: None,
         }
     }
 
@@ -301,10 +305,14 @@ pin_project_lite::pin_project! {
     /// The future of [`Worker::call`]: the handler's future with panics caught, polled inside
     /// the message's span when something records it.
     pub(crate) struct Call<'a, F> {
+        // `None` once it panicked under a supervisor: dropped, with the state it held.
         #[pin]
-        fut: futures::future::CatchUnwind<AssertUnwindSafe<F>>,
+        fut: Option<futures::future::CatchUnwind<AssertUnwindSafe<F>>>,
         ctx: &'a Context,
         traced: bool,
+        supervisor: Option<(&'a crate::supervision::Supervisor, &'a HandlerCounters)>,
+        // After a panic under a supervisor: its recovery, then the panic's error.
+        recovering: Option<(futures::future::BoxFuture<'a, ()>, HandlerError)>,
     }
 }
 
@@ -313,18 +321,36 @@ impl<F: std::future::Future> std::future::Future for Call<'_, F> {
 
     #[inline]
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            let Some((recovery, _)) = this.recovering.as_mut() else {
+                return Poll::Pending;
+            };
+            return match recovery.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => Poll::Ready(Err(this.recovering.take().expect("set").1)),
+            };
+        };
         let out = if *this.traced {
-            poll_in_span(this.fut, this.ctx.span(), this.ctx.frame(), cx)
+            poll_in_span(fut, this.ctx.span(), this.ctx.frame(), cx)
         } else {
-            this.fut.poll(cx)
+            fut.poll(cx)
         };
         match out {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(out)) => Poll::Ready(Ok(out)),
             Poll::Ready(Err(panic)) => {
                 let what = panic_message(&*panic);
-                Poll::Ready(Err(HandlerError::new(format!("handler panicked: {what}"))))
+                let error = HandlerError::new(format!("handler panicked: {what}"));
+                let Some((supervisor, counters)) = *this.supervisor else {
+                    return Poll::Ready(Err(error));
+                };
+                // The handler's future goes first, and the lock it held on the state with it;
+                // the supervisor's pause then holds this handler's slot: its next message waits.
+                this.fut.set(None);
+                *this.recovering = Some((Box::pin(supervisor.recover(counters)), error));
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
         }
     }

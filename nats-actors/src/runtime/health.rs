@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use async_nats::connection::State;
 
 use super::link::Link;
+use crate::supervision::Stopper;
 
 /// A snapshot of the runtime's health, from [`Runtime::health`](crate::Runtime::health).
 ///
@@ -34,12 +35,16 @@ pub struct Health {
     pub draining: bool,
     /// When the connection went down, while it is down.
     pub down_since: Option<SystemTime>,
+    /// Why supervision stopped the runtime (an actor past its `max_restarts`), if it did.
+    pub failure: Option<String>,
 }
 
 impl Health {
     /// Why it is not ready (`None` when it is).
     pub fn reason(&self) -> Option<String> {
-        if self.draining {
+        if let Some(failure) = &self.failure {
+            Some(format!("stopped by supervision: {failure}"))
+        } else if self.draining {
             Some("draining".into())
         } else if !self.connected {
             Some(match self.down_since {
@@ -62,14 +67,20 @@ pub(crate) struct Watched {
     /// `None` for a connection made elsewhere (its events are not the runtime's).
     link: Option<Arc<Link>>,
     draining: AtomicBool,
+    stopper: Arc<Stopper>,
 }
 
 impl Watched {
-    pub(crate) fn new(nats: async_nats::Client, link: Option<Arc<Link>>) -> Arc<Self> {
+    pub(crate) fn new(
+        nats: async_nats::Client,
+        link: Option<Arc<Link>>,
+        stopper: Arc<Stopper>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             nats,
             link,
             draining: AtomicBool::new(false),
+            stopper,
         })
     }
 
@@ -85,8 +96,10 @@ impl Watched {
             let info = self.nats.server_info();
             format!("{} ({}:{})", info.server_name, info.host, info.port)
         });
+        let failure = self.stopper.why();
         Health {
-            ready: connected && !draining,
+            ready: connected && !draining && failure.is_none(),
+            failure,
             connected,
             server,
             draining,

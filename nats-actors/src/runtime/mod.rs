@@ -25,6 +25,8 @@ use health::Health;
 use link::{events, Link};
 use start::{Phase, StartEnv, Starter};
 
+use crate::supervision::Stopper;
+
 /// Default time in-flight handlers get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -103,6 +105,7 @@ pub struct Runtime {
     watched: Arc<health::Watched>,
     #[cfg(feature = "health")]
     listener: Option<listener::Listener>,
+    stopper: Arc<Stopper>,
 }
 
 /// Asks a running [`Runtime`] to shut down; cheap to clone, usable from any task.
@@ -142,6 +145,8 @@ impl ShutdownHandle {
 pub struct ShutdownReport {
     /// Subscription tasks still running at the deadline, aborted with their in-flight handlers.
     pub aborted: usize,
+    /// Why supervision stopped the runtime (an actor past its `max_restarts`), if it did.
+    pub failure: Option<String>,
 }
 
 impl Runtime {
@@ -203,12 +208,16 @@ impl Runtime {
     /// Runs until SIGINT, SIGTERM or [`ShutdownHandle::shutdown`], then shuts down gracefully.
     pub async fn run_until_shutdown_signal(self) -> Result<(), Error> {
         let handle = self.handle.clone();
+        let stopper = self.stopper.clone();
         tokio::select! {
             _ = handle.requested() => tracing::info!("shutdown requested"),
             _ = signal() => tracing::info!("shutdown signal received"),
+            _ = stopper.stopped() => tracing::error!("supervision stops the runtime"),
         }
-        self.shutdown().await;
-        Ok(())
+        match self.shutdown().await.failure {
+            Some(reason) => Err(Error::Supervision { reason }),
+            None => Ok(()),
+        }
     }
 
     /// Shuts down gracefully: no new deliveries (each subscription is drained), in-flight
@@ -260,7 +269,10 @@ impl Runtime {
                 let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
             }
         }
-        ShutdownReport { aborted }
+        ShutdownReport {
+            aborted,
+            failure: self.stopper.why(),
+        }
     }
 }
 
@@ -474,7 +486,12 @@ impl RuntimeBuilder {
         };
         // Reconnects of a connection made elsewhere are not seen (its events are its own).
         let watch = owns_connection.then(|| link.watch(nats.clone(), counters.clone()));
-        let watched = health::Watched::new(nats.clone(), owns_connection.then(|| link.clone()));
+        let stopper = Arc::new(Stopper::default());
+        let watched = health::Watched::new(
+            nats.clone(),
+            owns_connection.then(|| link.clone()),
+            stopper.clone(),
+        );
         // Bound before any actor starts: an address in use fails the start at once.
         #[cfg(feature = "health")]
         let listener = match self.health_addr.or_else(health_addr_from_env) {
@@ -501,6 +518,7 @@ impl RuntimeBuilder {
             link,
             phases: &mut phases,
             buffer,
+            stopper: stopper.clone(),
         };
         for mut actor in self.actors {
             if let Err(e) = actor.start(&mut env).await {
@@ -530,6 +548,7 @@ impl RuntimeBuilder {
             watched,
             #[cfg(feature = "health")]
             listener,
+            stopper,
         })
     }
 

@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::handler::Worker;
 use crate::runtime::link::Link;
 use crate::stats::{Counters, HandlerCounters};
+use crate::supervision::{Reset, Stopper, Supervisor};
 use crate::telemetry::metrics::HandlerMetrics;
 use crate::telemetry::spans::{ProcessMeta, Server};
 
@@ -44,6 +45,8 @@ pub(crate) struct StartEnv<'a> {
     pub(crate) phases: &'a mut [Phase; 2],
     /// The buffer of core handlers that set none.
     pub(crate) buffer: Buffer,
+    /// How supervision stops the runtime (past an actor's `max_restarts`).
+    pub(crate) stopper: Arc<Stopper>,
 }
 
 /// An actor waiting to start, with its type erased.
@@ -78,10 +81,33 @@ pub(crate) async fn start_actor<A: Actor>(
             "actor has no #[subscribe], #[request] or #[consumer] handlers"
         );
     }
-    let exclusive = specs.iter().any(|s| s.exclusive);
+    // A state that a panic may reset is behind a lock, so that the reset waits for the
+    // handlers that hold it.
+    let exclusive = specs.iter().any(|s| s.exclusive) || opts.reset;
     let mut registered = Vec::new();
     for (instance, state) in actor.instances().into_iter().enumerate() {
         let cell = Arc::new(Cell::new(state, exclusive));
+        let supervisor = (opts.reset || opts.restart_limit.is_some()).then(|| {
+            let reset = opts.reset.then(|| {
+                let cell = cell.clone();
+                Box::new(move || {
+                    let cell = cell.clone();
+                    Box::pin(async move {
+                        if let Some(fresh) = A::restart_state() {
+                            cell.replace(fresh).await;
+                        }
+                    }) as BoxFuture<'static, ()>
+                }) as Reset
+            });
+            let stopper = env.stopper.clone();
+            Arc::new(Supervisor::new(
+                opts.name,
+                instance,
+                reset,
+                opts.restart_limit,
+                stopper,
+            ))
+        });
         for spec in &specs {
             let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
                 Some(opts.name)
@@ -117,6 +143,7 @@ pub(crate) async fn start_actor<A: Actor>(
                     Server::of(env.client.nats()),
                 ),
                 metrics: HandlerMetrics::new(spec.template, queue),
+                supervisor: supervisor.clone(),
             };
             let stop = env.phases[phase].stop.subscribe();
             let tasks = (spec.start)(worker, stop).await?;

@@ -32,6 +32,23 @@ impl<T: Send + Sync + 'static> Generic<T> {
     }
 }
 
+#[derive(Actor, Default)]
+#[actor(restart = "reset", max_restarts = 3, restart_window = "1m")]
+struct Supervised {
+    n: u32,
+}
+
+#[handlers]
+impl Supervised {
+    #[subscribe("supervised")]
+    async fn h(&mut self) {
+        self.n += 1;
+    }
+}
+
 fn main() {
-    let _ = Runtime::builder().actor(A { n: 1 }).actor(Generic { t: 1u8 });
+    let _ = Runtime::builder()
+        .actor(A { n: 1 })
+        .actor(Generic { t: 1u8 })
+        .actor(Supervised::default());
 }
