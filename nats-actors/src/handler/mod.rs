@@ -312,7 +312,8 @@ pin_project_lite::pin_project! {
         traced: bool,
         supervisor: Option<(&'a crate::supervision::Supervisor, &'a HandlerCounters)>,
         // After a panic under a supervisor: its recovery, then the panic's error.
-        recovering: Option<(futures::future::BoxFuture<'a, ()>, HandlerError)>,
+        // (Boxed whole: the common path carries one pointer for it.)
+        recovering: Option<Box<(futures::future::BoxFuture<'a, ()>, HandlerError)>>,
     }
 }
 
@@ -323,10 +324,10 @@ impl<F: std::future::Future> std::future::Future for Call<'_, F> {
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
-            let Some((recovery, _)) = this.recovering.as_mut() else {
+            let Some(recovering) = this.recovering.as_mut() else {
                 return Poll::Pending;
             };
-            return match recovery.as_mut().poll(cx) {
+            return match recovering.0.as_mut().poll(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(()) => Poll::Ready(Err(this.recovering.take().expect("set").1)),
             };
@@ -348,7 +349,7 @@ impl<F: std::future::Future> std::future::Future for Call<'_, F> {
                 // The handler's future goes first, and the lock it held on the state with it;
                 // the supervisor's pause then holds this handler's slot: its next message waits.
                 this.fut.set(None);
-                *this.recovering = Some((Box::pin(supervisor.recover(counters)), error));
+                *this.recovering = Some(Box::new((Box::pin(supervisor.recover(counters)), error)));
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
