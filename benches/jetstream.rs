@@ -25,20 +25,13 @@ use nats_actors::ConnectOptions;
 use tokio::sync::Notify;
 
 mod common;
-use common::{cpu_time, median};
+use common::{cpu_time, env_or, median};
 
 /// Messages per round (`BENCH_JS_MESSAGES`, default 50,000) and rounds (`BENCH_JS_ROUNDS`, 5):
 /// fewer for a run under callgrind, with `BENCH_JS_CASES=publish` to skip the consume case.
 static MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_MESSAGES", 50_000));
 static ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_ROUNDS", 5));
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
-}
 const WINDOW: usize = 256;
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -27,15 +27,7 @@ use nats_actors::ConnectOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{cpu_time, median};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
-}
+use common::{cpu_time, env_or, median};
 
 /// Operations per KV round (`BENCH_KV_OPS`, 5,000), revisions watched (`BENCH_KV_WATCH`,
 /// 20,000), rounds (`BENCH_KV_ROUNDS`, 3), object size in MiB (`BENCH_OBJECT_MIB`, 64).

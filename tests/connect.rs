@@ -9,7 +9,10 @@ use nats_actors_suite::{logs, NatsServer};
 
 #[path = "common/credentials.rs"]
 mod credentials;
-use credentials::{tls_files, NKEY_PUBLIC, NKEY_SEED};
+use credentials::{NKEY_PUBLIC, NKEY_SEED};
+#[path = "common/otlp_tls.rs"]
+mod certificates;
+use certificates::pki;
 
 #[derive(Actor)]
 struct Echo;
@@ -104,7 +107,7 @@ async fn a_server_that_is_not_there_fails_fast_without_retry() {
 async fn tls_with_a_private_ca() {
     logs();
     let dir = tempfile::tempdir().unwrap();
-    let files = tls_files(dir.path());
+    let files = pki(dir.path(), "nats-actors test CA");
     let ca = files.ca;
     let server = server_with(&format!(
         "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",

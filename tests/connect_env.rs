@@ -11,7 +11,10 @@ use nats_actors_suite::{logs, NatsServer};
 
 #[path = "common/credentials.rs"]
 mod credentials;
-use credentials::{tls_files, NKEY_PUBLIC, NKEY_SEED};
+use credentials::{NKEY_PUBLIC, NKEY_SEED};
+#[path = "common/otlp_tls.rs"]
+mod certificates;
+use certificates::pki;
 
 const AUTH_VARS: &[&str] = &[
     "NATS_URL",
@@ -137,7 +140,7 @@ async fn the_environment_configures_the_connection() {
     assert!(err.to_string().contains("user.creds"), "{err}");
 
     // NATS_CA with NATS_CERT and NATS_KEY: a server that verifies client certificates.
-    let tls = tls_files(dir.path());
+    let tls = pki(dir.path(), "nats-actors test CA");
     let server = server_with(&format!(
         "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}",
         tls.server_cert.display(),

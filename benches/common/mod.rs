@@ -1,4 +1,4 @@
-//! What the benches share: CPU time of the process and medians.
+//! What the benches share: CPU time of the process, medians, and counts from the environment.
 
 use std::time::Duration;
 
@@ -25,4 +25,13 @@ pub fn cpu_time() -> Duration {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// The positive whole number in environment variable `name`, else `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
 }

@@ -46,6 +46,7 @@ use tokio::sync::Notify;
 mod burst;
 #[path = "../common/mod.rs"]
 mod common;
+use common::env_or;
 mod drain;
 mod pubsub;
 mod request_reply;
@@ -70,13 +71,6 @@ const ROUNDS: usize = 11;
 static DRAIN_MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_DRAIN_MESSAGES", 200_000));
 static DRAIN_ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_DRAIN_ROUNDS", 9));
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
-}
 /// Request/reply: sequential requests per round (`BENCH_SEQUENTIAL`, default 5,000), requests
 /// with 64 in flight per round (`BENCH_REQUESTS`, 51,200), rounds (`BENCH_REQUEST_ROUNDS`, 11),
 /// and the responders measured (`BENCH_RESPONDERS`: of `echo,same,fw`, default all). Under

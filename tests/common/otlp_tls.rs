@@ -1,5 +1,6 @@
-//! Certificates for the TLS export tests: a CA, a server certificate for 127.0.0.1 and
-//! localhost signed by it, and a client certificate signed by it (mutual TLS), as PEM files.
+//! Certificates for the TLS tests (OTLP export, NATS connections): a CA, a server certificate
+//! for 127.0.0.1 and localhost signed by it, and a client certificate signed by it (mutual
+//! TLS), as PEM files.
 #![allow(dead_code)] // Not every test that includes this file uses all of it.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,9 @@ pub struct Pki {
     pub client_key: PathBuf,
     /// The server's certificate and key, for the receiver.
     pub server: ReceiverTls,
+    /// The same, as files (for nats-server).
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
     /// The CA, PEM (to require client certificates signed by it).
     pub ca_pem: String,
 }
@@ -49,6 +53,8 @@ pub fn pki(dir: &Path, name: &str) -> Pki {
         ca: write("ca.pem", ca.pem()),
         client_cert: write("client.pem", client.pem()),
         client_key: write("client-key.pem", client_key.serialize_pem()),
+        server_cert: write("server.pem", server.pem()),
+        server_key: write("server-key.pem", server_key.serialize_pem()),
         server: ReceiverTls {
             cert_pem: server.pem(),
             key_pem: server_key.serialize_pem(),

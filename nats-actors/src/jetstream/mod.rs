@@ -61,7 +61,7 @@ pub use publish::{JsPublish, Published};
 pub use replay::{dead_letters, replay_dead_letters, DeadLetter, DeadLetterError};
 
 #[doc(hidden)]
-pub(crate) use streams::declare;
+pub(crate) use streams::{declare, named};
 
 use std::time::Duration;
 

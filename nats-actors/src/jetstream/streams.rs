@@ -45,16 +45,18 @@ pub(crate) async fn declare(js: &Context, config: &Config) -> Result<(), Error> 
         }
         Err(e) => Err(Error::JetStream {
             what: what(),
-            reason: format!(
-                "the server refused to change {}: {e}",
-                fields
-                    .iter()
-                    .map(|f| format!("`{f}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            reason: format!("the server refused to change {}: {e}", named(&fields)),
         }),
     }
+}
+
+/// Declared settings that differ, as a start error names them: `` `history`, `storage` ``.
+pub(crate) fn named(fields: &[impl std::fmt::Display]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_not_found(kind: GetStreamErrorKind) -> bool {

@@ -28,11 +28,7 @@ pub(crate) async fn declare(js: &Context, config: &Config) -> Result<(), Error> 
     if fields.is_empty() {
         return Ok(());
     }
-    let named = fields
-        .iter()
-        .map(|f| format!("`{f}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let named = crate::jetstream::named(&fields);
     js.update_key_value(config.clone())
         .await
         .map_err(|e| refused(format!("the server refused to change {named}: {e}")))?;

@@ -27,11 +27,7 @@ pub(crate) async fn declare(js: &Context, config: &Config) -> Result<(), Error> 
     if fields.is_empty() {
         return Ok(());
     }
-    let named = fields
-        .iter()
-        .map(|f| format!("`{f}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let named = crate::jetstream::named(&fields);
     current.description = config.description.clone();
     current.max_age = config.max_age;
     current.max_bytes = config.max_bytes;
