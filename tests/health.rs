@@ -44,10 +44,11 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Keeps `r` in `seen` when it differs from the last response kept.
+/// Keeps `r` in `seen` when its status differs from the last one kept (the reason's seconds
+/// change while the server is down).
 fn note(seen: &mut Vec<(u16, String)>, r: Option<(u16, String)>) -> (u16, String) {
     let r = r.expect("the listener answers");
-    if seen.last() != Some(&r) {
+    if seen.last().map(|l| l.0) != Some(r.0) {
         seen.push(r.clone());
     }
     r
