@@ -15,13 +15,22 @@ use crate::outcome::{self, IntoOutcome, IntoReply};
 pub use crate::actor::ActorOptions;
 pub use crate::cell::Cell;
 pub use crate::handler::core::{start as start_core, REQUEST, SUBSCRIBE};
+pub use crate::handler::{turn, Turn};
 pub use crate::handler::{HandlerKind, HandlerSpec, Handlers, Invoke};
 #[cfg(feature = "jetstream")]
 pub use crate::jetstream::consumer::{start as start_consumer, CONSUME};
 #[cfg(feature = "jetstream")]
 pub use crate::jetstream::{ConsumerSpec, DeadLetterTarget, DeliverFrom};
 #[cfg(feature = "jetstream")]
+pub use crate::keyed::{
+    keyed, keyed_ref, start_unkeyed, Keyed, KeyedActor, KeyedOptions, ASK, COMMAND,
+};
+#[cfg(feature = "jetstream")]
 pub use crate::kv::watch::KV_WATCH;
+
+/// Compiles only for a keyed actor: where `#[command]` or `#[ask]` is written.
+#[cfg(feature = "jetstream")]
+pub fn require_keyed<A: KeyedActor>() {}
 #[cfg(feature = "jetstream")]
 pub use crate::objects::watch::OBJECT_WATCH;
 pub use crate::outcome::Outcome;

@@ -44,6 +44,12 @@ pub trait Actor: Sized + Send + Sync + 'static {
     fn restart_state() -> Option<Self> {
         None
     }
+    /// What a keyed actor (`#[actor(key = ...)]`) keeps per key; `None` for the others.
+    #[cfg(feature = "jetstream")]
+    #[doc(hidden)]
+    fn keyed() -> Option<crate::keyed::Keyed<Self>> {
+        None
+    }
 }
 
 /// The options of `#[actor(...)]`.

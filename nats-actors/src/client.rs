@@ -399,7 +399,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// The service error a reply carries in its headers, if any.
-fn service_error(headers: Option<&HeaderMap>) -> Option<RequestError> {
+pub(crate) fn service_error(headers: Option<&HeaderMap>) -> Option<RequestError> {
     let headers = headers?;
     let code = headers::get(headers, headers::SERVICE_ERROR_CODE)?;
     let description = headers::get(headers, headers::SERVICE_ERROR)

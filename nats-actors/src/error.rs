@@ -220,6 +220,14 @@ pub enum RequestError {
         /// What is wrong.
         reason: String,
     },
+    /// The ask of a keyed actor was not stored (the server's reason).
+    #[error("`{subject}` was not stored: {reason}")]
+    NotStored {
+        /// The subject.
+        subject: String,
+        /// What the server or the client said.
+        reason: String,
+    },
     /// Another client failure (connection closed).
     #[error("request to `{subject}` failed: {source}")]
     Nats {

@@ -49,6 +49,14 @@ pub(crate) fn safe_value(value: &str, max: usize) -> String {
     out
 }
 
+/// The headers of an error reply: the NATS service error and its code.
+pub(crate) fn error_headers(err: &crate::error::HandlerError) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(SERVICE_ERROR, safe_value(err.description(), 1024).as_str());
+    h.insert(SERVICE_ERROR_CODE, err.code().to_string().as_str());
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

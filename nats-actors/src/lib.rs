@@ -91,6 +91,8 @@ mod headers;
 #[cfg(feature = "jetstream")]
 pub mod jetstream;
 #[cfg(feature = "jetstream")]
+pub mod keyed;
+#[cfg(feature = "jetstream")]
 pub mod kv;
 #[cfg(feature = "jetstream")]
 pub mod objects;

@@ -60,6 +60,7 @@ pub fn logs() {
         .with_test_writer()
         .try_init();
 }
+pub mod ledger;
 pub mod otlp;
 pub mod proxy;
 pub mod recorded;

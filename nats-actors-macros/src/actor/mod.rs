@@ -16,7 +16,16 @@ const KNOWN: &[&str] = &[
     "restart",
     "max_restarts",
     "restart_window",
+    "key",
+    "partitions",
+    "idle",
+    "max_active",
+    "replicas",
+    "attempts",
 ];
+
+/// The options that only a keyed actor takes.
+const KEYED_ONLY: &[&str] = &["partitions", "idle", "max_active", "replicas", "attempts"];
 
 /// The model of `#[actor(...)]`.
 #[derive(Default)]
@@ -31,6 +40,15 @@ struct ActorAttr {
     reset: bool,
     max_restarts: Option<(usize, proc_macro2::Span)>,
     restart_window_ms: Option<(u64, proc_macro2::Span)>,
+    /// `key = "account.{id}"`: one actor per key, and its options.
+    key: Option<LitStr>,
+    partitions: Option<usize>,
+    idle_ms: Option<u64>,
+    max_active: Option<usize>,
+    replicas: Option<usize>,
+    attempts: Option<usize>,
+    /// The first keyed-only option given, for the error when `key` is missing.
+    keyed_only: Option<(String, proc_macro2::Span)>,
 }
 
 fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
@@ -47,7 +65,11 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
         let opts = attr
             .parse_args_with(|s: syn::parse::ParseStream| options::parse_list(s, "actor", KNOWN))?;
         for opt in opts {
-            match opt.key.to_string().as_str() {
+            let option = opt.key.to_string();
+            if KEYED_ONLY.contains(&option.as_str()) && out.keyed_only.is_none() {
+                out.keyed_only = Some((option.clone(), opt.key.span()));
+            }
+            match option.as_str() {
                 "name" => {
                     let s = opt.str()?;
                     if s.value().is_empty() || s.value().contains(char::is_whitespace) {
@@ -81,8 +103,47 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
                     let s = opt.str()?;
                     out.restart_window_ms = Some((options::duration_ms(&s)?, s.span()));
                 }
+                "key" => {
+                    let s = opt.str()?;
+                    let t = crate::subject::parse(&s.value())
+                        .map_err(|m| syn::Error::new(s.span(), m))?;
+                    let wildcard = s.value().split('.').any(|t| t == "*" || t == ">");
+                    if t.params.is_empty() || wildcard {
+                        return Err(syn::Error::new(
+                            s.span(),
+                            "a key is literal tokens and at least one `{param}`, without `*` or `>`, e.g. \"account.{id}\"",
+                        ));
+                    }
+                    out.key = Some(s);
+                }
+                "partitions" => {
+                    let (n, span) = opt.count()?;
+                    if n > 1024 {
+                        return Err(syn::Error::new(span, "`partitions` is 1 to 1024"));
+                    }
+                    out.partitions = Some(n);
+                }
+                "idle" => out.idle_ms = Some(options::duration_ms(&opt.str()?)?),
+                "max_active" => out.max_active = Some(opt.count()?.0),
+                "replicas" => out.replicas = Some(opt.count()?.0),
+                "attempts" => out.attempts = Some(opt.count()?.0),
                 _ => unreachable!("filtered by parse_list"),
             }
+        }
+    }
+    if let (Some((option, span)), None) = (&out.keyed_only, &out.key) {
+        return Err(syn::Error::new(
+            *span,
+            format!("`{option}` is an option of keyed actors; add `key = \"...\"`"),
+        ));
+    }
+    if let Some(key) = &out.key {
+        if out.reset || out.max_restarts.is_some() || out.instances.is_some() || out.queue.is_some()
+        {
+            return Err(syn::Error::new(
+                key.span(),
+                "a keyed actor has one instance per key, placed by the server, and a failed turn leaves no trace in its state: `instances`, `queue`, `restart` and `max_restarts` do not apply",
+            ));
         }
     }
     if let (Some((_, span)), None) = (out.restart_window_ms, out.max_restarts) {
@@ -107,6 +168,9 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Err(e) => {
             // Still implement the trait so the user sees this one error, not a cascade.
             let err = e.to_compile_error();
+            let keyed = mentions_key(&input).then(|| {
+                quote! { impl #impl_g ::nats_actors::__private::KeyedActor for #ident #ty_g #where_c {} }
+            });
             return quote! {
                 #err
                 const _: () = {
@@ -119,6 +183,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
                         }
                         fn instances(self) -> ::std::vec::Vec<Self> { ::std::vec![self] }
                     }
+                    #keyed
                 };
             };
         }
@@ -161,6 +226,11 @@ pub fn expand(input: TokenStream) -> TokenStream {
     let handlers = quote_spanned! {ident.span()=>
         <Self as ::nats_actors::__private::Handlers>::handlers()
     };
+    let keyed = attr.key.as_ref().map(|key| keyed(&attr, key, &input));
+    let (keyed_fn, keyed_impl) = match keyed {
+        Some((f, i)) => (Some(f), Some(i)),
+        None => (None, None),
+    };
     quote! {
         const _: () = {
             impl #impl_g ::nats_actors::Actor for #ident #ty_g #where_c {
@@ -177,6 +247,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
                     }
                 }
                 #fresh
+                #keyed_fn
                 fn handlers() -> ::std::vec::Vec<::nats_actors::__private::HandlerSpec<Self>> {
                     #handlers
                 }
@@ -184,8 +255,65 @@ pub fn expand(input: TokenStream) -> TokenStream {
                     #instances
                 }
             }
+            #keyed_impl
         };
     }
+}
+
+/// `Actor::keyed` and the `KeyedActor` marker of a keyed actor; its state must be `Default`,
+/// `Serialize` and `Deserialize` (checked where `key` is written).
+fn keyed(attr: &ActorAttr, key: &LitStr, input: &DeriveInput) -> (TokenStream, TokenStream) {
+    let p = quote!(::nats_actors::__private);
+    let ident = &input.ident;
+    let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
+    let mut set = Vec::new();
+    if let Some(n) = attr.partitions {
+        let n = n as u16;
+        set.push(quote!(options.partitions = #n;));
+    }
+    if let Some(ms) = attr.idle_ms {
+        set.push(quote!(options.idle = ::core::time::Duration::from_millis(#ms);));
+    }
+    if let Some(n) = attr.max_active {
+        set.push(quote!(options.max_active = #n;));
+    }
+    if let Some(n) = attr.replicas {
+        set.push(quote!(options.replicas = #n;));
+    }
+    if let Some(n) = attr.attempts {
+        let n = n as u32;
+        set.push(quote!(options.attempts = #n;));
+    }
+    let keyed_fn = quote_spanned! {key.span()=>
+        fn keyed() -> ::core::option::Option<#p::Keyed<Self>> {
+            #[allow(unused_mut)]
+            let mut options = #p::KeyedOptions::new(#key);
+            #(#set)*
+            ::core::option::Option::Some(#p::keyed::<Self>(options))
+        }
+    };
+    (
+        keyed_fn,
+        quote! {
+            ::nats_actors::__require_jetstream!();
+            impl #impl_g #p::KeyedActor for #ident #ty_g #where_c {}
+        },
+    )
+}
+
+/// Whether `#[actor(...)]` sets `key` (read from the tokens, for when it does not parse).
+fn mentions_key(input: &DeriveInput) -> bool {
+    input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("actor"))
+        .filter_map(|a| a.meta.require_list().ok())
+        .any(|l| {
+            l.tokens
+                .clone()
+                .into_iter()
+                .any(|t| matches!(t, proc_macro2::TokenTree::Ident(i) if i == "key"))
+        })
 }
 
 fn opt_tokens(t: Option<TokenStream>) -> TokenStream {

@@ -32,8 +32,13 @@ pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream 
     });
     let jetstream = handlers
         .iter()
-        .any(|h| matches!(h.kind, Kind::Consume | Kind::KvWatch | Kind::ObjectWatch))
+        .any(|h| h.kind.jetstream())
         .then(|| quote!(::nats_actors::__require_jetstream!();));
+    // `#[command]` and `#[ask]` need `#[actor(key = ...)]`: one error where they are.
+    let keyed = handlers.iter().find(|h| h.kind.keyed()).map(|h| {
+        let span = h.method.span();
+        quote_spanned! {span=> ::nats_actors::__private::require_keyed::<Self>(); }
+    });
     quote! {
         #jetstream
         const _: () = {
@@ -41,6 +46,7 @@ pub fn handlers_impl(item: &syn::ItemImpl, handlers: &[Handler]) -> TokenStream 
                 fn handlers() -> ::std::vec::Vec<::nats_actors::__private::HandlerSpec<Self>> {
                     #[allow(unused_mut)]
                     let mut __nats_actors_specs = ::std::vec::Vec::new();
+                    #keyed
                     #(#specs)*
                     __nats_actors_specs
                 }
@@ -63,6 +69,13 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
         // An ordered consumer on the bucket's stream, with a kind of its own.
         Kind::KvWatch => (quote!(&#p::KV_WATCH), quote!(#p::start_consumer)),
         Kind::ObjectWatch => (quote!(&#p::OBJECT_WATCH), quote!(#p::start_consumer)),
+        // Started together by the keyed actor's host, which calls their turns.
+        Kind::Command => (quote!(&#p::COMMAND), quote!(#p::start_unkeyed)),
+        Kind::Ask => (quote!(&#p::ASK), quote!(#p::start_unkeyed)),
+    };
+    let turn = match h.kind.keyed() {
+        true => quote!(::core::option::Option::Some(#p::turn::<Self, #index>)),
+        false => quote!(::core::option::Option::None),
     };
     let consumer = option(h.consumer.as_ref().map(|c| c.spec()));
     let queue = option(h.queue.as_ref().map(|q| quote!(#q)));
@@ -83,6 +96,7 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
             exclusive: #exclusive,
             consumer: #consumer,
             start: #start::<Self, #index>,
+            turn: #turn,
         }
     }
 }
@@ -145,13 +159,15 @@ fn invoke_body(h: &Handler) -> TokenStream {
         (Ret::Unit, _) => quote!(#p::outcome(__nats_actors_ret)),
         (
             Ret::Result(ty) | Ret::Value(ty),
-            Kind::Subscribe | Kind::Consume | Kind::KvWatch | Kind::ObjectWatch,
+            Kind::Subscribe | Kind::Consume | Kind::KvWatch | Kind::ObjectWatch | Kind::Command,
         ) => {
             quote_spanned! {ty.span()=> #p::outcome(__nats_actors_ret) }
         }
-        (Ret::Result(ty) | Ret::Value(ty), Kind::Request) => quote_spanned! {ty.span()=>
-            (&&#p::Probe::of(&__nats_actors_ret)).reply(__nats_actors_ret, #ctx)
-        },
+        (Ret::Result(ty) | Ret::Value(ty), Kind::Request | Kind::Ask) => {
+            quote_spanned! {ty.span()=>
+                (&&#p::Probe::of(&__nats_actors_ret)).reply(__nats_actors_ret, #ctx)
+            }
+        }
     };
     let checks = checks(h);
     quote! {

@@ -4,6 +4,7 @@
 pub(crate) mod client;
 mod consumer;
 pub(crate) mod expand;
+mod keyed_ref;
 pub(crate) mod model;
 mod watch;
 
@@ -28,6 +29,10 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let (mut handlers, errors) = model::collect(&mut item);
+    // A keyed actor always gets its reference: what it sends is checked like a client's.
+    for h in handlers.iter_mut().filter(|h| h.kind.keyed()) {
+        h.client = true;
+    }
     if client_vis.is_some() {
         for h in handlers
             .iter_mut()
@@ -51,7 +56,13 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                     .unwrap_or_else(|e| e.to_compile_error()),
                 None => TokenStream::new(),
             };
-            quote! { #item #args_error #generated #client }
+            let reference = match handlers.iter().any(|h| h.kind.keyed()) {
+                true => {
+                    keyed_ref::expand(&item, &handlers).unwrap_or_else(|e| e.to_compile_error())
+                }
+                false => TokenStream::new(),
+            };
+            quote! { #item #args_error #generated #client #reference }
         }
     }
 }

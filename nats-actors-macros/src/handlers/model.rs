@@ -18,6 +18,25 @@ pub enum Kind {
     Consume,
     KvWatch,
     ObjectWatch,
+    /// A keyed actor's durable command.
+    Command,
+    /// A keyed actor's ask, answered in order with its commands.
+    Ask,
+}
+
+impl Kind {
+    /// A keyed actor's handler.
+    pub fn keyed(self) -> bool {
+        matches!(self, Kind::Command | Kind::Ask)
+    }
+
+    /// A handler on a JetStream stream.
+    pub fn jetstream(self) -> bool {
+        matches!(
+            self,
+            Kind::Consume | Kind::KvWatch | Kind::ObjectWatch | Kind::Command | Kind::Ask
+        )
+    }
 }
 
 /// The attributes `#[handlers]` reads.
@@ -27,7 +46,12 @@ const HANDLER_ATTRS: &[(&str, Kind)] = &[
     ("consumer", Kind::Consume),
     ("kv_watch", Kind::KvWatch),
     ("object_watch", Kind::ObjectWatch),
+    ("command", Kind::Command),
+    ("ask", Kind::Ask),
 ];
+
+/// The options of `#[command]` and `#[ask]`: the rest comes from the keyed actor.
+const KEYED_KNOWN: &[&str] = &["codec"];
 
 /// How one argument is extracted from the message.
 pub enum Arg {
@@ -102,7 +126,8 @@ pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
                 consumer: Some(parsed.consumer),
             })
         }
-        _ => parse_attr(attr, name),
+        Kind::Command | Kind::Ask => parse_attr(attr, name, KEYED_KNOWN),
+        _ => parse_attr(attr, name, KNOWN),
     })
 }
 
@@ -172,7 +197,7 @@ pub fn collect_with(
     (handlers, errors)
 }
 
-fn parse_attr(attr: &syn::Attribute, name: &str) -> syn::Result<HandlerAttr> {
+fn parse_attr(attr: &syn::Attribute, name: &str, known: &[&str]) -> syn::Result<HandlerAttr> {
     let missing = || {
         syn::Error::new_spanned(
             attr,
@@ -197,7 +222,7 @@ fn parse_attr(attr: &syn::Attribute, name: &str) -> syn::Result<HandlerAttr> {
         if !input.is_empty() {
             input.parse::<Token![,]>()?;
         }
-        Ok((template, options::parse_list(input, name, KNOWN)?))
+        Ok((template, options::parse_list(input, name, known)?))
     })?;
     let mut out = HandlerAttr {
         template,
@@ -273,10 +298,10 @@ fn build(
         )?);
     }
     let ret = match (&sig.output, kind) {
-        (ReturnType::Default, Kind::Request) => {
+        (ReturnType::Default, Kind::Request | Kind::Ask) => {
             return Err(syn::Error::new(
                 sig.paren_token.span.close(),
-                format!("a #[{name}] handler returns its reply; add a return type, e.g. `-> Result<Reply, HandlerError>`"),
+                format!("{} #[{name}] handler returns its reply; add a return type, e.g. `-> Result<Reply, HandlerError>`", if name.starts_with('a') { "an" } else { "a" }),
             ))
         }
         (ReturnType::Default, _) => Ret::Unit,

@@ -263,12 +263,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
     }
 
     async fn error_reply(&self, span: &Frame, reply: async_nats::Subject, err: &HandlerError) {
-        let mut h = HeaderMap::new();
-        h.insert(
-            headers::SERVICE_ERROR,
-            headers::safe_value(err.description(), 1024).as_str(),
-        );
-        h.insert(headers::SERVICE_ERROR_CODE, err.code().to_string().as_str());
+        let h = headers::error_headers(err);
         let sent = self
             .client
             .send(Some(span), SendKind::Reply, reply, h, bytes::Bytes::new())

@@ -63,6 +63,20 @@ pub trait Invoke<const I: usize>: Sized + Send + Sync + 'static {
 pub type Start<A> =
     fn(Worker<A>, watch::Receiver<bool>) -> BoxFuture<'static, Result<Vec<JoinHandle<()>>, Error>>;
 
+/// A keyed actor's handler `I` on one key's state (`#[command]`, `#[ask]`): the runtime picks
+/// the handler by subject at run time, so it is called through this pointer.
+#[doc(hidden)]
+pub type Turn<A> = for<'a> fn(&'a Cell<A>, &'a Context) -> BoxFuture<'a, Outcome>;
+
+/// The [`Turn`] of handler `I` of `A`.
+#[doc(hidden)]
+pub fn turn<'a, A: Invoke<I>, const I: usize>(
+    cell: &'a Cell<A>,
+    ctx: &'a Context,
+) -> BoxFuture<'a, Outcome> {
+    Box::pin(A::invoke(cell, ctx))
+}
+
 /// The options of a `#[consumer]` (none without the `jetstream` feature).
 #[cfg(feature = "jetstream")]
 #[doc(hidden)]
@@ -88,6 +102,8 @@ pub struct HandlerSpec<A> {
     /// The consumer's options, for a `#[consumer]`.
     pub consumer: Option<&'static ConsumerOptions>,
     pub start: Start<A>,
+    /// The handler on a given state, for a keyed actor's `#[command]` and `#[ask]`.
+    pub turn: Option<Turn<A>>,
 }
 
 impl<A> HandlerSpec<A> {
@@ -221,8 +237,18 @@ impl<A: Send + Sync + 'static> Worker<A> {
     where
         A: Invoke<I>,
     {
+        self.call_turn(<A as Invoke<I>>::invoke(&self.cell, ctx), ctx)
+    }
+
+    /// [`Worker::call`] of a handler's future made elsewhere (a keyed actor's turn).
+    #[inline(always)]
+    pub(crate) fn call_turn<'a, F: std::future::Future<Output = Outcome> + Send + 'a>(
+        &'a self,
+        fut: F,
+        ctx: &'a Context,
+    ) -> Call<'a, F> {
         Call {
-            fut: Some(AssertUnwindSafe(<A as Invoke<I>>::invoke(&self.cell, ctx)).catch_unwind()),
+            fut: Some(AssertUnwindSafe(fut).catch_unwind()),
             // Nothing records this message: nothing to enter or attach on each poll.
             traced: ctx.frame().context().is_some() || !ctx.span().is_disabled(),
             ctx,

@@ -41,7 +41,7 @@
 //! ```
 
 pub(crate) mod consumer;
-mod dead_letter;
+pub(crate) mod dead_letter;
 pub(crate) mod delivery;
 mod idempotency;
 mod publish;

@@ -8,12 +8,12 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::actor::Actor;
+use crate::actor::{Actor, ActorOptions};
 use crate::buffer::Buffer;
 use crate::cell::Cell;
 use crate::client::Client;
 use crate::error::Error;
-use crate::handler::Worker;
+use crate::handler::{HandlerSpec, Worker};
 use crate::runtime::link::Link;
 use crate::stats::{Counters, HandlerCounters};
 use crate::supervision::{Reset, Stopper, Supervisor};
@@ -65,6 +65,55 @@ impl<A: Actor> Starter for Option<A> {
     }
 }
 
+/// The worker of handler `spec` on instance `instance` (its state in `cell`), with its counters
+/// registered.
+pub(crate) fn worker<A: Actor>(
+    spec: &HandlerSpec<A>,
+    cell: &Arc<Cell<A>>,
+    env: &StartEnv<'_>,
+    opts: &ActorOptions,
+    instance: usize,
+    timed: bool,
+    supervisor: Option<Arc<Supervisor>>,
+) -> (Worker<A>, Arc<HandlerCounters>) {
+    let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
+        Some(opts.name)
+    } else {
+        None
+    });
+    let phase = usize::from(spec.kind.replies);
+    let (counters, tally) = env.counters.register(
+        HandlerCounters::new(opts.name, spec.method, spec.template, instance)
+            .timed(timed)
+            .at_most_once(spec.kind.at_most_once),
+    );
+    let worker = Worker {
+        spec: *spec,
+        cell: cell.clone(),
+        client: env.client.clone(),
+        codec: spec.codec.or(opts.codec).unwrap_or_default(),
+        queue,
+        limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
+        buffer: spec.buffer.or(opts.buffer).unwrap_or(env.buffer),
+        counters: counters.clone(),
+        tally,
+        runtime: env.counters.clone(),
+        link: env.link.clone(),
+        stop: env.phases[phase].flag.clone(),
+        meta: ProcessMeta::of(
+            spec.template,
+            match spec.consumer {
+                Some(_) => spec.durable(),
+                None => queue,
+            },
+            Server::of(env.client.nats()),
+        ),
+        metrics: HandlerMetrics::new(spec.template, queue),
+        supervisor,
+    };
+    (worker, counters)
+}
+
 /// Subscribes every handler of every instance of `actor` and spawns their tasks; returns the
 /// counters registered, in handler order, instance after instance. `timed` counters also sum
 /// the processing time and keep the last error (the stats of service endpoints).
@@ -75,6 +124,10 @@ pub(crate) async fn start_actor<A: Actor>(
 ) -> Result<Vec<Arc<HandlerCounters>>, Error> {
     let opts = A::options();
     let specs = A::handlers();
+    #[cfg(feature = "jetstream")]
+    if let Some(keyed) = A::keyed() {
+        return crate::keyed::start(keyed, &specs, env, &opts).await;
+    }
     if specs.is_empty() {
         tracing::warn!(
             actor = opts.name,
@@ -109,42 +162,11 @@ pub(crate) async fn start_actor<A: Actor>(
             ))
         });
         for spec in &specs {
-            let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
-                Some(opts.name)
-            } else {
-                None
-            });
+            let (worker, counters) =
+                worker(spec, &cell, env, &opts, instance, timed, supervisor.clone());
+            registered.push(counters);
             let phase = usize::from(spec.kind.replies);
-            let (counters, tally) = env.counters.register(
-                HandlerCounters::new(opts.name, spec.method, spec.template, instance)
-                    .timed(timed)
-                    .at_most_once(spec.kind.at_most_once),
-            );
-            registered.push(counters.clone());
-            let worker = Worker {
-                spec: *spec,
-                cell: cell.clone(),
-                client: env.client.clone(),
-                codec: spec.codec.or(opts.codec).unwrap_or_default(),
-                queue,
-                limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
-                buffer: spec.buffer.or(opts.buffer).unwrap_or(env.buffer),
-                counters: counters.clone(),
-                tally,
-                runtime: env.counters.clone(),
-                link: env.link.clone(),
-                stop: env.phases[phase].flag.clone(),
-                meta: ProcessMeta::of(
-                    spec.template,
-                    match spec.consumer {
-                        Some(_) => spec.durable(),
-                        None => queue,
-                    },
-                    Server::of(env.client.nats()),
-                ),
-                metrics: HandlerMetrics::new(spec.template, queue),
-                supervisor: supervisor.clone(),
-            };
+            let queue = worker.queue;
             let stop = env.phases[phase].stop.subscribe();
             let tasks = (spec.start)(worker, stop).await?;
             tracing::debug!(

@@ -1,0 +1,514 @@
+//! The host of one keyed actor type in one process: sets up its stream, partition consumers,
+//! state bucket and dead-letter stream, pulls every partition, and runs each key's messages
+//! one at a time, keys side by side. Actors are made on their first message, kept while they
+//! get messages, and dropped (their state is saved already) after `idle` or when `max_active`
+//! needs the room, least recently used first.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::Subject;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::balance;
+use super::fence::{self, Takeover};
+use super::layout::Layout;
+use super::pull::{self, Delivery};
+use super::shared::{Item, KeyedCounters, Route, Shared};
+use super::state::Loaded;
+use super::turn;
+use super::Keyed;
+use crate::client::Client;
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::jetstream::dead_letter::DeadLetters;
+
+/// The actors of one process.
+struct Slot<A> {
+    /// `None` while a turn has it, or when it must be read again.
+    actor: Option<Box<Loaded<A>>>,
+    busy: bool,
+    /// The ack subject of the delivery its turn runs.
+    running: Option<Subject>,
+    queue: VecDeque<Item>,
+    used: tokio::time::Instant,
+}
+
+/// What a partition's owner knows of its pin.
+enum Pinned {
+    /// Not pinned here yet.
+    None,
+    /// Pinned here as `id`; the takeover is being read, its deliveries wait in `held`.
+    Taking {
+        id: String,
+        held: Vec<async_nats::jetstream::Message>,
+    },
+    /// Pinned here as `id`; deliveries of the messages in `ran` were run in the takeover.
+    Owned { id: String, ran: Arc<HashSet<u64>> },
+}
+
+/// A key, its actor after the turn, and the partition and sequence of the message if it was
+/// one read for a takeover.
+type TurnDone<A> = (String, Option<Box<Loaded<A>>>, Option<(u16, u64)>);
+/// A partition, its pin, the first delivery under it, and what was read for the takeover.
+type TakeoverDone = (u16, String, (u64, u64), Result<Takeover, String>);
+
+/// Runs the host until shutdown: the partitions' pulls feed it, turns run side by side.
+pub(super) async fn run<A: Send + Sync + 'static>(
+    sh: Arc<Shared<A>>,
+    mut deliveries: mpsc::UnboundedReceiver<Delivery>,
+    pulls: Vec<JoinHandle<()>>,
+    pauses: Vec<watch::Sender<Option<tokio::time::Instant>>>,
+    mut pings: async_nats::Subscriber,
+    mut stop: watch::Receiver<bool>,
+) {
+    let me = nuid::next().to_string();
+    // When each partition last brought a message here.
+    let mut last: Vec<Option<tokio::time::Instant>> = vec![None; usize::from(sh.layout.partitions)];
+    let mut censuses: FuturesUnordered<BoxFuture<'static, Result<Vec<usize>, String>>> =
+        FuturesUnordered::new();
+    let first = balance::EVERY + Duration::from_millis(u64::from(nuid::next().as_bytes()[0]) * 8);
+    let mut census_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + first, balance::EVERY);
+    let mut slots: HashMap<String, Slot<A>> = HashMap::new();
+    let mut replays: Vec<Replay> = (0..sh.layout.partitions)
+        .map(|_| Replay::default())
+        .collect();
+    let mut pins: Vec<Pinned> = (0..sh.layout.partitions).map(|_| Pinned::None).collect();
+    let mut turns: FuturesUnordered<BoxFuture<'static, TurnDone<A>>> = FuturesUnordered::new();
+    let mut takeovers: FuturesUnordered<BoxFuture<'static, TakeoverDone>> = FuturesUnordered::new();
+    // Keys waiting for room under max_active.
+    let mut parked: VecDeque<(String, Item)> = VecDeque::new();
+    // In-progress acks for held messages (a third of the ack wait), and passivation.
+    let period = sh
+        .keyed
+        .options
+        .idle
+        .clamp(Duration::from_millis(100), super::declare::ACK_WAIT / 3);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let options = sh.keyed.options;
+    let shared = sh.clone();
+    let for_turns = sh.clone();
+    let sh = &*sh;
+    let start =
+        move |key: String,
+              slot: &mut Slot<A>,
+              turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>| {
+            let Some(item) = slot.queue.pop_front() else {
+                return;
+            };
+            slot.busy = true;
+            slot.running = item.message.reply.clone();
+            let actor = slot.actor.take();
+            let sh = for_turns.clone();
+            turns.push(Box::pin(async move {
+                let actor = turn::run(&sh, &key, actor, &item).await;
+                let replayed = item
+                    .message
+                    .reply
+                    .is_none()
+                    .then_some((item.partition, item.seq));
+                (key, actor, replayed)
+            }));
+        };
+    loop {
+        tokio::select! {
+            biased;
+            Some((key, actor, replayed)) = turns.next(), if !turns.is_empty() => {
+                if let Some((p, seq)) = replayed {
+                    settle_replayed(&shared, &mut replays[usize::from(p)], p, seq);
+                }
+                if let Some(slot) = slots.get_mut(&key) {
+                    slot.actor = actor;
+                    slot.busy = false;
+                    slot.running = None;
+                    slot.used = tokio::time::Instant::now();
+                    if *stop.borrow() {
+                        slot.queue.clear();
+                    }
+                    start(key, slot, &mut turns);
+                }
+                while slots.len() < options.max_active {
+                    let Some((key, item)) = parked.pop_front() else { break };
+                    enqueue(&mut slots, key, item, &mut turns, &start);
+                }
+            }
+            Some((p, id, first, result)) = takeovers.next(), if !takeovers.is_empty() => {
+                let slot = &mut pins[usize::from(p)];
+                let Pinned::Taking { id: taking, held } = slot else { continue };
+                if *taking != id {
+                    continue;
+                }
+                match result {
+                    Ok(t) => {
+                        let held = std::mem::take(held);
+                        if !t.replay.is_empty() {
+                            tracing::info!(actor = sh.layout.actor, partition = p, unsettled = t.replay.len(), "took over a partition; running its unsettled messages first");
+                        }
+                        let ran: Arc<HashSet<u64>> = Arc::new(t.replay.iter().map(|m| m.sequence).collect());
+                        let below = t.replay.last().map_or(0, |m| m.sequence + 1);
+                        let mut left = std::collections::BTreeSet::new();
+                        for m in t.replay {
+                            if let Some((key, item)) = sh.item_of(p, m.subject, None, Some(m.headers), m.payload, m.sequence) {
+                                left.insert(item.seq);
+                                admit(&mut slots, &mut parked, options.max_active, key, item, &mut turns, &start);
+                            }
+                        }
+                        replays[usize::from(p)] = Replay { left, below, purged: None };
+                        for m in held {
+                            place(sh, p, m, &ran, &mut slots, &mut parked, options.max_active, &mut turns, &start).await;
+                        }
+                        pins[usize::from(p)] = Pinned::Owned { id, ran };
+                    }
+                    Err(e) => {
+                        tracing::warn!(actor = sh.layout.actor, partition = p, error = %e, "cannot read the partition's unsettled messages; trying again");
+                        takeovers.push(takeover(&shared, p, id, first));
+                    }
+                }
+            }
+            Some((p, m)) = deliveries.recv() => {
+                last[usize::from(p)] = Some(tokio::time::Instant::now());
+                let id = m.headers.as_ref().and_then(|h| crate::headers::get(h, "Nats-Pin-Id")).unwrap_or_default().to_string();
+                match &mut pins[usize::from(p)] {
+                    Pinned::Owned { id: owned, ran } if *owned == id => {
+                        let ran = ran.clone();
+                        place(sh, p, m, &ran, &mut slots, &mut parked, options.max_active, &mut turns, &start).await;
+                    }
+                    Pinned::Taking { id: taking, held } if *taking == id => held.push(m),
+                    slot => {
+                        tracing::debug!(actor = sh.layout.actor, partition = p, "pinned to this process");
+                        let first = sh.sequence(&m).unwrap_or((u64::MAX, 2));
+                        *slot = Pinned::Taking { id: id.clone(), held: vec![m] };
+                        takeovers.push(takeover(&shared, p, id, first));
+                    }
+                }
+            }
+            Some(ping) = pings.next() => {
+                if let Some(reply) = ping.reply {
+                    let answer = balance::Answer { host: me.clone(), busy: busy(&pins, &last).len() };
+                    let body = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
+                    let _ = sh.client.nats().publish(reply, body).await;
+                }
+            }
+            _ = census_tick.tick(), if censuses.is_empty() => {
+                censuses.push(Box::pin(balance::census(sh.client.clone(), balance::subject(sh.layout.actor), me.clone())));
+            }
+            Some(census) = censuses.next(), if !censuses.is_empty() => {
+                let Ok(others) = census else { continue };
+                let mine = busy(&pins, &last);
+                let give = balance::to_give(mine.len(), &others);
+                for &p in mine.iter().rev().take(give) {
+                    pauses[p].send_replace(Some(tokio::time::Instant::now() + balance::COOLDOWN));
+                    pins[p] = Pinned::None;
+                    last[p] = None;
+                    let sh = shared.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(pull::UNPIN_AFTER).await;
+                        let _ = sh.stream.unpin_consumer(&sh.consumers[p], pull::GROUP).await;
+                    });
+                }
+                if give > 0 {
+                    tracing::info!(actor = sh.layout.actor, gave = give, kept = mine.len() - give, hosts = others.len() + 1, "gave partitions to processes with fewer");
+                }
+            }
+            _ = tick.tick() => {
+                keep_alive(sh, &slots).await;
+                passivate(sh, &mut slots, options.idle);
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    // Shutdown: no more pulls; what runs finishes; what waits goes back (unacked, it is
+    // delivered again to whoever owns the partition next); the partitions are unpinned so that
+    // a standby takes them at once.
+    for p in &pulls {
+        p.abort();
+    }
+    drop(deliveries);
+    for slot in slots.values_mut() {
+        slot.queue.clear();
+    }
+    while turns.next().await.is_some() {}
+    for (p, pin) in pins.iter().enumerate() {
+        if matches!(pin, Pinned::Owned { .. } | Pinned::Taking { .. }) {
+            let consumer = &sh.consumers[p];
+            if let Err(e) = sh.stream.unpin_consumer(consumer, pull::GROUP).await {
+                tracing::debug!(actor = sh.layout.actor, partition = p, error = %e, "cannot unpin at shutdown; a standby takes it after the pin timeout");
+            }
+        }
+    }
+}
+
+/// The messages of a partition read for its takeover that have not run yet (their stream
+/// sequences), the sequence below which the partition holds only those, and when the last
+/// settled ones were removed.
+#[derive(Default)]
+struct Replay {
+    left: std::collections::BTreeSet<u64>,
+    below: u64,
+    purged: Option<tokio::time::Instant>,
+}
+
+/// Counts message `seq` of a takeover of partition `p` as done, and every 200 ms (and after
+/// the last) removes the ones done from the work-queue stream: a purge of the partition below
+/// the first one still to run, which their consumer counts as acked. The partition need not
+/// wait out the ack wait of what the previous owner held, and new messages flow again while
+/// the rest still runs.
+fn settle_replayed<A: Send + Sync + 'static>(
+    sh: &Arc<Shared<A>>,
+    replay: &mut Replay,
+    p: u16,
+    seq: u64,
+) {
+    replay.left.remove(&seq);
+    if replay.below == 0 {
+        return;
+    }
+    let below = match replay.left.first() {
+        Some(first) => *first,
+        None => std::mem::take(&mut replay.below),
+    };
+    let recent = replay
+        .purged
+        .is_some_and(|t| t.elapsed() < Duration::from_millis(200));
+    if recent && !replay.left.is_empty() {
+        return;
+    }
+    replay.purged = Some(tokio::time::Instant::now());
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        let filter = sh.layout.partition_filter(p);
+        match sh.stream.purge().filter(filter).sequence(below).await {
+            Ok(r) => tracing::debug!(
+                actor = sh.layout.actor,
+                partition = p,
+                purged = r.purged,
+                "settled what the takeover ran"
+            ),
+            Err(e) => {
+                tracing::warn!(actor = sh.layout.actor, partition = p, error = %e, "cannot settle what the takeover ran; it comes out again after the ack wait and is acked then")
+            }
+        }
+    });
+}
+
+/// The partitions pinned here that brought a message in the last 30 s.
+fn busy(pins: &[Pinned], last: &[Option<tokio::time::Instant>]) -> Vec<usize> {
+    (0..pins.len())
+        .filter(|&p| matches!(pins[p], Pinned::Owned { .. } | Pinned::Taking { .. }))
+        .filter(|&p| last[p].is_some_and(|t| t.elapsed() < Duration::from_secs(30)))
+        .collect()
+}
+
+fn takeover<A: Send + Sync + 'static>(
+    sh: &Arc<Shared<A>>,
+    p: u16,
+    id: String,
+    first: (u64, u64),
+) -> BoxFuture<'static, TakeoverDone> {
+    let sh = sh.clone();
+    Box::pin(async move {
+        let filter = sh.layout.partition_filter(p);
+        let consumer = &sh.consumers[usize::from(p)];
+        let result = fence::take_over(
+            sh.client.nats(),
+            &sh.stream,
+            &sh.stream_name,
+            consumer,
+            &filter,
+            first,
+        )
+        .await;
+        (p, id, first, result)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn place<A: Send + Sync + 'static, S>(
+    sh: &Shared<A>,
+    p: u16,
+    m: async_nats::jetstream::Message,
+    ran: &HashSet<u64>,
+    slots: &mut HashMap<String, Slot<A>>,
+    parked: &mut VecDeque<(String, Item)>,
+    max_active: usize,
+    turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>,
+    start: &S,
+) where
+    S: Fn(String, &mut Slot<A>, &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>),
+{
+    let reply = m.message.reply.clone();
+    let subject = m.message.subject.clone();
+    match sh.item(p, m, ran) {
+        Some((key, item)) => admit(slots, parked, max_active, key, item, turns, start),
+        None => {
+            tracing::warn!(actor = sh.layout.actor, subject = %subject, "no #[command] or #[ask] of this actor takes this subject; terminated");
+            if let Some(reply) = reply {
+                let _ = sh
+                    .client
+                    .nats()
+                    .publish(reply, Bytes::from_static(b"+TERM"))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Queues `item` on its key's actor, making room under `max_active` first (the least recently
+/// used idle actor goes), or parks it until a turn ends.
+fn admit<A, S>(
+    slots: &mut HashMap<String, Slot<A>>,
+    parked: &mut VecDeque<(String, Item)>,
+    max_active: usize,
+    key: String,
+    item: Item,
+    turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>,
+    start: &S,
+) where
+    S: Fn(String, &mut Slot<A>, &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>),
+{
+    if !slots.contains_key(&key) && slots.len() >= max_active {
+        let idle = slots
+            .iter()
+            .filter(|(_, s)| !s.busy && s.queue.is_empty())
+            .min_by_key(|(_, s)| s.used)
+            .map(|(k, _)| k.clone());
+        match idle {
+            Some(k) => {
+                slots.remove(&k);
+            }
+            None => {
+                parked.push_back((key, item));
+                return;
+            }
+        }
+    }
+    enqueue(slots, key, item, turns, start);
+}
+
+fn enqueue<A, S>(
+    slots: &mut HashMap<String, Slot<A>>,
+    key: String,
+    item: Item,
+    turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>,
+    start: &S,
+) where
+    S: Fn(String, &mut Slot<A>, &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>),
+{
+    let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
+        actor: None,
+        busy: false,
+        running: None,
+        queue: VecDeque::new(),
+        used: tokio::time::Instant::now(),
+    });
+    slot.queue.push_back(item);
+    if !slot.busy {
+        start(key, slot, turns);
+    }
+}
+
+/// In-progress acks for every message held here (running or waiting), so that the server does
+/// not give them to another process meanwhile.
+async fn keep_alive<A: Send + Sync + 'static>(sh: &Shared<A>, slots: &HashMap<String, Slot<A>>) {
+    let wpi = || Bytes::from_static(b"+WPI");
+    for slot in slots.values() {
+        let waiting = slot.queue.iter().filter_map(|i| i.message.reply.as_ref());
+        for ack in slot.running.iter().chain(waiting) {
+            if let Err(e) = sh.client.nats().publish(ack.clone(), wpi()).await {
+                tracing::debug!(actor = sh.layout.actor, error = %e, "cannot send an in-progress ack");
+            }
+        }
+    }
+}
+
+/// Drops the actors idle for longer than `idle` (their state is saved already).
+fn passivate<A: Send + Sync + 'static>(
+    sh: &Shared<A>,
+    slots: &mut HashMap<String, Slot<A>>,
+    idle: Duration,
+) {
+    let before = slots.len();
+    slots.retain(|_, s| s.busy || !s.queue.is_empty() || s.used.elapsed() < idle);
+    let gone = before - slots.len();
+    if gone > 0 {
+        sh.counters.passivations.fetch_add(gone as u64, Relaxed);
+        tracing::debug!(
+            actor = sh.layout.actor,
+            passivated = gone,
+            active = slots.len(),
+            "idle actors dropped"
+        );
+    }
+}
+
+/// Sets up a keyed actor and spawns its host and partition pulls.
+pub(crate) async fn setup<A: Send + Sync + 'static>(
+    keyed: Keyed<A>,
+    layout: Layout,
+    routes: Vec<Route<A>>,
+    client: Client,
+    codec: Codec,
+    link: Arc<crate::runtime::link::Link>,
+    stop: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, Error> {
+    let (stream, store) = super::declare::declare(&client, &layout, &keyed.options).await?;
+    let consumers: Vec<Arc<str>> = (0..layout.partitions)
+        .map(|p| Arc::from(layout.consumer(p)))
+        .collect();
+    let dead_letters = DeadLetters::ensure(
+        &client,
+        format!("{}_DLQ", layout.stream),
+        &layout.stream,
+        "actors",
+        keyed.options.replicas,
+    )
+    .await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pings = client
+        .nats()
+        .subscribe(balance::subject(layout.actor))
+        .await
+        .map_err(|e| Error::JetStream {
+            what: format!("keyed actor {}", layout.actor),
+            reason: format!("cannot subscribe to its census: {e}"),
+        })?;
+    let mut pauses = Vec::new();
+    let pulls: Vec<JoinHandle<()>> = (0..layout.partitions)
+        .map(|p| {
+            let (pause, paused) = watch::channel(None);
+            pauses.push(pause);
+            tokio::spawn(pull::partition(
+                stream.clone(),
+                consumers[usize::from(p)].to_string(),
+                p,
+                tx.clone(),
+                link.clone(),
+                paused,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let sh = Arc::new(Shared {
+        stream_name: Arc::from(layout.stream.as_str()),
+        keyed,
+        layout,
+        routes,
+        client,
+        codec,
+        store,
+        stream,
+        dead_letters,
+        counters: KeyedCounters::default(),
+        consumers,
+        stopping: stop.clone(),
+    });
+    Ok(vec![tokio::spawn(run(sh, rx, pulls, pauses, pings, stop))])
+}

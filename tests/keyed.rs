@@ -1,0 +1,232 @@
+//! Keyed virtual actors against a real server: one actor per key, commands applied once and
+//! in order per key across three runtimes, asks in order with commands, state saved with
+//! compare-and-set, passivation and `max_active`.
+
+use std::time::{Duration, Instant};
+
+use nats_actors::prelude::*;
+use nats_actors_suite::ledger::{Account, AccountRef, Deposit, Summary};
+use nats_actors_suite::{connect, logs, server};
+
+async fn ledger(server: &nats_actors::testing::NatsServer) -> Runtime {
+    Runtime::builder()
+        .connect(connect(server))
+        .actor(Account::default())
+        .start()
+        .await
+        .expect("start the runtime")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_after_commands_sees_them_and_the_state_outlives_the_runtime() {
+    logs();
+    let server = server();
+    let runtime = ledger(&server).await;
+    let account = AccountRef::new(runtime.client(), "42").unwrap();
+    for n in 1..=3 {
+        account
+            .deposit(&Deposit {
+                n,
+                amount: 10,
+                pause_ms: 0,
+            })
+            .await
+            .unwrap();
+    }
+    let summary = account.summary().await.unwrap();
+    assert_eq!(
+        summary,
+        Summary {
+            balance: 30,
+            last: 3,
+            disorder: 0,
+            applied: 3
+        }
+    );
+    runtime.shutdown().await;
+    // A new runtime loads the saved state.
+    let runtime = ledger(&server).await;
+    let account = AccountRef::new(runtime.client(), "42").unwrap();
+    account
+        .deposit(&Deposit {
+            n: 4,
+            amount: 1,
+            pause_ms: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(account.summary().await.unwrap().balance, 31);
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_keys_over_three_runtimes_apply_every_command_once_in_order() {
+    logs();
+    let server = server();
+    let runtimes = [
+        ledger(&server).await,
+        ledger(&server).await,
+        ledger(&server).await,
+    ];
+    let client = runtimes[0].client().clone();
+    const KEYS: u64 = 1000;
+    const EACH: u64 = 100;
+    let started = Instant::now();
+    // Every key's commands in order, keys interleaved, a window of acks outstanding.
+    let refs: Vec<AccountRef> = (0..KEYS)
+        .map(|k| AccountRef::new(&client, k).unwrap())
+        .collect();
+    for n in 1..=EACH {
+        let deposit = Deposit {
+            n,
+            amount: 1,
+            pause_ms: 0,
+        };
+        let sends = refs.iter().map(|r| r.deposit(&deposit));
+        for result in futures::future::join_all(sends).await {
+            result.unwrap();
+        }
+    }
+    let sent = started.elapsed();
+    // The last key's ask comes after its commands: it sees them all.
+    let mut total = 0;
+    let mut disorder = 0;
+    for r in &refs {
+        let s = r
+            .with_timeout(Duration::from_secs(60))
+            .summary()
+            .await
+            .unwrap();
+        assert_eq!(
+            s.applied,
+            EACH,
+            "key {} applied {} of {EACH}",
+            r.key(),
+            s.applied
+        );
+        total += s.balance;
+        disorder += s.disorder;
+    }
+    println!(
+        "{} commands sent in {sent:?}; all applied after {:?}",
+        KEYS * EACH,
+        started.elapsed()
+    );
+    assert_eq!(disorder, 0);
+    assert_eq!(total, (KEYS * EACH) as i64);
+    let handled: Vec<u64> = runtimes
+        .iter()
+        .map(|r| r.stats().handlers.iter().map(|h| h.handled).sum())
+        .collect();
+    println!("handled per runtime: {handled:?}");
+    for r in runtimes {
+        r.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_written_meanwhile_is_reloaded_and_the_command_runs_on_it() {
+    logs();
+    let server = server();
+    let runtime = ledger(&server).await;
+    let account = AccountRef::new(runtime.client(), "cas").unwrap();
+    account
+        .deposit(&Deposit {
+            n: 1,
+            amount: 10,
+            pause_ms: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(account.summary().await.unwrap().balance, 10);
+    // Another activation of the key writes while this one holds it in memory.
+    let js = async_nats::jetstream::new(nats_actors_suite::nats(&server).await);
+    let bucket = js.get_key_value("ACTORS_Account").await.unwrap();
+    let entry = bucket.entry("cas").await.unwrap().unwrap();
+    let mut stored: serde_json::Value = serde_json::from_slice(&entry.value).unwrap();
+    stored["state"]["balance"] = serde_json::json!(1010);
+    let written = serde_json::to_vec(&stored).unwrap();
+    bucket
+        .update("cas", written.into(), entry.revision)
+        .await
+        .unwrap();
+    // The next save conflicts: the actor reads that state and runs the deposit on it.
+    account
+        .deposit(&Deposit {
+            n: 2,
+            amount: 5,
+            pause_ms: 0,
+        })
+        .await
+        .unwrap();
+    let summary = account.summary().await.unwrap();
+    assert_eq!(
+        summary.balance, 1015,
+        "the other write was kept: {summary:?}"
+    );
+    assert_eq!(summary.applied, 2);
+    runtime.shutdown().await;
+}
+
+/// An actor that forgets, on purpose, what it did since it was loaded: it tells when it was
+/// dropped from memory and read again.
+#[derive(Actor, Default, Serialize, Deserialize)]
+#[actor(key = "counter.{id}", idle = "300ms", max_active = 2)]
+struct Counter {
+    count: u64,
+    #[serde(skip)]
+    since_load: u64,
+}
+
+#[handlers]
+impl Counter {
+    #[command("counter.{id}.add")]
+    async fn add(&mut self) {
+        self.count += 1;
+        self.since_load += 1;
+    }
+
+    /// The count and the turns since the actor was read from the bucket.
+    #[ask("counter.{id}.get")]
+    async fn get(&mut self) -> (u64, u64) {
+        self.since_load += 1;
+        (self.count, self.since_load)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_actors_are_dropped_and_read_again_and_max_active_bounds_them() {
+    logs();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Counter::default())
+        .start()
+        .await
+        .unwrap();
+    let client = runtime.client();
+    let a = CounterRef::new(client, "a").unwrap();
+    a.add().await.unwrap();
+    a.add().await.unwrap();
+    assert_eq!(
+        a.get().await.unwrap(),
+        (2, 3),
+        "kept in memory between turns"
+    );
+    // Idle past 300 ms: dropped; the next turn reads the saved state again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        a.get().await.unwrap(),
+        (2, 1),
+        "read again after being idle"
+    );
+    // Two in memory at most: a third key makes the least recently used one go.
+    let b = CounterRef::new(client, "b").unwrap();
+    let c = CounterRef::new(client, "c").unwrap();
+    b.add().await.unwrap();
+    assert_eq!(b.get().await.unwrap(), (1, 2));
+    c.add().await.unwrap();
+    assert_eq!(c.get().await.unwrap(), (1, 2));
+    assert_eq!(a.get().await.unwrap(), (2, 1), "`a` was dropped for `c`");
+    runtime.shutdown().await;
+}

@@ -1,0 +1,17 @@
+use nats_actors::prelude::*;
+
+#[derive(Actor, Default)]
+#[actor(key = "account.{id}")]
+struct Account {
+    balance: i64,
+}
+
+#[handlers]
+impl Account {
+    #[command("account.{id}.deposit")]
+    async fn deposit(&mut self, amount: i64) {
+        self.balance += amount;
+    }
+}
+
+fn main() {}
