@@ -47,7 +47,7 @@ pub trait Actor: Sized + Send + Sync + 'static {
     /// What a keyed actor (`#[actor(key = ...)]`) keeps per key; `None` for the others.
     #[cfg(feature = "jetstream")]
     #[doc(hidden)]
-    fn keyed() -> Option<crate::keyed::Keyed<Self>> {
+    fn keyed() -> Option<crate::keyed::spec::Keyed<Self>> {
         None
     }
 }

@@ -8,7 +8,7 @@ use async_nats::jetstream::stream::{self, Stream, SubjectTransform};
 
 use super::layout::Layout;
 use super::pull::{GROUP, PIN_TIMEOUT};
-use super::KeyedOptions;
+use super::spec::KeyedOptions;
 use crate::client::Client;
 use crate::error::Error;
 

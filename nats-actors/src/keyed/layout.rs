@@ -5,6 +5,9 @@
 
 use crate::error::Error;
 
+/// The header of an ask that names where its answer goes.
+pub const REPLY_TO: &str = "Nats-Actors-Reply";
+
 /// Partitions of a keyed actor unless `partitions = N` says otherwise.
 pub const DEFAULT_PARTITIONS: u16 = 16;
 

@@ -43,28 +43,27 @@ pub(crate) mod layout;
 mod pull;
 mod reference;
 mod shared;
+pub(crate) mod spec;
 mod state;
 mod turn;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::actor::{Actor, ActorOptions};
 use crate::cell::Cell;
-use crate::codec::Codec;
-use crate::error::{DecodeError, EncodeError, Error};
+use crate::error::Error;
 use crate::handler::{HandlerKind, HandlerSpec, Worker};
-use crate::runtime::start::StartEnv;
+use crate::runtime::env::StartEnv;
 use crate::stats::HandlerCounters;
 use layout::Layout;
 use shared::Route;
+pub use spec::{Decode, Keyed, KeyedOptions};
 
+pub use layout::REPLY_TO;
 pub use reference::KeyedRef;
-pub use turn::REPLY_TO;
 
 /// `#[command]`: durable, in order per key, may change the state (saved after the turn).
 pub static COMMAND: HandlerKind = HandlerKind {
@@ -79,51 +78,6 @@ pub static ASK: HandlerKind = HandlerKind {
     replies: true,
     at_most_once: false,
 };
-
-/// The options of a keyed `#[actor(key = ...)]`, as the macro writes them.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy)]
-pub struct KeyedOptions {
-    /// The key template, e.g. `account.{id}`.
-    pub key: &'static str,
-    pub partitions: u16,
-    /// How long an actor stays in memory without a message.
-    pub idle: Duration,
-    /// How many actors one process keeps in memory at most.
-    pub max_active: usize,
-    /// Replicas of the stream and bucket.
-    pub replicas: usize,
-    /// Runs of a failing command before it is dead-lettered.
-    pub attempts: u32,
-}
-
-impl KeyedOptions {
-    /// The defaults for key template `key`.
-    pub const fn new(key: &'static str) -> Self {
-        Self {
-            key,
-            partitions: layout::DEFAULT_PARTITIONS,
-            idle: Duration::from_secs(300),
-            max_active: 10_000,
-            replicas: 1,
-            attempts: 5,
-        }
-    }
-}
-
-/// What the runtime needs to keep a keyed actor's state: its options and how its state is
-/// made, encoded (with the last applied stream sequence) and decoded.
-#[doc(hidden)]
-pub struct Keyed<A> {
-    pub options: KeyedOptions,
-    pub fresh: fn() -> A,
-    pub encode: fn(u64, &A, Codec) -> Result<Bytes, EncodeError>,
-    pub decode: Decode<A>,
-}
-
-/// Reads a stored state: the last applied stream sequence and the state.
-#[doc(hidden)]
-pub type Decode<A> = fn(&[u8], Codec) -> Result<(u64, A), DecodeError>;
 
 /// Marks a type with `#[actor(key = ...)]`: `#[command]` and `#[ask]` need it.
 #[doc(hidden)]
@@ -215,7 +169,7 @@ pub(crate) async fn start<A: Actor>(
             });
         }
         let (worker, counters) =
-            crate::runtime::start::worker(spec, &cell, env, opts, 0, false, None);
+            crate::runtime::env::worker(spec, &cell, env, opts, 0, false, None);
         registered.push(counters);
         routes.push(Route::new(worker, turn, spec.exclusive, spec.kind.replies));
     }

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::layout::Layout;
-use super::turn::REPLY_TO;
+use super::layout::REPLY_TO;
 use crate::client::{self, Client};
 use crate::codec::{self, Codec};
 use crate::error::{PublishError, RequestError};

@@ -12,10 +12,10 @@ use async_nats::{HeaderMap, Message, Subject};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::layout::REPLY_TO;
 use super::layout::{self, Layout};
+use super::spec::Keyed;
 use super::state::{self, Loaded, StateError};
-use super::turn::REPLY_TO;
-use super::Keyed;
 use crate::client::Client;
 use crate::codec::{self, Codec};
 use crate::context::Context;

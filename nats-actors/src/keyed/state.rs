@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::Keyed;
+use super::spec::Keyed;
 use crate::cell::Cell;
 use crate::codec::Codec;
 use crate::error::{DecodeError, EncodeError};

@@ -13,9 +13,6 @@ use crate::error::HandlerError;
 use crate::jetstream::dead_letter::Letter;
 use crate::outcome::Outcome;
 
-/// The header of an ask that names where its answer goes.
-pub const REPLY_TO: &str = "Nats-Actors-Reply";
-
 /// Compare-and-set conflicts one message may meet before it counts as a failure.
 const CONFLICTS: u32 = 10;
 

@@ -2,6 +2,7 @@
 //! gracefully.
 
 pub(crate) mod connect;
+pub(crate) mod env;
 pub(crate) mod health;
 pub(crate) mod link;
 #[cfg(feature = "health")]
@@ -21,9 +22,10 @@ use crate::error::Error;
 use crate::stats::{Counters, Stats};
 use crate::telemetry::metrics;
 use connect::ConnectOptions;
+use env::{Phase, StartEnv};
 use health::Health;
 use link::{events, Link};
-use start::{Phase, StartEnv, Starter};
+use start::Starter;
 
 use crate::supervision::Stopper;
 

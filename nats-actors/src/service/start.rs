@@ -9,7 +9,8 @@ use futures::future::BoxFuture;
 use super::discovery::{self, Instance};
 use super::{EndpointSpec, Service, TypeSchema};
 use crate::error::Error;
-use crate::runtime::start::{self as runtime, StartEnv};
+use crate::runtime::env::StartEnv;
+use crate::runtime::start as runtime;
 
 /// A service waiting to start.
 pub(crate) struct ServiceStarter<S>(Option<S>);
