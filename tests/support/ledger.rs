@@ -69,33 +69,36 @@ impl Account {
     }
 }
 
-/// The last stream sequence delivered by each partition's consumer (`None` where the server
-/// did not answer in time: the machine is busy in these tests).
-async fn delivered(stream: &async_nats::jetstream::stream::Stream) -> Vec<Option<u64>> {
+/// How far each partition's consumer got: the last stream sequence it delivered and its ack
+/// floor (`None` where the server did not answer in time: the machine is busy in these tests).
+async fn progress(stream: &async_nats::jetstream::stream::Stream) -> Vec<Option<(u64, u64)>> {
     let mut out = Vec::new();
     for p in 0..16 {
         let info = stream.consumer_info(format!("partition-{p}")).await;
-        out.push(info.ok().map(|i| i.delivered.stream_sequence));
+        out.push(
+            info.ok()
+                .map(|i| (i.delivered.stream_sequence, i.ack_floor.stream_sequence)),
+        );
     }
     out
 }
 
-/// Watches every partition (of 16) of the ledger at `url` from now for up to 20 s, while
-/// messages keep coming: how long until each delivered again (a partition pinned to a dead
-/// process delivers nothing until another is pinned). Returns the longest wait, or `None` if
-/// some partition never delivered again.
+/// Watches every partition (of 16) of the ledger at `url` from now for up to 40 s, while
+/// messages keep coming: how long until each moves again, delivering or acking (a partition
+/// pinned to a dead process does neither until another process is pinned and takes it over).
+/// Returns the longest wait, or `None` if some partition did not move.
 pub async fn resumed_at(url: &str) -> Option<Duration> {
     let js = async_nats::jetstream::new(async_nats::connect(url).await.ok()?);
     let stream = js.get_stream("ACTORS_Account").await.ok()?;
     let start = Instant::now();
-    let at_start = delivered(&stream).await;
+    let at_start = progress(&stream).await;
     let mut when: Vec<Option<Duration>> = vec![None; 16];
-    while start.elapsed() < Duration::from_secs(20) && when.iter().any(Option::is_none) {
+    while start.elapsed() < Duration::from_secs(40) && when.iter().any(Option::is_none) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = delivered(&stream).await;
+        let now = progress(&stream).await;
         for p in 0..16 {
             let moved = match (at_start[p], now[p]) {
-                (Some(before), Some(now)) => now > before,
+                (Some(before), Some(now)) => now.0 > before.0 || now.1 > before.1,
                 // Not known at the start: any answer later says it delivers.
                 (None, Some(_)) => true,
                 _ => false,

@@ -2,7 +2,7 @@
 //! it, so a process that starts later would get none. Every host answers a census ping on
 //! `$ACTORS.<actor>.hosts` with the partitions it is busy with (the NATS way of discovery, as
 //! `$SRV.PING`); a host that is above its fair share while another is below it stops pulling
-//! some of its partitions for a while and unpins them, and the server pins each to one of the
+//! some of its partitions for 5 s and unpins them, and the server pins each to one of the
 //! processes waiting on it. No state is kept beyond what the server keeps.
 
 use std::time::Duration;
@@ -17,8 +17,10 @@ use crate::client::Client;
 const ANSWERS: Duration = Duration::from_secs(1);
 /// How often a host takes a census.
 pub(super) const EVERY: Duration = Duration::from_secs(10);
-/// How long a partition given away is not pulled here.
-pub(super) const COOLDOWN: Duration = Duration::from_secs(30);
+/// How long a partition given away is not pulled here: long enough for it to be unpinned and
+/// pinned elsewhere, short enough that this process is soon a standby for it again (a standby
+/// that does not pull cannot take over).
+pub(super) const COOLDOWN: Duration = Duration::from_secs(5);
 
 /// One host's answer.
 #[derive(Serialize, Deserialize)]

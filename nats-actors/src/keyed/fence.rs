@@ -57,7 +57,16 @@ pub(super) async fn take_over(
         _ => info.delivered.stream_sequence,
     };
     let mut replay = Vec::new();
-    let read = read_window(client, stream_name, filter, floor + 1, upto, &mut replay);
+    let from = floor + 1;
+    // A replica that lags could answer a direct get short, and what the takeover does not read
+    // it would settle unrun: a replicated stream is read from its leader, one message at a time.
+    let replicated = stream.cached_info().config.num_replicas > 1;
+    let read = async {
+        match replicated {
+            true => read_from_leader(stream, filter, from, upto, &mut replay).await,
+            false => read_window(client, stream_name, filter, from, upto, &mut replay).await,
+        }
+    };
     tokio::time::timeout(READ_TIMEOUT, read)
         .await
         .map_err(|_| format!("reading the unsettled messages took over {READ_TIMEOUT:?}"))??;
@@ -130,6 +139,41 @@ async fn read_window(
         if read < BATCH {
             break;
         }
+    }
+    Ok(())
+}
+
+/// [`read_window`] from the stream's leader (`STREAM.MSG.GET`, next message on `filter`).
+async fn read_from_leader(
+    stream: &Stream,
+    filter: &str,
+    mut from: u64,
+    upto: u64,
+    out: &mut Vec<Stored>,
+) -> Result<(), String> {
+    use async_nats::jetstream::stream::RawMessageErrorKind;
+    while from <= upto {
+        let got = stream
+            .raw_message_builder()
+            .sequence(from)
+            .next_by_subject(filter)
+            .send()
+            .await;
+        let m = match got {
+            Ok(m) => m,
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
+            Err(e) => return Err(e.to_string()),
+        };
+        if m.sequence > upto {
+            break;
+        }
+        from = m.sequence + 1;
+        out.push(Stored {
+            subject: m.subject,
+            sequence: m.sequence,
+            headers: m.headers,
+            payload: m.payload,
+        });
     }
     Ok(())
 }
