@@ -6,22 +6,13 @@ use std::time::{Duration, Instant};
 
 use nats_actors::prelude::*;
 use nats_actors_suite::ledger::{Account, AccountRef, Deposit, Summary};
-use nats_actors_suite::{connect, logs, server};
-
-async fn ledger(server: &nats_actors::testing::NatsServer) -> Runtime {
-    Runtime::builder()
-        .connect(connect(server))
-        .actor(Account::default())
-        .start()
-        .await
-        .expect("start the runtime")
-}
+use nats_actors_suite::{logs, server, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ask_after_commands_sees_them_and_the_state_outlives_the_runtime() {
     logs();
     let server = server();
-    let runtime = ledger(&server).await;
+    let runtime = start(&server, Account::default()).await;
     let account = AccountRef::new(runtime.client(), "42").unwrap();
     for n in 1..=3 {
         account
@@ -45,7 +36,7 @@ async fn an_ask_after_commands_sees_them_and_the_state_outlives_the_runtime() {
     );
     runtime.shutdown().await;
     // A new runtime loads the saved state.
-    let runtime = ledger(&server).await;
+    let runtime = start(&server, Account::default()).await;
     let account = AccountRef::new(runtime.client(), "42").unwrap();
     account
         .deposit(&Deposit {
@@ -64,9 +55,9 @@ async fn a_thousand_keys_over_three_runtimes_apply_every_command_once_in_order()
     logs();
     let server = server();
     let runtimes = [
-        ledger(&server).await,
-        ledger(&server).await,
-        ledger(&server).await,
+        start(&server, Account::default()).await,
+        start(&server, Account::default()).await,
+        start(&server, Account::default()).await,
     ];
     let client = runtimes[0].client().clone();
     const KEYS: u64 = 1000;
@@ -128,7 +119,7 @@ async fn a_thousand_keys_over_three_runtimes_apply_every_command_once_in_order()
 async fn a_state_written_meanwhile_is_reloaded_and_the_command_runs_on_it() {
     logs();
     let server = server();
-    let runtime = ledger(&server).await;
+    let runtime = start(&server, Account::default()).await;
     let account = AccountRef::new(runtime.client(), "cas").unwrap();
     account
         .deposit(&Deposit {
@@ -198,12 +189,7 @@ impl Counter {
 async fn idle_actors_are_dropped_and_read_again_and_max_active_bounds_them() {
     logs();
     let server = server();
-    let runtime = Runtime::builder()
-        .connect(connect(&server))
-        .actor(Counter::default())
-        .start()
-        .await
-        .unwrap();
+    let runtime = start(&server, Counter::default()).await;
     let client = runtime.client();
     let a = CounterRef::new(client, "a").unwrap();
     a.add().await.unwrap();
