@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use nats_actors::prelude::*;
-use nats_actors_suite::ledger::{Account, AccountRef, Deposit, Summary};
+use nats_actors_suite::ledger::{deposit_all, Account, AccountRef, Deposit, Summary};
 use nats_actors_suite::{logs, server, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,4 +215,54 @@ async fn idle_actors_are_dropped_and_read_again_and_max_active_bounds_them() {
     assert_eq!(c.get().await.unwrap(), (1, 2));
     assert_eq!(a.get().await.unwrap(), (2, 1), "`a` was dropped for `c`");
     runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_after_its_partition_moved_away_and_back_sees_every_command() {
+    logs();
+    let server = server();
+    let runtimes = [
+        start(&server, Account::default()).await,
+        start(&server, Account::default()).await,
+    ];
+    let client = runtimes[0].client();
+    let refs: Vec<AccountRef> = (0..40)
+        .map(|k| AccountRef::new(client, k).unwrap())
+        .collect();
+    let stream = client
+        .jetstream()
+        .get_stream("ACTORS_Account")
+        .await
+        .unwrap();
+    // Every partition's pin is taken away before each command and each ask: the server pins
+    // whichever process pulls next, so a key's command and the ask after it are often handled
+    // by different processes, and a process that had the actor before must read it again.
+    let unpin_all = || async {
+        for p in 0..16 {
+            let _ = stream
+                .unpin_consumer(&format!("partition-{p}"), "actors")
+                .await;
+        }
+    };
+    for n in 1..=12 {
+        unpin_all().await;
+        deposit_all(&refs, n..=n, 0).await;
+        unpin_all().await;
+        for r in &refs {
+            let s = r
+                .with_timeout(Duration::from_secs(30))
+                .summary()
+                .await
+                .unwrap();
+            assert_eq!(
+                (s.applied, s.last, s.disorder),
+                (n, n, 0),
+                "key {}",
+                r.key()
+            );
+        }
+    }
+    for runtime in runtimes {
+        runtime.shutdown().await;
+    }
 }

@@ -11,6 +11,13 @@ async fn main() -> Result<(), nats_actors::Error> {
     let url = std::env::args()
         .nth(1)
         .expect("usage: keyed-host <nats url>");
+    // Logs go to stderr: stdout is the test's line to this process.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let runtime = Runtime::builder()
         .connect(nats_actors::ConnectOptions::new([url]))
         .shutdown_timeout(std::time::Duration::from_secs(5))

@@ -39,6 +39,10 @@ struct Slot<A> {
     running: Option<Subject>,
     queue: VecDeque<Item>,
     used: tokio::time::Instant,
+    /// The partition of its key.
+    partition: u16,
+    /// Its partition was pinned anew during the running turn: the actor is read again after it.
+    stale: bool,
 }
 
 /// What a partition's owner knows of its pin.
@@ -126,7 +130,8 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                     settle_replayed(&shared, &mut replays[usize::from(p)], p, seq);
                 }
                 if let Some(slot) = slots.get_mut(&key) {
-                    slot.actor = actor;
+                    slot.actor = if slot.stale { None } else { actor };
+                    slot.stale = false;
                     slot.busy = false;
                     slot.running = None;
                     slot.used = tokio::time::Instant::now();
@@ -185,6 +190,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                     slot => {
                         tracing::debug!(actor = sh.layout.actor, partition = p, "pinned to this process");
                         let first = sh.sequence(&m).unwrap_or((u64::MAX, 2));
+                        forget(&mut slots, p);
                         *slot = Pinned::Taking { id: id.clone(), held: vec![m] };
                         takeovers.push(takeover(&shared, p, id, first));
                     }
@@ -208,6 +214,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                     pauses[p].send_replace(Some(tokio::time::Instant::now() + balance::COOLDOWN));
                     pins[p] = Pinned::None;
                     last[p] = None;
+                    forget(&mut slots, p as u16);
                     let sh = shared.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(pull::UNPIN_AFTER).await;
@@ -408,10 +415,24 @@ fn enqueue<A, S>(
         running: None,
         queue: VecDeque::new(),
         used: tokio::time::Instant::now(),
+        partition: item.partition,
+        stale: false,
     });
     slot.queue.push_back(item);
     if !slot.busy {
         start(key, slot, turns);
+    }
+}
+
+/// Forgets the actors of partition `p`, whose pin changed: another process may have run their
+/// keys meanwhile, so each is read again from its state before its next turn (an ask must not
+/// be answered from what this process last saw).
+fn forget<A>(slots: &mut HashMap<String, Slot<A>>, p: u16) {
+    for slot in slots.values_mut().filter(|s| s.partition == p) {
+        match slot.busy {
+            true => slot.stale = true,
+            false => slot.actor = None,
+        }
     }
 }
 
