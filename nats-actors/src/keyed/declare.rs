@@ -13,10 +13,10 @@ use crate::client::Client;
 use crate::error::Error;
 
 /// How long the server waits for an ack before it gives a message out again. Held messages get
-/// in-progress acks every 2 s; a process that dies leaves its messages to come out again within
+/// in-progress acks every third of it; a process that dies leaves its messages to come out again within
 /// this, to whoever is pinned then (which is how a partition whose unacked messages reached
 /// `MAX_ACK_PENDING` moves on at all).
-pub(super) const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
+pub(super) const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 /// Messages one partition may have delivered and not acked.
 const MAX_ACK_PENDING: i64 = 256;
 

@@ -125,9 +125,10 @@ async fn read_window(
             let subject = Subject::from(subject);
             read += 1;
             from = sequence + 1;
-            // The server does not stop a batch at `up_to_seq` for a filtered read.
+            // The server does not stop a batch at `up_to_seq` for a filtered read: the first
+            // message past it ends the window (the rest of the batch is dropped unread).
             if sequence > upto {
-                continue;
+                return Ok(());
             }
             out.push(Stored {
                 subject,

@@ -125,25 +125,42 @@ pub(super) async fn run<A: Send + Sync + 'static>(
     loop {
         tokio::select! {
             biased;
-            Some((key, actor, replayed)) = turns.next(), if !turns.is_empty() => {
-                if let Some((p, seq)) = replayed {
-                    settle_replayed(&shared, &mut replays[usize::from(p)], p, seq);
+            // The rare events first: under load a turn ends at every poll, and a branch after
+            // it would wait (in-progress acks, takeovers, the census).
+            _ = stop.changed() => break,
+            Some(ping) = pings.next() => {
+                if let Some(reply) = ping.reply {
+                    let answer = balance::Answer { host: me.clone(), busy: busy(&pins, &last).len() };
+                    let body = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
+                    let _ = sh.client.nats().publish(reply, body).await;
                 }
-                if let Some(slot) = slots.get_mut(&key) {
-                    slot.actor = if slot.stale { None } else { actor };
-                    slot.stale = false;
-                    slot.busy = false;
-                    slot.running = None;
-                    slot.used = tokio::time::Instant::now();
-                    if *stop.borrow() {
-                        slot.queue.clear();
-                    }
-                    start(key, slot, &mut turns);
+            }
+            _ = census_tick.tick(), if censuses.is_empty() => {
+                let census = tokio::spawn(balance::census(sh.client.clone(), balance::subject(sh.layout.actor), me.clone()));
+                censuses.push(Box::pin(async move { census.await.map_err(|e| e.to_string())? }));
+            }
+            Some(census) = censuses.next(), if !censuses.is_empty() => {
+                let Ok(others) = census else { continue };
+                let mine = busy(&pins, &last);
+                let give = balance::to_give(mine.len(), &others);
+                for &p in mine.iter().rev().take(give) {
+                    pauses[p].send_replace(Some(tokio::time::Instant::now() + balance::COOLDOWN));
+                    pins[p] = Pinned::None;
+                    last[p] = None;
+                    forget(&mut slots, p as u16);
+                    let sh = shared.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(pull::UNPIN_AFTER).await;
+                        let _ = sh.stream.unpin_consumer(&sh.consumers[p], pull::GROUP).await;
+                    });
                 }
-                while slots.len() < options.max_active {
-                    let Some((key, item)) = parked.pop_front() else { break };
-                    enqueue(&mut slots, key, item, &mut turns, &start);
+                if give > 0 {
+                    tracing::info!(actor = sh.layout.actor, gave = give, kept = mine.len() - give, hosts = others.len() + 1, "gave partitions to processes with fewer");
                 }
+            }
+            _ = tick.tick() => {
+                keep_alive(sh, &slots).await;
+                passivate(sh, &mut slots, options.idle);
             }
             Some((p, id, first, result)) = takeovers.next(), if !takeovers.is_empty() => {
                 let slot = &mut pins[usize::from(p)];
@@ -178,6 +195,26 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                     }
                 }
             }
+            Some((key, actor, replayed)) = turns.next(), if !turns.is_empty() => {
+                if let Some((p, seq)) = replayed {
+                    settle_replayed(&shared, &mut replays[usize::from(p)], p, seq);
+                }
+                if let Some(slot) = slots.get_mut(&key) {
+                    slot.actor = if slot.stale { None } else { actor };
+                    slot.stale = false;
+                    slot.busy = false;
+                    slot.running = None;
+                    slot.used = tokio::time::Instant::now();
+                    if *stop.borrow() {
+                        slot.queue.clear();
+                    }
+                    start(key, slot, &mut turns);
+                }
+                while slots.len() < options.max_active {
+                    let Some((key, item)) = parked.pop_front() else { break };
+                    enqueue(&mut slots, key, item, &mut turns, &start);
+                }
+            }
             Some((p, m)) = deliveries.recv() => {
                 last[usize::from(p)] = Some(tokio::time::Instant::now());
                 let id = m.headers.as_ref().and_then(|h| crate::headers::get(h, "Nats-Pin-Id")).unwrap_or_default().to_string();
@@ -196,40 +233,6 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                     }
                 }
             }
-            Some(ping) = pings.next() => {
-                if let Some(reply) = ping.reply {
-                    let answer = balance::Answer { host: me.clone(), busy: busy(&pins, &last).len() };
-                    let body = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
-                    let _ = sh.client.nats().publish(reply, body).await;
-                }
-            }
-            _ = census_tick.tick(), if censuses.is_empty() => {
-                censuses.push(Box::pin(balance::census(sh.client.clone(), balance::subject(sh.layout.actor), me.clone())));
-            }
-            Some(census) = censuses.next(), if !censuses.is_empty() => {
-                let Ok(others) = census else { continue };
-                let mine = busy(&pins, &last);
-                let give = balance::to_give(mine.len(), &others);
-                for &p in mine.iter().rev().take(give) {
-                    pauses[p].send_replace(Some(tokio::time::Instant::now() + balance::COOLDOWN));
-                    pins[p] = Pinned::None;
-                    last[p] = None;
-                    forget(&mut slots, p as u16);
-                    let sh = shared.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(pull::UNPIN_AFTER).await;
-                        let _ = sh.stream.unpin_consumer(&sh.consumers[p], pull::GROUP).await;
-                    });
-                }
-                if give > 0 {
-                    tracing::info!(actor = sh.layout.actor, gave = give, kept = mine.len() - give, hosts = others.len() + 1, "gave partitions to processes with fewer");
-                }
-            }
-            _ = tick.tick() => {
-                keep_alive(sh, &slots).await;
-                passivate(sh, &mut slots, options.idle);
-            }
-            _ = stop.changed() => break,
         }
     }
     // Shutdown: no more pulls; what runs finishes; what waits goes back (unacked, it is
@@ -314,6 +317,8 @@ fn busy(pins: &[Pinned], last: &[Option<tokio::time::Instant>]) -> Vec<usize> {
         .collect()
 }
 
+/// Reads partition `p`'s unsettled messages in a task of its own (the host's loop, busy with
+/// turns, must not be what paces the reads).
 fn takeover<A: Send + Sync + 'static>(
     sh: &Arc<Shared<A>>,
     p: u16,
@@ -321,9 +326,11 @@ fn takeover<A: Send + Sync + 'static>(
     first: (u64, u64),
 ) -> BoxFuture<'static, TakeoverDone> {
     let sh = sh.clone();
-    Box::pin(async move {
+    let pin = id.clone();
+    let read = tokio::spawn(async move {
         let filter = sh.layout.partition_filter(p);
         let consumer = &sh.consumers[usize::from(p)];
+        let began = tokio::time::Instant::now();
         let result = fence::take_over(
             sh.client.nats(),
             &sh.stream,
@@ -333,7 +340,12 @@ fn takeover<A: Send + Sync + 'static>(
             first,
         )
         .await;
+        tracing::debug!(actor = sh.layout.actor, partition = p, took = ?began.elapsed(), "read the partition's unsettled messages");
         (p, id, first, result)
+    });
+    Box::pin(async move {
+        read.await
+            .unwrap_or_else(|e| (p, pin, first, Err(format!("the read failed: {e}"))))
     })
 }
 

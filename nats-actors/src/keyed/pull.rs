@@ -19,9 +19,9 @@ use crate::runtime::link::Link;
 /// The priority group every process of a keyed actor pulls in.
 pub(super) const GROUP: &str = "actors";
 /// How long a pinned process may stop pulling before another takes its partition.
-pub(super) const PIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const PIN_TIMEOUT: Duration = Duration::from_secs(4);
 /// A pull's lifetime: under half the pin timeout, so two pulls fit in it.
-const EXPIRES: Duration = Duration::from_secs(2);
+const EXPIRES: Duration = Duration::from_millis(1500);
 const HEARTBEAT: Duration = Duration::from_millis(500);
 /// Messages one pull asks for.
 const BATCH: usize = 128;
@@ -30,7 +30,7 @@ const BATCH: usize = 128;
 pub(super) type Delivery = (u16, JsMessage);
 
 /// How long a pull that was stopped stays away: the request it had out has expired by then.
-pub(super) const UNPIN_AFTER: Duration = Duration::from_millis(2500);
+pub(super) const UNPIN_AFTER: Duration = Duration::from_secs(2);
 
 /// Pulls partition `p` of `stream` into `tx` until `stop`, pulling again on a new stream after
 /// a reconnect, a missed heartbeat or a failure; while `pause` holds an instant still to come,
