@@ -110,6 +110,37 @@ async fn a_thousand_keys_over_three_runtimes_apply_every_command_once_in_order()
         .map(|r| r.stats().handlers.iter().map(|h| h.handled).sum())
         .collect();
     println!("handled per runtime: {handled:?}");
+    // By now the processes have shared the partitions out: each handles a share of more.
+    for n in EACH + 1..=EACH + 10 {
+        let deposit = Deposit {
+            n,
+            amount: 1,
+            pause_ms: 0,
+        };
+        let sends = refs.iter().map(|r| r.deposit(&deposit));
+        for result in futures::future::join_all(sends).await {
+            result.unwrap();
+        }
+    }
+    for r in &refs {
+        let s = r
+            .with_timeout(Duration::from_secs(60))
+            .summary()
+            .await
+            .unwrap();
+        assert_eq!(s.applied, EACH + 10, "key {}", r.key());
+    }
+    let later: Vec<u64> = runtimes
+        .iter()
+        .zip(&handled)
+        .map(|(r, before)| r.stats().handlers.iter().map(|h| h.handled).sum::<u64>() - before)
+        .collect();
+    println!("handled per runtime after sharing: {later:?}");
+    let all: u64 = later.iter().sum();
+    assert!(
+        later.iter().all(|&n| n * 10 >= all),
+        "a runtime handled under a tenth: {later:?}"
+    );
     for r in runtimes {
         r.shutdown().await;
     }

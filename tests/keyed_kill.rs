@@ -55,7 +55,8 @@ async fn a_host_process_killed_mid_run_loses_nothing_and_applies_nothing_twice()
         .collect();
     let started = Instant::now();
     deposit_all(&refs, 1..=40, 0).await;
-    // The first host holds most partitions (it was pinned first): SIGKILL it mid-run.
+    // SIGKILL one host mid-run (the first: it holds partitions whether or not they were shared
+    // out yet).
     let mut victim = hosts.remove(0);
     victim.kill().expect("SIGKILL keyed-host");
     victim.wait().unwrap();

@@ -56,6 +56,9 @@ enum Pinned {
     },
     /// Pinned here as `id`; deliveries of the messages in `ran` were run in the takeover.
     Owned { id: String, ran: Arc<HashSet<u64>> },
+    /// Given away; what was delivered under pin `id` still runs here, but does not pin it here
+    /// again.
+    Released { id: String, ran: Arc<HashSet<u64>> },
 }
 
 /// A key, its actor after the turn, and the partition and sequence of the message if it was
@@ -74,11 +77,14 @@ pub(super) async fn run<A: Send + Sync + 'static>(
     mut stop: watch::Receiver<bool>,
 ) {
     let me = nuid::next().to_string();
+    let mut sharing = balance::Sharing::new(pauses);
     // When each partition last brought a message here.
     let mut last: Vec<Option<tokio::time::Instant>> = vec![None; usize::from(sh.layout.partitions)];
     let mut censuses: FuturesUnordered<BoxFuture<'static, Result<Vec<usize>, String>>> =
         FuturesUnordered::new();
-    let first = balance::EVERY + Duration::from_millis(u64::from(nuid::next().as_bytes()[0]) * 8);
+    // The first census soon after the start (a process that starts later gets its share then),
+    // spread out so that the hosts do not all count at once.
+    let first = balance::FIRST + Duration::from_millis(u64::from(nuid::next().as_bytes()[0]) * 8);
     let mut census_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + first, balance::EVERY);
     let mut slots: HashMap<String, Slot<A>> = HashMap::new();
@@ -128,34 +134,45 @@ pub(super) async fn run<A: Send + Sync + 'static>(
             // The rare events first: under load a turn ends at every poll, and a branch after
             // it would wait (in-progress acks, takeovers, the census).
             _ = stop.changed() => break,
-            Some(ping) = pings.next() => {
-                if let Some(reply) = ping.reply {
+            Some(heard) = pings.next() => {
+                if heard.subject.ends_with(".give") {
+                    let Ok(notice) = serde_json::from_slice::<balance::Notice>(&heard.payload) else { continue };
+                    if notice.host != me {
+                        sharing.heard(notice, busy(&pins, &last).len(), |p| !here(&pins[p]));
+                    }
+                } else if let Some(reply) = heard.reply {
                     let answer = balance::Answer { host: me.clone(), busy: busy(&pins, &last).len() };
                     let body = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
                     let _ = sh.client.nats().publish(reply, body).await;
                 }
             }
             _ = census_tick.tick(), if censuses.is_empty() => {
-                let census = tokio::spawn(balance::census(sh.client.clone(), balance::subject(sh.layout.actor), me.clone()));
+                let census = tokio::spawn(balance::census(sh.client.clone(), balance::ping(sh.layout.actor), me.clone()));
                 censuses.push(Box::pin(async move { census.await.map_err(|e| e.to_string())? }));
             }
             Some(census) = censuses.next(), if !censuses.is_empty() => {
                 let Ok(others) = census else { continue };
                 let mine = busy(&pins, &last);
                 let give = balance::to_give(mine.len(), &others);
-                for &p in mine.iter().rev().take(give) {
-                    pauses[p].send_replace(Some(tokio::time::Instant::now() + balance::COOLDOWN));
-                    pins[p] = Pinned::None;
+                tracing::debug!(actor = sh.layout.actor, mine = mine.len(), ?others, give, "census");
+                // What is being taken over stays.
+                let given: Vec<usize> = mine.iter().rev().filter(|&&p| matches!(pins[p], Pinned::Owned { .. })).take(give).copied().collect();
+                if !given.is_empty() {
+                    let notice = balance::Notice { host: me.clone(), fair: balance::fair(mine.len(), &others), partitions: given.clone() };
+                    let body = Bytes::from(serde_json::to_vec(&notice).unwrap_or_default());
+                    let _ = sh.client.nats().publish(balance::give(sh.layout.actor), body).await;
+                }
+                // One unpin every 250 ms: a host that reaches its share steps aside for the rest.
+                for (i, &p) in given.iter().enumerate() {
+                    sharing.pause(p, balance::STAGGER * i as u32);
+                    let Pinned::Owned { id, ran } = std::mem::replace(&mut pins[p], Pinned::None) else { continue };
+                    pins[p] = Pinned::Released { id: id.clone(), ran };
                     last[p] = None;
                     forget(&mut slots, p as u16);
-                    let sh = shared.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(pull::UNPIN_AFTER).await;
-                        let _ = sh.stream.unpin_consumer(&sh.consumers[p], pull::GROUP).await;
-                    });
+                    tokio::spawn(unpin(shared.clone(), p, id, pull::UNPIN_AFTER + balance::STAGGER * i as u32));
                 }
-                if give > 0 {
-                    tracing::info!(actor = sh.layout.actor, gave = give, kept = mine.len() - give, hosts = others.len() + 1, "gave partitions to processes with fewer");
+                if !given.is_empty() {
+                    tracing::info!(actor = sh.layout.actor, gave = given.len(), kept = mine.len() - given.len(), hosts = others.len() + 1, "gave partitions to processes with fewer");
                 }
             }
             _ = tick.tick() => {
@@ -219,7 +236,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                 last[usize::from(p)] = Some(tokio::time::Instant::now());
                 let id = m.headers.as_ref().and_then(|h| crate::headers::get(h, "Nats-Pin-Id")).unwrap_or_default().to_string();
                 match &mut pins[usize::from(p)] {
-                    Pinned::Owned { id: owned, ran } if *owned == id => {
+                    Pinned::Owned { id: owned, ran } | Pinned::Released { id: owned, ran } if *owned == id => {
                         let ran = ran.clone();
                         place(sh, p, m, &ran, &mut slots, &mut parked, options.max_active, &mut turns, &start).await;
                     }
@@ -230,6 +247,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                         forget(&mut slots, p);
                         *slot = Pinned::Taking { id: id.clone(), held: vec![m] };
                         takeovers.push(takeover(&shared, p, id, first));
+                        sharing.step_aside(busy(&pins, &last).len(), |p| !here(&pins[p]));
                     }
                 }
             }
@@ -247,7 +265,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
     }
     while turns.next().await.is_some() {}
     for (p, pin) in pins.iter().enumerate() {
-        if matches!(pin, Pinned::Owned { .. } | Pinned::Taking { .. }) {
+        if here(pin) {
             let consumer = &sh.consumers[p];
             if let Err(e) = sh.stream.unpin_consumer(consumer, pull::GROUP).await {
                 tracing::debug!(actor = sh.layout.actor, partition = p, error = %e, "cannot unpin at shutdown; a standby takes it after the pin timeout");
@@ -309,10 +327,37 @@ fn settle_replayed<A: Send + Sync + 'static>(
     });
 }
 
+/// Unpins partition `p` after `after`, if it is still pinned as `id` then (past the pin
+/// timeout the server may have pinned another process, whose pin must stay).
+async fn unpin<A: Send + Sync + 'static>(
+    sh: Arc<Shared<A>>,
+    p: usize,
+    id: String,
+    after: Duration,
+) {
+    tokio::time::sleep(after).await;
+    let consumer = &sh.consumers[p];
+    let Ok(info) = sh.stream.consumer_info(consumer).await else {
+        return;
+    };
+    let pinned = info
+        .priority_groups
+        .iter()
+        .any(|g| g.group == pull::GROUP && g.pinned_client_id.as_deref() == Some(id.as_str()));
+    if pinned {
+        let _ = sh.stream.unpin_consumer(consumer, pull::GROUP).await;
+    }
+}
+
+/// Whether a partition is pinned here.
+fn here(pin: &Pinned) -> bool {
+    matches!(pin, Pinned::Owned { .. } | Pinned::Taking { .. })
+}
+
 /// The partitions pinned here that brought a message in the last 30 s.
 fn busy(pins: &[Pinned], last: &[Option<tokio::time::Instant>]) -> Vec<usize> {
     (0..pins.len())
-        .filter(|&p| matches!(pins[p], Pinned::Owned { .. } | Pinned::Taking { .. }))
+        .filter(|&p| here(&pins[p]))
         .filter(|&p| last[p].is_some_and(|t| t.elapsed() < Duration::from_secs(30)))
         .collect()
 }
@@ -507,7 +552,7 @@ pub(crate) async fn setup<A: Send + Sync + 'static>(
     let (tx, rx) = mpsc::unbounded_channel();
     let pings = client
         .nats()
-        .subscribe(balance::subject(layout.actor))
+        .subscribe(balance::subjects(layout.actor))
         .await
         .map_err(|e| Error::JetStream {
             what: format!("keyed actor {}", layout.actor),
