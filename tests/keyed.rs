@@ -297,3 +297,88 @@ async fn an_ask_after_its_partition_moved_away_and_back_sees_every_command() {
         runtime.shutdown().await;
     }
 }
+
+/// Deposits whose first run fails after it published: each records two entries on a trail.
+#[derive(Actor, Default, Serialize, Deserialize)]
+#[actor(key = "audited.{id}")]
+struct Audited {
+    recorded: u64,
+}
+
+/// The inputs whose first run has failed already.
+static FAILED_ONCE: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+#[handlers]
+impl Audited {
+    #[ask("audited.{id}.recorded")]
+    async fn recorded(&self) -> u64 {
+        self.recorded
+    }
+
+    #[command("audited.{id}.record")]
+    async fn record(&mut self, n: u64, ctx: &Context) -> Result<(), HandlerError> {
+        for part in ["debit", "credit"] {
+            ctx.js_publish(&format!("trail.{part}"), &n)
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))?;
+        }
+        self.recorded += 1;
+        let mut failed = FAILED_ONCE.lock().unwrap();
+        if !failed.contains(&n) {
+            failed.push(n);
+            return Err(HandlerError::new("failed after publishing; runs again"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_run_again_publishes_to_jetstream_under_the_same_ids_and_is_stored_once() {
+    logs();
+    let server = server();
+    let runtime = start(&server, Audited::default()).await;
+    let js = runtime.client().jetstream().clone();
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "TRAIL".into(),
+        subjects: vec!["trail.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let audited = AuditedRef::new(runtime.client(), "7").unwrap();
+    for n in 1..=5u64 {
+        audited.record(&n).await.unwrap();
+    }
+    // Each command ran twice (the first run failed after publishing) and published twice each
+    // time: the stream kept one of each pair, with the turn's ids.
+    let mut trail = js.get_stream("TRAIL").await.unwrap();
+    let stored = async {
+        for _ in 0..100 {
+            if trail.info().await.unwrap().state.messages >= 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Let any duplicate that would be stored arrive.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        trail.info().await.unwrap().state.messages
+    };
+    assert_eq!(stored.await, 10);
+    let mut ids = Vec::new();
+    for seq in 1..=10 {
+        let m = trail.get_raw_message(seq).await.unwrap();
+        ids.push(m.headers.get("Nats-Msg-Id").unwrap().to_string());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let parts: Vec<&str> = id.split(':').collect();
+        assert_eq!(parts.len(), 4, "{id}");
+        assert_eq!((parts[0], parts[1]), ("Audited", "7"), "{id}");
+        assert_eq!(parts[3], (i % 2).to_string(), "{id}");
+    }
+    assert_eq!(
+        audited.recorded().await.unwrap(),
+        5,
+        "each command applied once"
+    );
+    runtime.shutdown().await;
+}

@@ -50,6 +50,28 @@ pub struct Context {
     template: &'static str,
     #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
     delivery: Option<DeliveryInfo>,
+    /// In a keyed actor's turn: the message ids of its JetStream publishes.
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    turn: Option<Box<TurnIds>>,
+}
+
+/// The message ids of one turn's JetStream publishes: `<actor>:<key>:<input sequence>:<n>`,
+/// `n` counting the turn's publishes from 0. A turn run again on the same input publishes
+/// under the same ids, so the target stream stores each publish once (within its duplicate
+/// window).
+#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+pub(crate) struct TurnIds {
+    prefix: String,
+    next: std::sync::atomic::AtomicU32,
+}
+
+#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+impl TurnIds {
+    /// The id of the turn's next publish.
+    pub(crate) fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}:{n}", self.prefix)
+    }
 }
 
 impl Context {
@@ -70,7 +92,24 @@ impl Context {
             default_codec,
             template,
             delivery,
+            turn: None,
         }
+    }
+
+    /// Makes this the context of a keyed actor's turn on input `prefix`
+    /// (`<actor>:<key>:<sequence>`): its JetStream publishes get ids from it.
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    pub(crate) fn in_turn(&mut self, prefix: String) {
+        self.turn = Some(Box::new(TurnIds {
+            prefix,
+            next: std::sync::atomic::AtomicU32::new(0),
+        }));
+    }
+
+    /// The ids of this turn's JetStream publishes, in a keyed actor's turn.
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    pub(crate) fn turn_ids(&self) -> Option<&TurnIds> {
+        self.turn.as_deref()
     }
 
     /// Takes the next message into this context, for a serial handler that reuses one context

@@ -23,6 +23,9 @@ pub struct Origin<'a> {
     pub(crate) codec: Codec,
     pub(crate) parent: Option<&'a Frame>,
     pub(crate) incoming: Option<&'a HeaderMap>,
+    /// In a keyed actor's turn: the ids its JetStream publishes get.
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    pub(crate) turn: Option<&'a crate::context::TurnIds>,
 }
 
 impl<'a> Origin<'a> {
@@ -33,6 +36,7 @@ impl<'a> Origin<'a> {
             codec,
             parent: None,
             incoming: None,
+            turn: None,
         }
     }
 

@@ -192,6 +192,7 @@ impl HasOrigin for Context {
             codec: self.handler_codec(),
             parent: Some(self.frame()),
             incoming: self.headers(),
+            turn: self.turn_ids(),
         }
     }
 }

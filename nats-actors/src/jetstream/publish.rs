@@ -222,16 +222,27 @@ impl Origin<'_> {
         payload: Bytes,
         options: &JsPublish,
     ) -> Result<Published, PublishError> {
+        let options = self.in_turn(options);
         self.client
             .js_send(
                 self.parent,
                 subject,
                 self.headers(),
                 payload,
-                options,
+                &options,
                 usize::MAX,
             )
             .await
+    }
+
+    /// `options`, with the turn's next message id in a keyed actor's turn when they set none.
+    fn in_turn<'o>(&self, options: &'o JsPublish) -> std::borrow::Cow<'o, JsPublish> {
+        match (self.turn, &options.msg_id) {
+            (Some(turn), MsgId::None) => {
+                std::borrow::Cow::Owned(options.clone().msg_id(turn.next()))
+            }
+            _ => std::borrow::Cow::Borrowed(options),
+        }
     }
 
     /// See [`Sender::js_publish_pipelined`](crate::Sender::js_publish_pipelined).
@@ -246,6 +257,7 @@ impl Origin<'_> {
         S: AsRef<str>,
         T: Serialize,
     {
+        let options = &*self.in_turn(options);
         let client = self.client;
         let window = window.max(1);
         let js = client.jetstream();

@@ -46,9 +46,10 @@ pub(super) async fn run<A: Send + Sync + 'static>(
             sh.ack(item, "+ACK").await;
             return Some(actor);
         }
-        let (ctx, started) = route
+        let (mut ctx, started) = route
             .worker
             .prepare(item.message.clone(), sh.delivery(item));
+        ctx.in_turn(format!("{}:{key}:{}", sh.layout.actor, item.seq));
         let outcome = route
             .worker
             .call_turn((route.turn)(&actor.cell, &ctx), &ctx)
