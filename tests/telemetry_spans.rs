@@ -247,3 +247,60 @@ async fn errors_and_panics_set_status_error_type_and_an_exception() {
     }
     runtime.shutdown().await;
 }
+
+/// A keyed actor: its process spans carry the key.
+#[derive(Actor, Default, Serialize, Deserialize)]
+#[actor(key = "traced.{id}")]
+struct Traced {
+    seen: u32,
+}
+
+#[handlers]
+impl Traced {
+    #[command("traced.{id}.add")]
+    async fn add(&mut self, n: u32) {
+        self.seen += n;
+    }
+
+    #[ask("traced.{id}.seen")]
+    async fn seen(&self) -> u32 {
+        self.seen
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_actors_process_spans_carry_its_key() {
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Traced::default())
+        .start()
+        .await
+        .unwrap();
+    let traced = TracedRef::new(runtime.client(), "k-9").unwrap();
+    traced.add(&2).await.unwrap();
+    assert_eq!(traced.seen().await.unwrap(), 2);
+    let keyed = || {
+        telemetry()
+            .spans
+            .get_finished_spans()
+            .unwrap()
+            .into_iter()
+            .filter(|s| attr_str(s, "nats_actors.key").as_deref() == Some("k-9"))
+            .map(|s| s.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || async { keyed().len() >= 2 }).await,
+        "spans with the key: {:?}",
+        keyed()
+    );
+    let names = keyed();
+    assert!(
+        names.iter().any(|n| n.contains("traced.{id}.add"))
+            && names.iter().any(|n| n.contains("traced.{id}.seen")),
+        "{names:?}"
+    );
+    runtime.shutdown().await;
+}

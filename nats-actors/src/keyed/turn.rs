@@ -50,6 +50,9 @@ pub(super) async fn run<A: Send + Sync + 'static>(
             .worker
             .prepare(item.message.clone(), sh.delivery(item));
         ctx.in_turn(format!("{}:{key}:{}", sh.layout.actor, item.seq));
+        if ctx.frame().context().is_some() {
+            ctx.frame().set("nats_actors.key", key.to_string());
+        }
         let outcome = route
             .worker
             .call_turn((route.turn)(&actor.cell, &ctx), &ctx)

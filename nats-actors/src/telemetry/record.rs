@@ -300,6 +300,8 @@ impl Name {
 pub(crate) struct State {
     pub failure: Option<Failure>,
     pub events: Vec<Ev>,
+    /// Attributes set while the span is open (a keyed actor's key).
+    pub attrs: Vec<(&'static str, String)>,
 }
 
 /// An attribute value of an event.

@@ -84,6 +84,13 @@ impl Frame {
         }
     }
 
+    /// Sets an attribute (once per key: the caller sets each at most once).
+    pub(crate) fn set(&self, key: &'static str, value: String) {
+        if let Some(mut state) = self.state() {
+            state.attrs.push((key, value));
+        }
+    }
+
     /// Marks the span failed: `error.type`, error status, and an `exception` event.
     pub(crate) fn fail(&self, error_type: &'static str, description: &str) {
         if let Some(mut state) = self.state() {
@@ -120,7 +127,7 @@ fn end(inner: Inner) {
             // Freed here, by the thread that made it, not by the export thread.
             drop(cx);
             let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
-            if state.failure.is_some() || !state.events.is_empty() {
+            if state.failure.is_some() || !state.events.is_empty() || !state.attrs.is_empty() {
                 rec.extra = Some(Box::new(state));
             }
             rec.end = end.max(rec.start);
@@ -132,6 +139,9 @@ fn end(inner: Inner) {
             let Open { span: cx, state } = *sdk;
             let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
             let s = cx.span();
+            for (key, value) in state.attrs {
+                s.set_attribute(KeyValue::new(key, value));
+            }
             for ev in state.events {
                 s.add_event_with_timestamp(ev.name, ev.at, ev.attrs.into_iter().map(kv).collect());
             }

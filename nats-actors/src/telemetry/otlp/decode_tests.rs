@@ -107,8 +107,16 @@ fn record(rng: &mut Rng, servers: &[&'static Server]) -> Rec {
                 .collect(),
         })
         .collect();
-    let extra =
-        (failure.is_some() || !events.is_empty()).then(|| Box::new(State { failure, events }));
+    let set: Vec<(&'static str, String)> = (0..rng.pick(&[0, 0, 1, 2]))
+        .map(|i| (leak_str(format!("set{i}.{}", rng.text())), rng.text()))
+        .collect();
+    let extra = (failure.is_some() || !events.is_empty() || !set.is_empty()).then(|| {
+        Box::new(State {
+            failure,
+            events,
+            attrs: set,
+        })
+    });
     let start = rng.below(1 << 62);
     Rec {
         trace_id: TraceId::from(u128::from(rng.next()) << 64 | u128::from(rng.next())),
@@ -208,6 +216,9 @@ fn expected_attributes(rec: &Rec) -> Vec<KeyValue> {
     }
     if let Some(f) = rec.extra.as_ref().and_then(|e| e.failure.as_ref()) {
         a.push(kv("error.type", s(f.error_type)));
+    }
+    for (key, value) in rec.extra.iter().flat_map(|e| &e.attrs) {
+        a.push(kv(key, s(value)));
     }
     a.sort_by(|x, y| x.key.cmp(&y.key));
     a

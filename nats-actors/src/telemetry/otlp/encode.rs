@@ -142,6 +142,9 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
     if let Some(f) = failure {
         kv(out, 9, Key::ErrorType.name(), AnyRef::Str(f.error_type));
     }
+    for (key, value) in rec.extra.iter().flat_map(|e| &e.attrs) {
+        kv(out, 9, key, AnyRef::Str(value));
+    }
     for ev in events {
         scratch.clear();
         encode_event(scratch, ev);
