@@ -1,15 +1,12 @@
 //! The host of one keyed actor type in one process: sets up its stream, partition consumers,
 //! state bucket and dead-letter stream, pulls every partition, and runs each key's messages
-//! one at a time, keys side by side. Actors are made on their first message, kept while they
-//! get messages, and dropped (their state is saved already) after `idle` or when `max_active`
-//! needs the room, least recently used first.
+//! one at a time, keys side by side (`slots`), taking partitions over and giving them up
+//! (`pins`, `balance`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::Subject;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -18,54 +15,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::balance;
-use super::fence::{self, Takeover};
 use super::layout::Layout;
+use super::pins::{busy, here, settle_replayed, takeover, unpin, Pinned, Replay, TakeoverDone};
 use super::pull::{self, Delivery};
 use super::shared::{Item, KeyedCounters, Route, Shared};
+use super::slots::{admit, enqueue, forget, keep_alive, passivate, place, Slot, TurnDone};
 use super::spec::Keyed;
-use super::state::Loaded;
 use super::turn;
 use crate::client::Client;
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::jetstream::dead_letter::DeadLetters;
-
-/// The actors of one process.
-struct Slot<A> {
-    /// `None` while a turn has it, or when it must be read again.
-    actor: Option<Box<Loaded<A>>>,
-    busy: bool,
-    /// The ack subject of the delivery its turn runs.
-    running: Option<Subject>,
-    queue: VecDeque<Item>,
-    used: tokio::time::Instant,
-    /// The partition of its key.
-    partition: u16,
-    /// Its partition was pinned anew during the running turn: the actor is read again after it.
-    stale: bool,
-}
-
-/// What a partition's owner knows of its pin.
-enum Pinned {
-    /// Not pinned here yet.
-    None,
-    /// Pinned here as `id`; the takeover is being read, its deliveries wait in `held`.
-    Taking {
-        id: String,
-        held: Vec<async_nats::jetstream::Message>,
-    },
-    /// Pinned here as `id`; deliveries of the messages in `ran` were run in the takeover.
-    Owned { id: String, ran: Arc<HashSet<u64>> },
-    /// Given away; what was delivered under pin `id` still runs here, but does not pin it here
-    /// again.
-    Released { id: String, ran: Arc<HashSet<u64>> },
-}
-
-/// A key, its actor after the turn, and the partition and sequence of the message if it was
-/// one read for a takeover.
-type TurnDone<A> = (String, Option<Box<Loaded<A>>>, Option<(u16, u64)>);
-/// A partition, its pin, the first delivery under it, and what was read for the takeover.
-type TakeoverDone = (u16, String, (u64, u64), Result<Takeover, String>);
 
 /// Runs the host until shutdown: the partitions' pulls feed it, turns run side by side.
 pub(super) async fn run<A: Send + Sync + 'static>(
@@ -271,259 +231,6 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                 tracing::debug!(actor = sh.layout.actor, partition = p, error = %e, "cannot unpin at shutdown; a standby takes it after the pin timeout");
             }
         }
-    }
-}
-
-/// The messages of a partition read for its takeover that have not run yet (their stream
-/// sequences), the sequence below which the partition holds only those, and when the last
-/// settled ones were removed.
-#[derive(Default)]
-struct Replay {
-    left: std::collections::BTreeSet<u64>,
-    below: u64,
-    purged: Option<tokio::time::Instant>,
-}
-
-/// Counts message `seq` of a takeover of partition `p` as done, and every 200 ms (and after
-/// the last) removes the ones done from the work-queue stream: a purge of the partition below
-/// the first one still to run, which their consumer counts as acked. The partition need not
-/// wait out the ack wait of what the previous owner held, and new messages flow again while
-/// the rest still runs.
-fn settle_replayed<A: Send + Sync + 'static>(
-    sh: &Arc<Shared<A>>,
-    replay: &mut Replay,
-    p: u16,
-    seq: u64,
-) {
-    replay.left.remove(&seq);
-    if replay.below == 0 {
-        return;
-    }
-    let below = match replay.left.first() {
-        Some(first) => *first,
-        None => std::mem::take(&mut replay.below),
-    };
-    let recent = replay
-        .purged
-        .is_some_and(|t| t.elapsed() < Duration::from_millis(200));
-    if recent && !replay.left.is_empty() {
-        return;
-    }
-    replay.purged = Some(tokio::time::Instant::now());
-    let sh = sh.clone();
-    tokio::spawn(async move {
-        let filter = sh.layout.partition_filter(p);
-        match sh.stream.purge().filter(filter).sequence(below).await {
-            Ok(r) => tracing::debug!(
-                actor = sh.layout.actor,
-                partition = p,
-                purged = r.purged,
-                "settled what the takeover ran"
-            ),
-            Err(e) => {
-                tracing::warn!(actor = sh.layout.actor, partition = p, error = %e, "cannot settle what the takeover ran; it comes out again after the ack wait and is acked then")
-            }
-        }
-    });
-}
-
-/// Unpins partition `p` after `after`, if it is still pinned as `id` then (past the pin
-/// timeout the server may have pinned another process, whose pin must stay).
-async fn unpin<A: Send + Sync + 'static>(
-    sh: Arc<Shared<A>>,
-    p: usize,
-    id: String,
-    after: Duration,
-) {
-    tokio::time::sleep(after).await;
-    let consumer = &sh.consumers[p];
-    let Ok(info) = sh.stream.consumer_info(consumer).await else {
-        return;
-    };
-    let pinned = info
-        .priority_groups
-        .iter()
-        .any(|g| g.group == pull::GROUP && g.pinned_client_id.as_deref() == Some(id.as_str()));
-    if pinned {
-        let _ = sh.stream.unpin_consumer(consumer, pull::GROUP).await;
-    }
-}
-
-/// Whether a partition is pinned here.
-fn here(pin: &Pinned) -> bool {
-    matches!(pin, Pinned::Owned { .. } | Pinned::Taking { .. })
-}
-
-/// The partitions pinned here that brought a message in the last 30 s.
-fn busy(pins: &[Pinned], last: &[Option<tokio::time::Instant>]) -> Vec<usize> {
-    (0..pins.len())
-        .filter(|&p| here(&pins[p]))
-        .filter(|&p| last[p].is_some_and(|t| t.elapsed() < Duration::from_secs(30)))
-        .collect()
-}
-
-/// Reads partition `p`'s unsettled messages in a task of its own (the host's loop, busy with
-/// turns, must not be what paces the reads).
-fn takeover<A: Send + Sync + 'static>(
-    sh: &Arc<Shared<A>>,
-    p: u16,
-    id: String,
-    first: (u64, u64),
-) -> BoxFuture<'static, TakeoverDone> {
-    let sh = sh.clone();
-    let pin = id.clone();
-    let read = tokio::spawn(async move {
-        let filter = sh.layout.partition_filter(p);
-        let consumer = &sh.consumers[usize::from(p)];
-        let began = tokio::time::Instant::now();
-        let result = fence::take_over(
-            sh.client.nats(),
-            &sh.stream,
-            &sh.stream_name,
-            consumer,
-            &filter,
-            first,
-        )
-        .await;
-        tracing::debug!(actor = sh.layout.actor, partition = p, took = ?began.elapsed(), "read the partition's unsettled messages");
-        (p, id, first, result)
-    });
-    Box::pin(async move {
-        read.await
-            .unwrap_or_else(|e| (p, pin, first, Err(format!("the read failed: {e}"))))
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn place<A: Send + Sync + 'static, S>(
-    sh: &Shared<A>,
-    p: u16,
-    m: async_nats::jetstream::Message,
-    ran: &HashSet<u64>,
-    slots: &mut HashMap<String, Slot<A>>,
-    parked: &mut VecDeque<(String, Item)>,
-    max_active: usize,
-    turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>,
-    start: &S,
-) where
-    S: Fn(String, &mut Slot<A>, &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>),
-{
-    let reply = m.message.reply.clone();
-    let subject = m.message.subject.clone();
-    match sh.item(p, m, ran) {
-        Some((key, item)) => admit(slots, parked, max_active, key, item, turns, start),
-        None => {
-            tracing::warn!(actor = sh.layout.actor, subject = %subject, "no #[command] or #[ask] of this actor takes this subject; terminated");
-            if let Some(reply) = reply {
-                let _ = sh
-                    .client
-                    .nats()
-                    .publish(reply, Bytes::from_static(b"+TERM"))
-                    .await;
-            }
-        }
-    }
-}
-
-/// Queues `item` on its key's actor, making room under `max_active` first (the least recently
-/// used idle actor goes), or parks it until a turn ends.
-fn admit<A, S>(
-    slots: &mut HashMap<String, Slot<A>>,
-    parked: &mut VecDeque<(String, Item)>,
-    max_active: usize,
-    key: String,
-    item: Item,
-    turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>,
-    start: &S,
-) where
-    S: Fn(String, &mut Slot<A>, &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>),
-{
-    if !slots.contains_key(&key) && slots.len() >= max_active {
-        let idle = slots
-            .iter()
-            .filter(|(_, s)| !s.busy && s.queue.is_empty())
-            .min_by_key(|(_, s)| s.used)
-            .map(|(k, _)| k.clone());
-        match idle {
-            Some(k) => {
-                slots.remove(&k);
-            }
-            None => {
-                parked.push_back((key, item));
-                return;
-            }
-        }
-    }
-    enqueue(slots, key, item, turns, start);
-}
-
-fn enqueue<A, S>(
-    slots: &mut HashMap<String, Slot<A>>,
-    key: String,
-    item: Item,
-    turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>,
-    start: &S,
-) where
-    S: Fn(String, &mut Slot<A>, &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>),
-{
-    let slot = slots.entry(key.clone()).or_insert_with(|| Slot {
-        actor: None,
-        busy: false,
-        running: None,
-        queue: VecDeque::new(),
-        used: tokio::time::Instant::now(),
-        partition: item.partition,
-        stale: false,
-    });
-    slot.queue.push_back(item);
-    if !slot.busy {
-        start(key, slot, turns);
-    }
-}
-
-/// Forgets the actors of partition `p`, whose pin changed: another process may have run their
-/// keys meanwhile, so each is read again from its state before its next turn (an ask must not
-/// be answered from what this process last saw).
-fn forget<A>(slots: &mut HashMap<String, Slot<A>>, p: u16) {
-    for slot in slots.values_mut().filter(|s| s.partition == p) {
-        match slot.busy {
-            true => slot.stale = true,
-            false => slot.actor = None,
-        }
-    }
-}
-
-/// In-progress acks for every message held here (running or waiting), so that the server does
-/// not give them to another process meanwhile.
-async fn keep_alive<A: Send + Sync + 'static>(sh: &Shared<A>, slots: &HashMap<String, Slot<A>>) {
-    let wpi = || Bytes::from_static(b"+WPI");
-    for slot in slots.values() {
-        let waiting = slot.queue.iter().filter_map(|i| i.message.reply.as_ref());
-        for ack in slot.running.iter().chain(waiting) {
-            if let Err(e) = sh.client.nats().publish(ack.clone(), wpi()).await {
-                tracing::debug!(actor = sh.layout.actor, error = %e, "cannot send an in-progress ack");
-            }
-        }
-    }
-}
-
-/// Drops the actors idle for longer than `idle` (their state is saved already).
-fn passivate<A: Send + Sync + 'static>(
-    sh: &Shared<A>,
-    slots: &mut HashMap<String, Slot<A>>,
-    idle: Duration,
-) {
-    let before = slots.len();
-    slots.retain(|_, s| s.busy || !s.queue.is_empty() || s.used.elapsed() < idle);
-    let gone = before - slots.len();
-    if gone > 0 {
-        sh.counters.passivations.fetch_add(gone as u64, Relaxed);
-        tracing::debug!(
-            actor = sh.layout.actor,
-            passivated = gone,
-            active = slots.len(),
-            "idle actors dropped"
-        );
     }
 }
 
