@@ -141,6 +141,29 @@ async fn a_thousand_keys_over_three_runtimes_apply_every_command_once_in_order()
         later.iter().all(|&n| n * 10 >= all),
         "a runtime handled under a tenth: {later:?}"
     );
+    // Each partition is pinned to one runtime, and each runtime's health says which.
+    let owned = || {
+        runtimes
+            .iter()
+            .map(|r| {
+                r.health()
+                    .partitions
+                    .get("Account")
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+    };
+    let shared_out = || async {
+        let mut all: Vec<u16> = owned().concat();
+        all.sort_unstable();
+        all == (0..16).collect::<Vec<u16>>()
+    };
+    assert!(
+        nats_actors_suite::eventually(Duration::from_secs(15), shared_out).await,
+        "partitions per runtime: {:?}",
+        owned()
+    );
     for r in runtimes {
         r.shutdown().await;
     }
@@ -245,6 +268,11 @@ async fn idle_actors_are_dropped_and_read_again_and_max_active_bounds_them() {
     c.add().await.unwrap();
     assert_eq!(c.get().await.unwrap(), (1, 2));
     assert_eq!(a.get().await.unwrap(), (2, 1), "`a` was dropped for `c`");
+    let stats = runtime.stats().keyed.into_iter().next().unwrap();
+    assert!(stats.active <= 2, "{stats:?}");
+    // `a` idle, then `a` for `c` and the next one for `a`: at least three dropped.
+    assert!(stats.passivations >= 3, "{stats:?}");
+    assert!(stats.activations >= 5, "{stats:?}");
     runtime.shutdown().await;
 }
 

@@ -106,6 +106,94 @@ async fn metrics_count_messages_and_failures() {
     runtime.shutdown().await;
 }
 
+fn gauge_u64(name: &str, attribute: &str) -> Option<u64> {
+    let mut last = None;
+    for rm in telemetry().metrics.get_finished_metrics().unwrap() {
+        for sm in rm.scope_metrics() {
+            for m in sm.metrics().filter(|m| m.name() == name) {
+                if let AggregatedMetrics::U64(MetricData::Gauge(g)) = m.data() {
+                    for p in g.data_points() {
+                        if p.attributes().any(|kv| kv.value.as_str() == attribute) {
+                            last = Some(p.value());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    last
+}
+
+/// A keyed actor, for its metrics.
+#[derive(Actor, Default, Serialize, Deserialize)]
+#[actor(key = "tallied.{id}")]
+struct Tallied {
+    n: u32,
+}
+
+#[handlers]
+impl Tallied {
+    #[command("tallied.{id}.add")]
+    async fn add(&mut self, n: u32) {
+        self.n += n;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_actors_report_activations_active_actors_partitions_and_turn_durations() {
+    telemetry();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Tallied::default())
+        .start()
+        .await
+        .unwrap();
+    let keys: Vec<TalliedRef> = (0..5)
+        .map(|k| TalliedRef::new(runtime.client(), k).unwrap())
+        .collect();
+    for n in 1..=2 {
+        for k in &keys {
+            k.add(&n).await.unwrap();
+        }
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            runtime.stats().handler("Tallied::add").unwrap().handled == 10
+        })
+        .await
+    );
+    let stats = runtime.stats().keyed.into_iter().next().unwrap();
+    assert_eq!(
+        (
+            stats.actor.as_str(),
+            stats.activations,
+            stats.active,
+            stats.conflicts
+        ),
+        ("Tallied", 5, 5, 0)
+    );
+    assert!(!stats.partitions.is_empty(), "{stats:?}");
+    assert_eq!(
+        runtime.health().partitions.get("Tallied"),
+        Some(&stats.partitions)
+    );
+    telemetry().guard.flush();
+    assert_eq!(sum_u64("nats_actors.actors.activations", "Tallied"), 5);
+    assert_eq!(sum_u64("nats_actors.actors.conflicts", "Tallied"), 0);
+    assert_eq!(gauge_u64("nats_actors.actors.active", "Tallied"), Some(5));
+    assert_eq!(
+        gauge_u64("nats_actors.actors.partitions", "Tallied"),
+        Some(stats.partitions.len() as u64)
+    );
+    // A turn's duration is its handler's process duration.
+    assert_eq!(
+        histogram_count("messaging.process.duration", "tallied.{id}.add", None),
+        10
+    );
+    runtime.shutdown().await;
+}
+
 #[test]
 fn a_second_installation_is_a_telemetry_error_not_a_configuration_one() {
     let _ = telemetry();

@@ -130,7 +130,7 @@ pub use schemars::{self, JsonSchema};
 pub use send::Sender;
 #[cfg(feature = "service")]
 pub use service::Service;
-pub use stats::{HandlerStats, Outage, Stats};
+pub use stats::{HandlerStats, KeyedStats, Outage, Stats};
 
 /// The names a handler module needs: `use nats_actors::prelude::*;`.
 ///

@@ -147,10 +147,40 @@ impl HandlerCounters {
     }
 }
 
+/// Counters of one keyed actor type in this process (written by its host and its turns).
+#[derive(Debug, Default)]
+pub(crate) struct KeyedCounters {
+    pub actor: &'static str,
+    pub activations: AtomicU64,
+    pub passivations: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub active: AtomicU64,
+    /// The partitions pinned here, as the host last knew them.
+    pub partitions: Mutex<Vec<u16>>,
+}
+
+impl KeyedCounters {
+    fn snapshot(&self) -> KeyedStats {
+        KeyedStats {
+            actor: self.actor.to_string(),
+            partitions: self
+                .partitions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            active: self.active.load(Relaxed),
+            activations: self.activations.load(Relaxed),
+            passivations: self.passivations.load(Relaxed),
+            conflicts: self.conflicts.load(Relaxed),
+        }
+    }
+}
+
 /// Counters of the whole runtime.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub handlers: Mutex<Vec<Arc<HandlerCounters>>>,
+    pub keyed: Mutex<Vec<Arc<KeyedCounters>>>,
     /// Slow-consumer events of async-nats (a subscription's channel full), for subscriptions
     /// that are not a handler's inbox.
     pub slow_consumer_events: AtomicU64,
@@ -171,6 +201,25 @@ impl Counters {
             .unwrap_or_else(|e| e.into_inner())
             .push(c.clone());
         (c.clone(), Tally(c))
+    }
+
+    /// Adds the counters of keyed actor `actor`.
+    pub fn register_keyed(&self, actor: &'static str) -> Arc<KeyedCounters> {
+        let c = Arc::new(KeyedCounters {
+            actor,
+            ..Default::default()
+        });
+        self.keyed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c.clone());
+        c
+    }
+
+    /// The keyed actors' counters.
+    pub fn keyed(&self) -> Vec<KeyedStats> {
+        let keyed = self.keyed.lock().unwrap_or_else(|e| e.into_inner());
+        keyed.iter().map(|k| k.snapshot()).collect()
     }
 
     /// The connection was down: every at-most-once handler's subscription with it.
@@ -224,6 +273,7 @@ impl Counters {
         let inboxes: u64 = handlers.iter().map(|h| h.dropped).sum();
         Stats {
             handlers,
+            keyed: self.keyed(),
             dropped: inboxes + self.slow_consumer_events.load(Relaxed),
             reconnects: self.connects.load(Relaxed).saturating_sub(1),
             disconnects: self.disconnects.load(Relaxed),
@@ -250,6 +300,8 @@ impl Counters {
 pub struct Stats {
     /// One entry per handler and actor instance.
     pub handlers: Vec<HandlerStats>,
+    /// One entry per keyed actor type (`#[actor(key = "...")]`).
+    pub keyed: Vec<KeyedStats>,
     /// Messages dropped because a handler's [`Buffer`](crate::Buffer) was full, summed over the
     /// handlers (exact: see [`HandlerStats::dropped`]), plus any async-nats reported dropping
     /// for other subscriptions of the connection.
@@ -267,6 +319,33 @@ pub struct Stats {
     /// The last time the connection was down, from the disconnect to the reconnect confirmed
     /// (the server had every subscription again).
     pub last_outage: Option<Outage>,
+}
+
+/// A keyed actor type in this process: where its keys live and what its actors did.
+///
+/// ```no_run
+/// # fn demo(runtime: nats_actors::Runtime) {
+/// for k in runtime.stats().keyed {
+///     println!("{}: partitions {:?}, {} actors in memory, {} conflicts", k.actor, k.partitions, k.active, k.conflicts);
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyedStats {
+    /// The actor type.
+    pub actor: String,
+    /// The partitions pinned to this process, as it last knew them (a pin it lost without
+    /// hearing of it shows until its next census, at most 10 s).
+    pub partitions: Vec<u16>,
+    /// Actors in memory now.
+    pub active: u64,
+    /// Actors made from their saved state (a key's first message here, or after it was dropped).
+    pub activations: u64,
+    /// Actors dropped: idle for `idle`, or to make room under `max_active`.
+    pub passivations: u64,
+    /// Saves that met a state written meanwhile (the turn ran again on it).
+    pub conflicts: u64,
 }
 
 /// A time the connection was down: core NATS messages published meanwhile were not delivered

@@ -4,6 +4,7 @@
 //! (`pins`, `balance`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,16 +17,18 @@ use tokio::task::JoinHandle;
 
 use super::balance;
 use super::layout::Layout;
-use super::pins::{busy, here, settle_replayed, takeover, unpin, Pinned, Replay, TakeoverDone};
+use super::pins::{
+    self, busy, here, settle_replayed, takeover, unpin, Pinned, Replay, TakeoverDone,
+};
 use super::pull::{self, Delivery};
-use super::shared::{Item, KeyedCounters, Route, Shared};
+use super::shared::{Item, Route, Shared};
 use super::slots::{admit, enqueue, forget, keep_alive, passivate, place, Slot, TurnDone};
 use super::spec::Keyed;
 use super::turn;
-use crate::client::Client;
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::jetstream::dead_letter::DeadLetters;
+use crate::runtime::env::StartEnv;
 
 /// Runs the host until shutdown: the partitions' pulls feed it, turns run side by side.
 pub(super) async fn run<A: Send + Sync + 'static>(
@@ -40,7 +43,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
     let mut sharing = balance::Sharing::new(pauses);
     // When each partition last brought a message here.
     let mut last: Vec<Option<tokio::time::Instant>> = vec![None; usize::from(sh.layout.partitions)];
-    let mut censuses: FuturesUnordered<BoxFuture<'static, Result<Vec<usize>, String>>> =
+    let mut censuses: FuturesUnordered<BoxFuture<'static, Result<Census, String>>> =
         FuturesUnordered::new();
     // The first census soon after the start (a process that starts later gets its share then),
     // spread out so that the hosts do not all count at once.
@@ -108,10 +111,21 @@ pub(super) async fn run<A: Send + Sync + 'static>(
             }
             _ = census_tick.tick(), if censuses.is_empty() => {
                 let census = tokio::spawn(balance::census(sh.client.clone(), balance::ping(sh.layout.actor), me.clone()));
-                censuses.push(Box::pin(async move { census.await.map_err(|e| e.to_string())? }));
+                let lost = tokio::spawn(pins::lost(shared.clone(), pins::owned(&pins)));
+                censuses.push(Box::pin(async move {
+                    let others = census.await.map_err(|e| e.to_string())??;
+                    Ok((others, lost.await.unwrap_or_default()))
+                }));
             }
             Some(census) = censuses.next(), if !censuses.is_empty() => {
-                let Ok(others) = census else { continue };
+                let Ok((others, lost)) = census else { continue };
+                for (p, id) in lost {
+                    if pins::release(&mut pins, p, &id) {
+                        tracing::info!(actor = sh.layout.actor, partition = p, "the partition is pinned to another process now");
+                        last[p] = None;
+                        forget(&mut slots, p as u16);
+                    }
+                }
                 let mine = busy(&pins, &last);
                 let give = balance::to_give(mine.len(), &others);
                 tracing::debug!(actor = sh.layout.actor, mine = mine.len(), ?others, give, "census");
@@ -124,13 +138,15 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                 }
                 // One unpin every 250 ms: a host that reaches its share steps aside for the rest.
                 for (i, &p) in given.iter().enumerate() {
+                    let Pinned::Owned { id, .. } = &pins[p] else { continue };
+                    let id = id.clone();
+                    pins::release(&mut pins, p, &id);
                     sharing.pause(p, balance::STAGGER * i as u32);
-                    let Pinned::Owned { id, ran } = std::mem::replace(&mut pins[p], Pinned::None) else { continue };
-                    pins[p] = Pinned::Released { id: id.clone(), ran };
                     last[p] = None;
                     forget(&mut slots, p as u16);
                     tokio::spawn(unpin(shared.clone(), p, id, pull::UNPIN_AFTER + balance::STAGGER * i as u32));
                 }
+                pins::show(sh, &pins);
                 if !given.is_empty() {
                     tracing::info!(actor = sh.layout.actor, gave = given.len(), kept = mine.len() - given.len(), hosts = others.len() + 1, "gave partitions to processes with fewer");
                 }
@@ -157,12 +173,12 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                         for m in t.replay {
                             if let Some((key, item)) = sh.item_of(p, m.subject, None, Some(m.headers), m.payload, m.sequence) {
                                 left.insert(item.seq);
-                                admit(&mut slots, &mut parked, options.max_active, key, item, &mut turns, &start);
+                                admit(sh, &mut slots, &mut parked, key, item, &mut turns, &start);
                             }
                         }
                         replays[usize::from(p)] = Replay { left, below, purged: None };
                         for m in held {
-                            place(sh, p, m, &ran, &mut slots, &mut parked, options.max_active, &mut turns, &start).await;
+                            place(sh, p, m, &ran, &mut slots, &mut parked, &mut turns, &start).await;
                         }
                         pins[usize::from(p)] = Pinned::Owned { id, ran };
                     }
@@ -198,7 +214,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                 match &mut pins[usize::from(p)] {
                     Pinned::Owned { id: owned, ran } | Pinned::Released { id: owned, ran } if *owned == id => {
                         let ran = ran.clone();
-                        place(sh, p, m, &ran, &mut slots, &mut parked, options.max_active, &mut turns, &start).await;
+                        place(sh, p, m, &ran, &mut slots, &mut parked, &mut turns, &start).await;
                     }
                     Pinned::Taking { id: taking, held } if *taking == id => held.push(m),
                     slot => {
@@ -208,10 +224,12 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                         *slot = Pinned::Taking { id: id.clone(), held: vec![m] };
                         takeovers.push(takeover(&shared, p, id, first));
                         sharing.step_aside(busy(&pins, &last).len(), |p| !here(&pins[p]));
+                        pins::show(sh, &pins);
                     }
                 }
             }
         }
+        sh.counters.active.store(slots.len() as u64, Relaxed);
     }
     // Shutdown: no more pulls; what runs finishes; what waits goes back (unacked, it is
     // delivered again to whoever owns the partition next); the partitions are unpinned so that
@@ -232,18 +250,30 @@ pub(super) async fn run<A: Send + Sync + 'static>(
             }
         }
     }
+    sh.counters
+        .partitions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    sh.counters.active.store(0, Relaxed);
 }
+
+/// What a census brings: the busy partitions of every other host, and the partitions this
+/// host had that are pinned elsewhere now.
+type Census = (Vec<usize>, Vec<(usize, String)>);
 
 /// Sets up a keyed actor and spawns its host and partition pulls.
 pub(crate) async fn setup<A: Send + Sync + 'static>(
     keyed: Keyed<A>,
     layout: Layout,
     routes: Vec<Route<A>>,
-    client: Client,
     codec: Codec,
-    link: Arc<crate::runtime::link::Link>,
-    stop: watch::Receiver<bool>,
+    env: &StartEnv<'_>,
 ) -> Result<Vec<JoinHandle<()>>, Error> {
+    let client = env.client.clone();
+    let link = env.link.clone();
+    let stop = env.phases[1].stop.subscribe();
+    let counters = env.counters.register_keyed(layout.actor);
     let (stream, store) = super::declare::declare(&client, &layout, &keyed.options).await?;
     let consumers: Vec<Arc<str>> = (0..layout.partitions)
         .map(|p| Arc::from(layout.consumer(p)))
@@ -291,7 +321,7 @@ pub(crate) async fn setup<A: Send + Sync + 'static>(
         store,
         stream,
         dead_letters,
-        counters: KeyedCounters::default(),
+        counters,
         consumers,
         stopping: stop.clone(),
     });

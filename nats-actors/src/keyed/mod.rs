@@ -175,17 +175,7 @@ pub(crate) async fn start<A: Actor>(
         registered.push(counters);
         routes.push(Route::new(worker, turn, spec.exclusive, spec.kind.replies));
     }
-    let stop = env.phases[1].stop.subscribe();
-    let tasks = host::setup(
-        keyed,
-        layout,
-        routes,
-        env.client.clone(),
-        opts.codec.unwrap_or_default(),
-        env.link.clone(),
-        stop,
-    )
-    .await?;
+    let tasks = host::setup(keyed, layout, routes, opts.codec.unwrap_or_default(), env).await?;
     tracing::debug!(
         actor = opts.name,
         handlers = specs.len(),

@@ -92,17 +92,70 @@ pub(super) async fn unpin<A: Send + Sync + 'static>(
     after: Duration,
 ) {
     tokio::time::sleep(after).await;
-    let consumer = &sh.consumers[p];
-    let Ok(info) = sh.stream.consumer_info(consumer).await else {
-        return;
-    };
-    let pinned = info
-        .priority_groups
-        .iter()
-        .any(|g| g.group == pull::GROUP && g.pinned_client_id.as_deref() == Some(id.as_str()));
-    if pinned {
-        let _ = sh.stream.unpin_consumer(consumer, pull::GROUP).await;
+    if pinned_as(&sh, p, &id).await == Some(true) {
+        let _ = sh
+            .stream
+            .unpin_consumer(&sh.consumers[p], pull::GROUP)
+            .await;
     }
+}
+
+/// Whether the server has partition `p` pinned as `id` (`None`: it did not answer).
+async fn pinned_as<A: Send + Sync + 'static>(sh: &Shared<A>, p: usize, id: &str) -> Option<bool> {
+    let info = sh.stream.consumer_info(&sh.consumers[p]).await.ok()?;
+    Some(
+        info.priority_groups
+            .iter()
+            .any(|g| g.group == pull::GROUP && g.pinned_client_id.as_deref() == Some(id)),
+    )
+}
+
+/// Which of the partitions `owned` (with their pins) the server has pinned elsewhere now: a
+/// host hears of a new pin with its first message, but not of one it lost while it stalled.
+pub(super) async fn lost<A: Send + Sync + 'static>(
+    sh: Arc<Shared<A>>,
+    owned: Vec<(usize, String)>,
+) -> Vec<(usize, String)> {
+    let mut lost = Vec::new();
+    for (p, id) in owned {
+        if pinned_as(&sh, p, &id).await == Some(false) {
+            lost.push((p, id));
+        }
+    }
+    lost
+}
+
+/// The partitions pinned here and their pins, of those a takeover is done for.
+pub(super) fn owned(pins: &[Pinned]) -> Vec<(usize, String)> {
+    let owned = pins.iter().enumerate().filter_map(|(p, pin)| match pin {
+        Pinned::Owned { id, .. } => Some((p, id.clone())),
+        _ => None,
+    });
+    owned.collect()
+}
+
+/// Gives partition `p` up here, if it is pinned here as `id`: what was delivered under that
+/// pin still runs, but does not pin it here again. Returns whether it was.
+pub(super) fn release(pins: &mut [Pinned], p: usize, id: &str) -> bool {
+    if !matches!(&pins[p], Pinned::Owned { id: owned, .. } if owned == id) {
+        return false;
+    }
+    if let Pinned::Owned { id, ran } = std::mem::replace(&mut pins[p], Pinned::None) {
+        pins[p] = Pinned::Released { id, ran };
+    }
+    true
+}
+
+/// Shows the partitions pinned here in the runtime's stats.
+pub(super) fn show<A: Send + Sync + 'static>(sh: &Shared<A>, pins: &[Pinned]) {
+    let here: Vec<u16> = (0..pins.len())
+        .filter(|&p| here(&pins[p]))
+        .filter_map(|p| u16::try_from(p).ok())
+        .collect();
+    *sh.counters
+        .partitions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = here;
 }
 
 /// Whether a partition is pinned here.

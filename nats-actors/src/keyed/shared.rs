@@ -2,7 +2,7 @@
 //! client, the state bucket and the stream; and how a message becomes an [`Item`] for a key,
 //! is acked, and an ask is answered.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::error::HandlerError;
 use crate::handler::{Turn, Worker};
 use crate::jetstream::dead_letter::DeadLetters;
 use crate::jetstream::delivery::{Delivery, LazyDelivery};
+use crate::stats::KeyedCounters;
 use crate::telemetry::spans::SendKind;
 
 /// One handler of the actor: its worker (the shared per-message path), its turn and how its
@@ -67,14 +68,6 @@ impl<A> Route<A> {
     }
 }
 
-/// Counters of a keyed actor type in this process.
-#[derive(Default)]
-pub(super) struct KeyedCounters {
-    pub(super) activations: AtomicU64,
-    pub(super) passivations: AtomicU64,
-    pub(super) conflicts: AtomicU64,
-}
-
 /// What every turn reads.
 pub(super) struct Shared<A> {
     pub(super) keyed: Keyed<A>,
@@ -85,7 +78,7 @@ pub(super) struct Shared<A> {
     pub(super) store: Store,
     pub(super) stream: Stream,
     pub(super) dead_letters: DeadLetters,
-    pub(super) counters: KeyedCounters,
+    pub(super) counters: Arc<KeyedCounters>,
     pub(super) stream_name: Arc<str>,
     pub(super) consumers: Vec<Arc<str>>,
     pub(super) stopping: watch::Receiver<bool>,
@@ -119,10 +112,7 @@ impl<A: Send + Sync + 'static> Shared<A> {
         let state_key = layout::state_key(key);
         for attempt in 1usize.. {
             match state::load(&self.store, &self.keyed, self.codec, &state_key).await {
-                Ok(l) => {
-                    self.counters.activations.fetch_add(1, Relaxed);
-                    return Some(l);
-                }
+                Ok(l) => return Some(l),
                 Err(e) => {
                     if attempt == 1 || attempt.is_multiple_of(20) {
                         let level_error = matches!(e, StateError::Decode(_));

@@ -44,7 +44,6 @@ pub(super) async fn place<A: Send + Sync + 'static, S>(
     ran: &HashSet<u64>,
     slots: &mut HashMap<String, Slot<A>>,
     parked: &mut VecDeque<(String, Item)>,
-    max_active: usize,
     turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>,
     start: &S,
 ) where
@@ -53,7 +52,7 @@ pub(super) async fn place<A: Send + Sync + 'static, S>(
     let reply = m.message.reply.clone();
     let subject = m.message.subject.clone();
     match sh.item(p, m, ran) {
-        Some((key, item)) => admit(slots, parked, max_active, key, item, turns, start),
+        Some((key, item)) => admit(sh, slots, parked, key, item, turns, start),
         None => {
             tracing::warn!(actor = sh.layout.actor, subject = %subject, "no #[command] or #[ask] of this actor takes this subject; terminated");
             if let Some(reply) = reply {
@@ -69,10 +68,10 @@ pub(super) async fn place<A: Send + Sync + 'static, S>(
 
 /// Queues `item` on its key's actor, making room under `max_active` first (the least recently
 /// used idle actor goes), or parks it until a turn ends.
-pub(super) fn admit<A, S>(
+pub(super) fn admit<A: Send + Sync + 'static, S>(
+    sh: &Shared<A>,
     slots: &mut HashMap<String, Slot<A>>,
     parked: &mut VecDeque<(String, Item)>,
-    max_active: usize,
     key: String,
     item: Item,
     turns: &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>,
@@ -80,7 +79,7 @@ pub(super) fn admit<A, S>(
 ) where
     S: Fn(String, &mut Slot<A>, &mut FuturesUnordered<BoxFuture<'static, TurnDone<A>>>),
 {
-    if !slots.contains_key(&key) && slots.len() >= max_active {
+    if !slots.contains_key(&key) && slots.len() >= sh.keyed.options.max_active {
         let idle = slots
             .iter()
             .filter(|(_, s)| !s.busy && s.queue.is_empty())
@@ -89,6 +88,7 @@ pub(super) fn admit<A, S>(
         match idle {
             Some(k) => {
                 slots.remove(&k);
+                sh.counters.passivations.fetch_add(1, Relaxed);
             }
             None => {
                 parked.push_back((key, item));

@@ -29,6 +29,11 @@ pub(super) async fn run<A: Send + Sync + 'static>(
         sh.ack(item, "+ACK").await;
         return loaded;
     }
+    if loaded.is_none() {
+        sh.counters
+            .activations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut failures = 0u32;
     let mut conflicts = 0u32;
     loop {

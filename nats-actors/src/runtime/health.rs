@@ -37,6 +37,8 @@ pub struct Health {
     pub down_since: Option<SystemTime>,
     /// Why supervision stopped the runtime (an actor past its `max_restarts`), if it did.
     pub failure: Option<String>,
+    /// The partitions of each keyed actor type pinned to this process (its keys live here).
+    pub partitions: std::collections::BTreeMap<String, Vec<u16>>,
 }
 
 impl Health {
@@ -104,6 +106,7 @@ impl Watched {
             server,
             draining,
             down_since,
+            partitions: Default::default(),
         }
     }
 }

@@ -193,7 +193,14 @@ impl Runtime {
     /// # Ok(()) }
     /// ```
     pub fn health(&self) -> Health {
-        self.watched.snapshot()
+        let mut health = self.watched.snapshot();
+        health.partitions = self
+            .counters
+            .keyed()
+            .into_iter()
+            .map(|k| (k.actor, k.partitions))
+            .collect();
+        health
     }
 
     /// The address the health listener is bound to (feature `health`), when it was asked for.

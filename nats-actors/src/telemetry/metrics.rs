@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use opentelemetry::metrics::{BoundCounter, BoundHistogram, Histogram, Meter, ObservableCounter};
+use opentelemetry::metrics::{
+    BoundCounter, BoundHistogram, Histogram, Meter, ObservableCounter, ObservableGauge,
+};
 use opentelemetry::KeyValue;
 
 use crate::stats::Counters;
@@ -171,12 +173,12 @@ impl ClientMetrics {
 }
 
 /// What keeps the runtime's observable instruments registered.
-pub(crate) type RuntimeObservers = Vec<ObservableCounter<u64>>;
+pub(crate) type RuntimeObservers = (Vec<ObservableCounter<u64>>, Vec<ObservableGauge<u64>>);
 
 /// The runtime's own counters as observable instruments; keep the handles as long as the runtime.
 pub(crate) fn observe_runtime(counters: Arc<Counters>) -> RuntimeObservers {
     if !super::metrics_enabled() {
-        return Vec::new();
+        return Default::default();
     }
     let meter = meter();
     type Read = fn(&crate::stats::HandlerCounters) -> u64;
@@ -198,7 +200,7 @@ pub(crate) fn observe_runtime(counters: Arc<Counters>) -> RuntimeObservers {
             |c| c.dropped.load(Relaxed),
         ),
     ];
-    let mut out = Vec::new();
+    let mut out: Vec<ObservableCounter<u64>> = Vec::new();
     let c = counters.clone();
     out.push(
         meter
@@ -274,5 +276,68 @@ pub(crate) fn observe_runtime(counters: Arc<Counters>) -> RuntimeObservers {
                 .build(),
         );
     }
-    out
+    let (keyed_counters, gauges) = observe_keyed(&meter, &counters);
+    out.extend(keyed_counters);
+    (out, gauges)
+}
+
+/// The keyed actors' counters and gauges, one series per actor type (`nats_actors.actor`).
+fn observe_keyed(
+    meter: &Meter,
+    counters: &Arc<Counters>,
+) -> (Vec<ObservableCounter<u64>>, Vec<ObservableGauge<u64>>) {
+    type Read = fn(&crate::stats::KeyedStats) -> u64;
+    let each = |counters: &Arc<Counters>, read: Read| {
+        let counters = counters.clone();
+        move |o: &dyn opentelemetry::metrics::AsyncInstrument<u64>| {
+            for k in counters.keyed() {
+                o.observe(
+                    read(&k),
+                    &[KeyValue::new("nats_actors.actor", k.actor.clone())],
+                );
+            }
+        }
+    };
+    let sums: [(&'static str, &'static str, Read); 3] = [
+        (
+            "nats_actors.actors.activations",
+            "Actors made from their saved state",
+            |k| k.activations,
+        ),
+        (
+            "nats_actors.actors.passivations",
+            "Actors dropped: idle, or to make room under max_active",
+            |k| k.passivations,
+        ),
+        (
+            "nats_actors.actors.conflicts",
+            "State saves that met a state written meanwhile",
+            |k| k.conflicts,
+        ),
+    ];
+    let levels: [(&'static str, &'static str, Read); 2] = [
+        ("nats_actors.actors.active", "Actors in memory", |k| {
+            k.active
+        }),
+        (
+            "nats_actors.actors.partitions",
+            "Partitions pinned to this process",
+            |k| k.partitions.len() as u64,
+        ),
+    ];
+    let sums = sums.into_iter().map(|(name, description, read)| {
+        meter
+            .u64_observable_counter(name)
+            .with_description(description)
+            .with_callback(each(counters, read))
+            .build()
+    });
+    let levels = levels.into_iter().map(|(name, description, read)| {
+        meter
+            .u64_observable_gauge(name)
+            .with_description(description)
+            .with_callback(each(counters, read))
+            .build()
+    });
+    (sums.collect(), levels.collect())
 }
