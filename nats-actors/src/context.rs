@@ -50,7 +50,8 @@ pub struct Context {
     template: &'static str,
     #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
     delivery: Option<DeliveryInfo>,
-    /// In a keyed actor's turn: the message ids of its JetStream publishes.
+    /// In a keyed actor's turn: the message ids of its JetStream publishes, and where its
+    /// reminders go.
     #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
     turn: Option<Box<TurnIds>>,
 }
@@ -63,6 +64,18 @@ pub struct Context {
 pub(crate) struct TurnIds {
     prefix: String,
     next: std::sync::atomic::AtomicU32,
+    pub(crate) reminders: Reminders,
+}
+
+/// Where the reminders of a turn's key go: their schedules under `schedules.<name>` in
+/// `stream`, each firing onto `target.<subject>` (the key's partition, as stored).
+#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+pub(crate) struct Reminders {
+    pub(crate) stream: std::sync::Arc<str>,
+    pub(crate) schedules: String,
+    pub(crate) target: String,
+    /// The key's subject tokens (`account.42`).
+    pub(crate) key_subject: String,
 }
 
 #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
@@ -99,10 +112,11 @@ impl Context {
     /// Makes this the context of a keyed actor's turn on input `prefix`
     /// (`<actor>:<key>:<sequence>`): its JetStream publishes get ids from it.
     #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
-    pub(crate) fn in_turn(&mut self, prefix: String) {
+    pub(crate) fn in_turn(&mut self, prefix: String, reminders: Reminders) {
         self.turn = Some(Box::new(TurnIds {
             prefix,
             next: std::sync::atomic::AtomicU32::new(0),
+            reminders,
         }));
     }
 

@@ -172,6 +172,16 @@ pub enum PublishError {
         #[source]
         source: async_nats::jetstream::context::PublishError,
     },
+    #[cfg(feature = "jetstream")]
+    /// A reminder could not be set or cancelled: outside a keyed actor's turn, a name or
+    /// subject that does not fit, or the server refused it.
+    #[error("reminder `{name}`: {reason}")]
+    Reminder {
+        /// The reminder's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A request failed. Match on the variant: each failure mode is distinct.

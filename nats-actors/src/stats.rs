@@ -204,6 +204,7 @@ impl Counters {
     }
 
     /// Adds the counters of keyed actor `actor`.
+    #[cfg(feature = "jetstream")]
     pub fn register_keyed(&self, actor: &'static str) -> Arc<KeyedCounters> {
         let c = Arc::new(KeyedCounters {
             actor,

@@ -1,10 +1,10 @@
 //! Sharing the partitions out. The server pins each partition to the first process that pulls
 //! it, so a process that starts later would get none. Every host answers a census ping on
-//! `$ACTORS.<actor>.hosts.ping` with the partitions it is busy with (the NATS way of discovery,
+//! `$ACTORS_HOSTS.<actor>.ping` with the partitions it is busy with (the NATS way of discovery,
 //! as `$SRV.PING`); a host that is above its fair share while another is below it stops pulling
 //! some of its partitions for 5 s and unpins them, and the server pins each to one of the
 //! processes waiting on it. So that those are the hosts below the share, the giver first says
-//! which partitions it gives on `$ACTORS.<actor>.hosts.give`, and the hosts at or above the
+//! which partitions it gives on `$ACTORS_HOSTS.<actor>.give`, and the hosts at or above the
 //! share stop waiting on them for as long. No state is kept beyond what the server keeps; a
 //! notice that is lost only makes the sharing slower.
 
@@ -51,17 +51,17 @@ pub(super) struct Notice {
 
 /// What the hosts of actor `actor` say to each other: `ping` (a census) and `give` (a notice).
 pub(super) fn subjects(actor: &str) -> String {
-    format!("$ACTORS.{actor}.hosts.*")
+    format!("$ACTORS_HOSTS.{actor}.*")
 }
 
 /// The census subject of actor `actor`.
 pub(super) fn ping(actor: &str) -> String {
-    format!("$ACTORS.{actor}.hosts.ping")
+    format!("$ACTORS_HOSTS.{actor}.ping")
 }
 
 /// The subject of the notices of actor `actor`.
 pub(super) fn give(actor: &str) -> String {
-    format!("$ACTORS.{actor}.hosts.give")
+    format!("$ACTORS_HOSTS.{actor}.give")
 }
 
 /// The busy partitions of every other host that answered within [`ANSWERS`].

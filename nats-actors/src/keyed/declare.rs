@@ -29,7 +29,7 @@ pub(super) async fn declare(
     let js = client.jetstream();
     let config = stream::Config {
         name: layout.stream.clone(),
-        subjects: vec![layout.subjects()],
+        subjects: layout.stream_subjects(),
         subject_transform: Some(SubjectTransform {
             source: layout.subjects(),
             destination: layout.transform(),
@@ -40,6 +40,8 @@ pub(super) async fn declare(
         duplicate_window: std::time::Duration::from_secs(120),
         // A takeover reads what the previous owner left with batched direct gets.
         allow_direct: true,
+        // Reminders are the server's own scheduled messages (nats-server 2.12+).
+        allow_message_schedules: true,
         description: Some(format!(
             "commands and asks of keyed actor {} (nats-actors)",
             layout.actor

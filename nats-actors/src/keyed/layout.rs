@@ -108,6 +108,23 @@ impl Layout {
         format!("$ACTORS.{}", self.actor)
     }
 
+    /// The subjects of the stream: the key's (as published), and this actor's own under
+    /// `$ACTORS.<actor>` (each partition's messages, and the reminders' schedules).
+    pub(crate) fn stream_subjects(&self) -> Vec<String> {
+        vec![self.subjects(), format!("{}.>", self.prefix())]
+    }
+
+    /// The subject prefix of the reminders of the key whose subject is `key_subject`
+    /// (`account.42`): their schedules, which no consumer reads (the server fires them).
+    pub(crate) fn reminders(&self, key_subject: &str) -> String {
+        format!("{}.reminders.{key_subject}", self.prefix())
+    }
+
+    /// The subject prefix of partition `p`'s messages as stored.
+    pub(crate) fn partition_prefix(&self, p: u16) -> String {
+        format!("{}.{p}", self.prefix())
+    }
+
     /// The filter of partition `p`'s consumer.
     pub(crate) fn partition_filter(&self, p: u16) -> String {
         format!("{}.{p}.>", self.prefix())

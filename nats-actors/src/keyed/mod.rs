@@ -43,6 +43,7 @@ pub(crate) mod layout;
 mod pins;
 mod pull;
 mod reference;
+mod remind;
 mod shared;
 mod slots;
 pub(crate) mod spec;

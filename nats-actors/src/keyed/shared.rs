@@ -102,6 +102,17 @@ impl<A: Send + Sync + 'static> Shared<A> {
         *self.stopping.borrow()
     }
 
+    /// Where the reminders of `key` (in partition `p`) go.
+    pub(super) fn reminders(&self, key: &str, p: u16) -> crate::context::Reminders {
+        let key_subject = self.layout.key_subject(key).unwrap_or_default();
+        crate::context::Reminders {
+            stream: self.stream_name.clone(),
+            schedules: self.layout.reminders(&key_subject),
+            target: self.layout.partition_prefix(p),
+            key_subject,
+        }
+    }
+
     pub(super) fn conflicted(&self) {
         self.counters.conflicts.fetch_add(1, Relaxed);
     }

@@ -54,7 +54,10 @@ pub(super) async fn run<A: Send + Sync + 'static>(
         let (mut ctx, started) = route
             .worker
             .prepare(item.message.clone(), sh.delivery(item));
-        ctx.in_turn(format!("{}:{key}:{}", sh.layout.actor, item.seq));
+        ctx.in_turn(
+            format!("{}:{key}:{}", sh.layout.actor, item.seq),
+            sh.reminders(key, item.partition),
+        );
         if ctx.frame().context().is_some() {
             ctx.frame().set("nats_actors.key", key.to_string());
         }
