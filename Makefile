@@ -19,7 +19,7 @@ python-env:
 		$(PYTHON_ENV)/bin/python -m pip install --quiet --disable-pip-version-check nats-py opentelemetry-sdk
 
 ## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and
-## benches built, and the service_api, task_queue, event_driven and kv_objects examples run to completion
+## benches built, and the service_api, task_queue, event_driven, kv_objects and bank examples run to completion
 ## (each starts its own server); then the build without default features (core NATS only):
 ## clippy, its unit tests, and its example run; rustdoc with warnings as errors; and a new crate
 ## made from the README's Cargo.toml block and its complete example, built outside the workspace.
@@ -32,6 +32,7 @@ test: nats-server python-env
 	$(CARGO) run --quiet --example task_queue > /dev/null
 	$(CARGO) run --quiet --example event_driven > /dev/null
 	$(CARGO) run --quiet --example kv_objects > /dev/null
+	$(CARGO) run --quiet --example bank > /dev/null
 	$(CARGO) bench --workspace --no-run
 	$(CARGO) clippy -p nats-actors --no-default-features --features testing --all-targets -- -D warnings
 	$(CARGO) test -p nats-actors --no-default-features --features testing --lib
