@@ -20,12 +20,11 @@ use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use nats_actors::jetstream::{JsPublish, StreamConfig};
 use nats_actors::prelude::*;
-use nats_actors::testing::NatsServer;
 use nats_actors::ConnectOptions;
 use tokio::sync::Notify;
 
 mod common;
-use common::{cpu_time, env_or, median};
+use common::{cpu_time, env_or, jetstream_server, median};
 
 /// Messages per round (`BENCH_JS_MESSAGES`, default 50,000) and rounds (`BENCH_JS_ROUNDS`, 5):
 /// fewer for a run under callgrind, with `BENCH_JS_CASES=publish` to skip the consume case.
@@ -188,10 +187,7 @@ fn report(label: &str, raw: &[Run], fw: &[Run]) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let server = NatsServer::start().expect("start nats-server");
-    let url = server.url();
-    let nats = async_nats::connect(&url).await.unwrap();
-    let js = async_nats::jetstream::new(nats.clone());
+    let (_server, url, nats, js) = jetstream_server().await;
     let client = Client::new(nats.clone()).with_codec(Codec::MsgPack);
     js.create_stream(StreamConfig {
         name: "BENCH".into(),

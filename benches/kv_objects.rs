@@ -19,15 +19,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use nats_actors::kv::{KvConfig, KvEntry};
+use nats_actors::kv::KvEntry;
 use nats_actors::objects::ObjectStoreConfig;
 use nats_actors::prelude::*;
-use nats_actors::testing::NatsServer;
 use nats_actors::ConnectOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
-use common::{cpu_time, env_or, median};
+use common::{buckets, cpu_time, env_or, jetstream_server, median};
 
 /// Operations per KV round (`BENCH_KV_OPS`, 5,000), revisions watched (`BENCH_KV_WATCH`,
 /// 20,000), rounds (`BENCH_KV_ROUNDS`, 3), object size in MiB (`BENCH_OBJECT_MIB`, 64).
@@ -250,20 +249,9 @@ async fn object_rounds(client: &Client, js: &async_nats::jetstream::Context) {
 
 #[tokio::main]
 async fn main() {
-    let server = NatsServer::start().expect("start nats-server");
-    let url = server.url();
-    let nats = async_nats::connect(&url).await.unwrap();
-    let js = async_nats::jetstream::new(nats.clone());
+    let (_server, url, nats, js) = jetstream_server().await;
     let client = Client::new(nats.clone());
-    for bucket in ["bench", "watched"] {
-        js.create_key_value(KvConfig {
-            bucket: bucket.into(),
-            history: 1,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    }
+    buckets(&js, &["bench", "watched"]).await;
     js.create_object_store(ObjectStoreConfig {
         bucket: "objects".into(),
         ..Default::default()

@@ -35,3 +35,35 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .filter(|n| *n > 0)
         .unwrap_or(default)
 }
+
+/// A throwaway nats-server (JetStream in a temp dir, stopped when it is dropped), its URL, a
+/// connection to it and the connection's JetStream context.
+#[allow(dead_code)] // the core benches need no JetStream
+pub async fn jetstream_server() -> (
+    nats_actors::testing::NatsServer,
+    String,
+    async_nats::Client,
+    async_nats::jetstream::Context,
+) {
+    let server = nats_actors::testing::NatsServer::start().expect("start nats-server");
+    let url = server.url();
+    let nats = async_nats::connect(&url)
+        .await
+        .expect("connect to nats-server");
+    let js = async_nats::jetstream::new(nats.clone());
+    (server, url, nats, js)
+}
+
+/// Creates KV buckets `names`, each keeping one value per key.
+#[allow(dead_code)] // the core and JetStream benches use no bucket
+pub async fn buckets(js: &async_nats::jetstream::Context, names: &[&str]) {
+    for bucket in names {
+        js.create_key_value(async_nats::jetstream::kv::Config {
+            bucket: bucket.to_string(),
+            history: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("create a KV bucket");
+    }
+}

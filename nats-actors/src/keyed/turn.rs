@@ -36,6 +36,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
     }
     let mut failures = 0u32;
     let mut conflicts = 0u32;
+    let mut outages = 0usize;
     loop {
         let mut actor = match loaded.take() {
             Some(a) => a,
@@ -87,9 +88,17 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                     continue;
                 }
                 Err(StateError::Nats(e)) if !sh.stopping() => {
-                    // The bucket is away: the same message waits for it, not counted as a run.
-                    tracing::warn!(actor = sh.layout.actor, key, error = %e, "cannot save the state; trying again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    // The bucket is away (a cluster electing a leader, say): the same message
+                    // waits for it, not counted as a run, and every key waiting backs off
+                    // (spread out) rather than all asking again at once.
+                    outages += 1;
+                    if outages == 1 || outages.is_multiple_of(20) {
+                        tracing::warn!(actor = sh.layout.actor, key, outages, error = %e, "cannot save the state; trying again");
+                    }
+                    let spread = Duration::from_millis(u64::from(nuid::next().as_bytes()[0]));
+                    let pause =
+                        crate::runtime::connect::backoff(outages + 4, Duration::from_secs(5));
+                    tokio::time::sleep(pause + spread).await;
                     continue;
                 }
                 Err(StateError::Nats(_)) => return None,
