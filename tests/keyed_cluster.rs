@@ -64,7 +64,7 @@ async fn replicate(js: &async_nats::jetstream::Context, name: &str, replicas: us
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails so far: after the kill the cluster's JetStream API answers nothing for 40 s and more (a bare R3 stream on the same cluster has a new leader in 6 s); being looked into under issue 18"]
+#[ignore = "fails so far: after the kill the stream ACTORS_Account elects no new leader (its STREAM.INFO times out for 40 s and more while $JS.API.INFO and STREAM.NAMES answer; a bare R3 stream on the same cluster has a new leader in 6 s); being looked into under issue 18"]
 async fn the_node_leading_the_stream_killed_mid_run_loses_nothing_and_applies_nothing_twice() {
     logs();
     let mut cluster = NatsCluster::start(3).unwrap();

@@ -86,10 +86,12 @@ pub(super) async fn partition(
             }
         };
         let mut messages = std::pin::pin!(messages);
+        let mut failures = 0usize;
         loop {
             tokio::select! {
                 next = messages.next() => match next {
                     Some(Ok(m)) => {
+                        failures = 0;
                         if tx.send((p, m)).is_err() {
                             return;
                         }
@@ -104,7 +106,20 @@ pub(super) async fn partition(
                             tracing::debug!(consumer = %consumer, error = %e, "pulling the partition again");
                             break;
                         }
-                        _ => tracing::debug!(consumer = %consumer, error = %e, "partition pull problem; going on"),
+                        _ => {
+                            // A pull that fails at once (no responders while the consumer has no
+                            // leader) is not sent again at once: every partition of every
+                            // process doing so would flood a cluster that is electing leaders.
+                            failures += 1;
+                            if failures == 1 || failures.is_multiple_of(50) {
+                                tracing::debug!(consumer = %consumer, failures, error = %e, "partition pull problem; going on after a pause");
+                            }
+                            let pause = crate::runtime::connect::backoff(failures, Duration::from_secs(2));
+                            tokio::select! {
+                                _ = tokio::time::sleep(pause) => {}
+                                _ = stop.changed() => return,
+                            }
+                        }
                     },
                     None => break,
                 },
