@@ -36,49 +36,55 @@ async fn leader(js: &async_nats::jetstream::Context, name: &str) -> Option<Strin
     stream.info().await.ok()?.cluster.clone()?.leader
 }
 
-/// Makes stream `name` replicated `replicas` times and waits (up to 20 s) until it has a leader
-/// and every replica is current.
-async fn replicate(js: &async_nats::jetstream::Context, name: &str, replicas: usize) {
-    let mut stream = js.get_stream(name).await.unwrap();
-    let mut config = stream.info().await.unwrap().config.clone();
-    config.num_replicas = replicas;
-    js.update_stream(config).await.unwrap();
-    let current = || async {
-        let Ok(mut s) = js.get_stream(name).await else {
-            return false;
-        };
-        let Ok(info) = s.info().await else {
-            return false;
-        };
-        let Some(cluster) = info.cluster.clone() else {
-            return false;
-        };
-        cluster.leader.is_some()
-            && cluster.replicas.len() + 1 == replicas
-            && cluster.replicas.iter().all(|r| r.current)
+/// Creates the ledger's stream and state bucket replicated 3 times, as the runtime would
+/// declare them with `replicas = 3` (a declaration that leaves `replicas` at 1 keeps what the
+/// stream has). Made replicated from the start: a stream scaled from 1 to 3 replicas with its
+/// consumers in place elects no new leader when its leader is lost (seen with nats-server
+/// 2.15.1, with or without our runtimes).
+async fn replicated(js: &async_nats::jetstream::Context) {
+    use async_nats::jetstream::stream;
+    let config = stream::Config {
+        name: "ACTORS_Account".into(),
+        subjects: vec!["account.*.>".into(), "$ACTORS.Account.>".into()],
+        subject_transform: Some(stream::SubjectTransform {
+            source: "account.*.>".into(),
+            destination: "$ACTORS.Account.{{partition(16,1)}}.account.{{wildcard(1)}}.>".into(),
+        }),
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        num_replicas: 3,
+        duplicate_window: Duration::from_secs(120),
+        allow_direct: true,
+        allow_message_schedules: true,
+        ..Default::default()
     };
+    let made = || async { js.create_stream(config.clone()).await.is_ok() };
     assert!(
-        eventually(Duration::from_secs(20), current).await,
-        "{name} did not get {replicas} current replicas"
+        eventually(Duration::from_secs(20), made).await,
+        "no R3 stream"
     );
+    let bucket = async_nats::jetstream::kv::Config {
+        bucket: "ACTORS_Account".into(),
+        history: 1,
+        num_replicas: 3,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    js.create_key_value(bucket).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails so far: after the kill the stream ACTORS_Account elects no new leader (its STREAM.INFO times out for 40 s and more while $JS.API.INFO and STREAM.NAMES answer; a bare R3 stream on the same cluster has a new leader in 6 s); being looked into under issue 18"]
+#[ignore = "fails so far: after the kill, under load, the stream elects no new leader for 30 s and more (its STREAM.INFO times out while $JS.API.INFO answers); being looked into under issue 18"]
 async fn the_node_leading_the_stream_killed_mid_run_loses_nothing_and_applies_nothing_twice() {
     logs();
     let mut cluster = NatsCluster::start(3).unwrap();
-    // The first runtime declares the stream and the bucket; both are then replicated 3 times
-    // (a declaration that leaves `replicas` at 1 keeps what the stream has).
-    runtime(&cluster).await.shutdown().await;
     let nats = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connect(cluster.urls())
         .await
         .unwrap();
     let js = async_nats::jetstream::new(nats.clone());
-    replicate(&js, "ACTORS_Account", 3).await;
-    replicate(&js, "KV_ACTORS_Account", 3).await;
+    replicated(&js).await;
     let runtimes = [
         runtime(&cluster).await,
         runtime(&cluster).await,
