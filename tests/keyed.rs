@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use nats_actors::prelude::*;
-use nats_actors_suite::ledger::{deposit_all, Account, AccountRef, Deposit, Summary};
+use nats_actors_suite::ledger::{check_all, deposit_all, Account, AccountRef, Deposit, Summary};
 use nats_actors_suite::{logs, server, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,19 +307,7 @@ async fn an_ask_after_its_partition_moved_away_and_back_sees_every_command() {
         unpin_all().await;
         deposit_all(&refs, n..=n, 0).await;
         unpin_all().await;
-        for r in &refs {
-            let s = r
-                .with_timeout(Duration::from_secs(30))
-                .summary()
-                .await
-                .unwrap();
-            assert_eq!(
-                (s.applied, s.last, s.disorder),
-                (n, n, 0),
-                "key {}",
-                r.key()
-            );
-        }
+        check_all(&refs, n).await;
     }
     for runtime in runtimes {
         runtime.shutdown().await;
