@@ -64,6 +64,8 @@ pub(super) async fn declare(
         .get_stream(&layout.stream)
         .await
         .map_err(|e| fail("stream", &e))?;
+    // A new bucket gets the stream's replicas, whoever set them.
+    let replicas = stream.cached_info().config.num_replicas.max(1);
     let store = match js.get_key_value(&layout.bucket).await {
         Ok(store) => store,
         Err(_) => js
@@ -71,7 +73,7 @@ pub(super) async fn declare(
                 bucket: layout.bucket.clone(),
                 description: format!("state of keyed actor {} (nats-actors)", layout.actor),
                 history: 1,
-                num_replicas: options.replicas,
+                num_replicas: replicas,
                 storage: stream::StorageType::File,
                 ..Default::default()
             })

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::balance;
 use super::layout::Layout;
+use super::outage::Outage;
 use super::pins::{
     self, busy, here, settle_replayed, takeover, unpin, Pinned, Replay, TakeoverDone,
 };
@@ -283,7 +284,7 @@ pub(crate) async fn setup<A: Send + Sync + 'static>(
         format!("{}_DLQ", layout.stream),
         &layout.stream,
         "actors",
-        keyed.options.replicas,
+        stream.cached_info().config.num_replicas.max(1),
     )
     .await?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -324,6 +325,7 @@ pub(crate) async fn setup<A: Send + Sync + 'static>(
         counters,
         consumers,
         stopping: stop.clone(),
+        outage: Outage::default(),
     });
     Ok(vec![tokio::spawn(run(sh, rx, pulls, pauses, pings, stop))])
 }

@@ -40,6 +40,7 @@ mod declare;
 mod fence;
 mod host;
 pub(crate) mod layout;
+mod outage;
 mod pins;
 mod pull;
 mod reference;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::layout::REPLY_TO;
 use super::layout::{self, Layout};
+use super::outage::Outage;
 use super::spec::Keyed;
 use super::state::{self, Loaded, StateError};
 use crate::client::Client;
@@ -82,6 +83,8 @@ pub(super) struct Shared<A> {
     pub(super) stream_name: Arc<str>,
     pub(super) consumers: Vec<Arc<str>>,
     pub(super) stopping: watch::Receiver<bool>,
+    /// Keys waiting on the bucket, reported together.
+    pub(super) outage: Outage,
 }
 
 /// One message for a key: a delivery of a partition consumer, or one read from the stream for
@@ -121,17 +124,17 @@ impl<A: Send + Sync + 'static> Shared<A> {
     /// while the stored state does not decode (the key's messages then stay unacked).
     pub(super) async fn load(&self, key: &str) -> Option<Loaded<A>> {
         let state_key = layout::state_key(key);
+        let mut waiting = None;
         for attempt in 1usize.. {
             match state::load(&self.store, &self.keyed, self.codec, &state_key).await {
                 Ok(l) => return Some(l),
                 Err(e) => {
-                    if attempt == 1 || attempt.is_multiple_of(20) {
-                        let level_error = matches!(e, StateError::Decode(_));
-                        if level_error {
+                    if matches!(e, StateError::Decode(_)) {
+                        if attempt == 1 || attempt.is_multiple_of(20) {
                             tracing::error!(actor = self.layout.actor, key, error = %e, "the state of this key does not decode; its messages wait");
-                        } else {
-                            tracing::warn!(actor = self.layout.actor, key, error = %e, "cannot read the state; trying again");
                         }
+                    } else if waiting.is_none() {
+                        waiting = Some(self.outage.waits(self.layout.actor, key, "read", &e));
                     }
                     if self.stopping() {
                         return None;

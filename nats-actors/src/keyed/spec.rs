@@ -20,7 +20,8 @@ pub struct KeyedOptions {
     pub idle: Duration,
     /// How many actors one process keeps in memory at most.
     pub max_active: usize,
-    /// Replicas of the stream and bucket.
+    /// Replicas of the stream and bucket; 0 (not declared) makes them with one and keeps
+    /// what an existing stream has.
     pub replicas: usize,
     /// Runs of a failing command before it is dead-lettered.
     pub attempts: u32,
@@ -34,7 +35,7 @@ impl KeyedOptions {
             partitions: layout::DEFAULT_PARTITIONS,
             idle: Duration::from_secs(300),
             max_active: 10_000,
-            replicas: 1,
+            replicas: 0,
             attempts: 5,
         }
     }

@@ -37,6 +37,7 @@ pub(super) async fn run<A: Send + Sync + 'static>(
     let mut failures = 0u32;
     let mut conflicts = 0u32;
     let mut outages = 0usize;
+    let mut waiting = None;
     loop {
         let mut actor = match loaded.take() {
             Some(a) => a,
@@ -92,8 +93,8 @@ pub(super) async fn run<A: Send + Sync + 'static>(
                     // waits for it, not counted as a run, and every key waiting backs off
                     // (spread out) rather than all asking again at once.
                     outages += 1;
-                    if outages == 1 || outages.is_multiple_of(20) {
-                        tracing::warn!(actor = sh.layout.actor, key, outages, error = %e, "cannot save the state; trying again");
+                    if waiting.is_none() {
+                        waiting = Some(sh.outage.waits(sh.layout.actor, key, "save", &e));
                     }
                     let spread = Duration::from_millis(u64::from(nuid::next().as_bytes()[0]));
                     let pause =

@@ -2,7 +2,8 @@
 //! that starts a server and your actors on it, for your own tests.
 //!
 //! Each [`NatsServer`] listens on a free loopback port, keeps JetStream in its own temporary
-//! directory, and is killed when dropped.
+//! directory, and is killed when dropped. With `NATS_ACTORS_TEST_LOG_DIR` set, each server
+//! also writes its debug log there (`n0.log`, ... for a cluster's nodes; `server.log` else).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,7 +18,7 @@ mod kit;
 
 pub use kit::{Capture, TestRuntime};
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -203,6 +204,10 @@ impl NatsServer {
             cmd.arg("-c").arg(path);
         }
         cmd.args(&self.options.args);
+        let log = debug_log(&self.options.args);
+        if log.is_some() {
+            cmd.arg("-D");
+        }
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -212,8 +217,18 @@ impl NatsServer {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
+            let mut log = log.and_then(|p| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .ok()
+            });
             // Keep reading to the end so the server never blocks on a full pipe.
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(f) = &mut log {
+                    let _ = writeln!(f, "{line}");
+                }
                 if let Some(t) = &tx {
                     if t.send(line).is_err() {
                         tx = None;
@@ -326,6 +341,18 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// With `NATS_ACTORS_TEST_LOG_DIR` set, where a server's debug log goes: `<dir>/<name>.log`,
+/// the name from its `-n` argument (`server` without one).
+fn debug_log(args: &[String]) -> Option<PathBuf> {
+    let dir = std::env::var_os("NATS_ACTORS_TEST_LOG_DIR")?;
+    let name = args
+        .iter()
+        .position(|a| a == "-n")
+        .and_then(|i| args.get(i + 1))
+        .map_or("server", String::as_str);
+    Some(PathBuf::from(dir).join(format!("{name}.log")))
 }
 
 fn find_binary() -> Option<PathBuf> {
