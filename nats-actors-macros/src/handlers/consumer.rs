@@ -223,6 +223,15 @@ pub fn parse(attr: &syn::Attribute) -> syn::Result<Parsed> {
             _ => {}
         }
     }
+    if consumer.deliver == "LastPerSubject" && consumer.filters.is_empty() {
+        let o = get("deliver_policy")
+            .map(|o| o.key.span())
+            .unwrap_or_else(Span::call_site);
+        return Err(syn::Error::new(
+            o,
+            "deliver_policy = \"last_per_subject\" needs `filter` or `filters` (the server refuses it on a whole stream)",
+        ));
+    }
     if consumer.idempotency_ttl_ms.is_some() && !consumer.idempotent {
         let o = get("idempotency_ttl")
             .map(|o| o.key.span())

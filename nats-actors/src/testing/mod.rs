@@ -114,6 +114,7 @@ impl NatsServerBuilder {
             options: self,
             child: None,
             port: 0,
+            pid: None,
         };
         server.spawn(None)?;
         Ok(server)
@@ -128,6 +129,8 @@ pub struct NatsServer {
     options: NatsServerBuilder,
     child: Option<Child>,
     port: u16,
+    /// The server's own process id (read from its log), for signals.
+    pid: Option<u32>,
 }
 
 impl NatsServer {
@@ -158,6 +161,27 @@ impl NatsServer {
     /// The JetStream store directory.
     pub fn store_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Puts the server in lame duck mode (`nats-server --signal ldm`): it stops taking clients,
+    /// hands its JetStream leaderships over, tells its clients, and after its grace period
+    /// closes their connections one by one, so they reconnect elsewhere. For a cluster node,
+    /// set `lame_duck_grace_period` low (and `lame_duck_duration`, at least 30 s) with
+    /// [`NatsCluster::start_with_config`] (the defaults are 10 s and 2 min).
+    pub fn lame_duck(&self) -> Result<(), TestingError> {
+        let (Some(pid), true) = (self.pid, self.child.is_some()) else {
+            return Err(TestingError::Nats("the server is not running".into()));
+        };
+        let status = Command::new(&self.bin)
+            .arg("--signal")
+            .arg(format!("ldm={pid}"))
+            .status()?;
+        match status.success() {
+            true => Ok(()),
+            false => Err(TestingError::Nats(format!(
+                "nats-server --signal ldm={pid}: {status}"
+            ))),
+        }
     }
 
     /// Kills the server (as a crash would).
@@ -239,6 +263,7 @@ impl NatsServer {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut seen = String::new();
         let mut port_found = None;
+        let mut pid = None;
         let mut listening = false;
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
             let Ok(line) = rx.recv_timeout(left) else {
@@ -246,6 +271,12 @@ impl NatsServer {
             };
             seen.push_str(&line);
             seen.push('\n');
+            // Every log line starts with `[<pid>]`.
+            pid = pid.or_else(|| {
+                line.strip_prefix('[')
+                    .and_then(|rest| rest.split(']').next())
+                    .and_then(|p| p.parse::<u32>().ok())
+            });
             if let Some(rest) = line.split("Listening for client connections on ").nth(1) {
                 port_found = rest
                     .trim()
@@ -263,6 +294,7 @@ impl NatsServer {
         match port_found {
             Some(p) if listening => {
                 self.port = p;
+                self.pid = pid;
                 self.child = Some(child);
                 Ok(())
             }
@@ -295,6 +327,18 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts `size` routed servers named `n0`, `n1`, ... in cluster `nats-actors-test`.
     pub fn start(size: usize) -> Result<Self, TestingError> {
+        Self::start_with_config(size, "")
+    }
+
+    /// [`NatsCluster::start`] with configuration file content for every node.
+    ///
+    /// ```no_run
+    /// use nats_actors::testing::NatsCluster;
+    /// let config = "lame_duck_grace_period: 1s\nlame_duck_duration: 30s";
+    /// let mut cluster = NatsCluster::start_with_config(3, config).unwrap();
+    /// cluster.node(0).lame_duck().unwrap();
+    /// ```
+    pub fn start_with_config(size: usize, config: &str) -> Result<Self, TestingError> {
         let ports: Vec<u16> = (0..size)
             .map(|_| {
                 std::net::TcpListener::bind("127.0.0.1:0")
@@ -311,7 +355,11 @@ impl NatsCluster {
             .iter()
             .enumerate()
             .map(|(i, port)| {
-                NatsServer::builder()
+                let builder = match config.is_empty() {
+                    true => NatsServer::builder(),
+                    false => NatsServer::builder().config(config),
+                };
+                builder
                     .arg("-n")
                     .arg(format!("n{i}"))
                     .arg("--cluster_name")
