@@ -1,6 +1,6 @@
 //! Counters the runtime keeps, and the [`Stats`] snapshot it hands out.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -43,6 +43,11 @@ impl Tally {
     pub fn dropped(&self) {
         bump(&self.0.dropped);
     }
+    /// What the handler's inbox holds now.
+    #[inline(always)]
+    pub fn buffered(&self, n: usize) {
+        self.0.buffered.store(n as u64, Relaxed);
+    }
 }
 
 /// Counters of one handler on one actor instance. `received`, `handled`, `failed`, `rejected`,
@@ -70,8 +75,14 @@ pub(crate) struct HandlerCounters {
     pub timed: bool,
     /// Nanoseconds spent processing, summed (when `timed`).
     pub processing_ns: AtomicU64,
-    /// `code:description` of the last error (when `timed`).
+    /// `code:description` of the last error.
     pub last_error: Mutex<Option<String>>,
+    /// Messages held in its inbox (core handlers), as its task last counted them.
+    pub buffered: AtomicU64,
+    /// Paused by its supervisor after a panic.
+    pub restarting: AtomicBool,
+    /// Its tasks: all finished means it stopped.
+    pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     pub js: JsCounters,
 }
 
@@ -83,6 +94,9 @@ pub(crate) struct JsCounters {
     pub duplicates: AtomicU64,
     pub ack_failures: AtomicU64,
     pub late_acks: AtomicU64,
+    /// The durable consumer as the server last told (see `jetstream::consumer::pending`):
+    /// messages not delivered yet and delivered but not acked; `None` before the first read.
+    pub pending: Mutex<Option<(u64, u64)>>,
 }
 
 impl HandlerCounters {
@@ -110,6 +124,9 @@ impl HandlerCounters {
             timed: false,
             processing_ns: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            buffered: AtomicU64::new(0),
+            restarting: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
             js: JsCounters::default(),
         }
     }

@@ -82,6 +82,7 @@ impl Supervisor {
                 return;
             }
         }
+        counters.restarting.store(true, Relaxed);
         if let Some(reset) = &self.reset {
             reset().await;
             counters.restarts.fetch_add(1, Relaxed);
@@ -96,6 +97,7 @@ impl Supervisor {
             .saturating_mul(1 << (recent - 1).min(20))
             .min(MAX_BACKOFF);
         tokio::time::sleep(backoff).await;
+        counters.restarting.store(false, Relaxed);
     }
 }
 

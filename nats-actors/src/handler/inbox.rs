@@ -85,6 +85,9 @@ impl Inbox {
     ) -> Poll<Option<Message>> {
         if let Some(m) = self.held.pop_front() {
             self.held_bytes -= m.length;
+            if self.held.is_empty() {
+                tally.buffered(0);
+            }
             return Poll::Ready(Some(m));
         }
         if self.ended {
@@ -120,6 +123,7 @@ impl Inbox {
                 Poll::Pending => break,
             }
         }
+        tally.buffered(self.held.len());
     }
 
     #[inline]

@@ -296,15 +296,15 @@ impl<A: Send + Sync + 'static> Worker<A> {
             if self.counters.timed {
                 let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 self.counters.processing_ns.fetch_add(ns, Relaxed);
-                if let Some(e) = &error {
-                    let last = format!("{}:{}", e.code(), e.description());
-                    *self
-                        .counters
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some(last);
-                }
             }
+        }
+        if let Some(e) = &error {
+            let last = format!("{}:{}", e.code(), e.description());
+            *self
+                .counters
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(last);
         }
         let (Some(err), Some(t)) = (error, error_type) else {
             return;

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use async_nats::connection::State;
 
 use super::link::Link;
+use crate::stats::Counters;
 use crate::supervision::Stopper;
 
 /// A snapshot of the runtime's health, from [`Runtime::health`](crate::Runtime::health).
@@ -39,6 +40,88 @@ pub struct Health {
     pub failure: Option<String>,
     /// The partitions of each keyed actor type pinned to this process (its keys live here).
     pub partitions: std::collections::BTreeMap<String, Vec<u16>>,
+    /// Each handler of each actor instance.
+    pub handlers: Vec<HandlerHealth>,
+}
+
+/// One handler of one actor instance, in [`Health::handlers`].
+///
+/// ```no_run
+/// # async fn demo(runtime: nats_actors::Runtime) {
+/// for h in runtime.health().handlers {
+///     println!("{} #{}: {:?}, {} buffered, last error {:?}", h.handler, h.instance, h.state, h.buffered, h.last_error);
+///     if let Some((pending, ack_pending)) = h.consumer_pending {
+///         println!("  its consumer: {pending} to deliver, {ack_pending} delivered and not acked");
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HandlerHealth {
+    /// `Actor::method`.
+    pub handler: String,
+    /// The actor instance (0 with one instance).
+    pub instance: usize,
+    /// Running, restarting after a panic, or stopped.
+    pub state: HandlerState,
+    /// Messages started and not finished.
+    pub in_flight: u64,
+    /// Messages a core handler (`#[subscribe]`, `#[request]`, endpoint) holds in its buffer, as
+    /// it last counted them: when it took in what had arrived, and 0 once it is empty.
+    pub buffered: u64,
+    /// A durable `#[consumer]`'s messages as the server counted them (read every 5 s): not
+    /// delivered yet, and delivered (to any process) but not acked. `None` for other handlers
+    /// and before the first read.
+    pub consumer_pending: Option<(u64, u64)>,
+    /// `code:description` of the last error a message ended with.
+    pub last_error: Option<String>,
+}
+
+/// What a handler is doing, in [`HandlerHealth`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandlerState {
+    /// Taking messages.
+    Running,
+    /// Paused by its supervisor after a panic (`restart = ...`, `max_restarts`).
+    Restarting,
+    /// Its task ended (shutdown, or the runtime stopped by supervision).
+    Stopped,
+}
+
+/// The health of every handler counted in `counters`.
+pub(crate) fn handlers(counters: &Counters) -> Vec<HandlerHealth> {
+    let all = counters.handlers.lock().unwrap_or_else(|e| e.into_inner());
+    all.iter()
+        .map(|c| {
+            let tasks = c.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            let stopped = !tasks.is_empty() && tasks.iter().all(|t| t.is_finished());
+            let state = match (stopped, c.restarting.load(Relaxed)) {
+                (true, _) => HandlerState::Stopped,
+                (false, true) => HandlerState::Restarting,
+                (false, false) => HandlerState::Running,
+            };
+            let finished = c.handled.load(Relaxed)
+                + c.failed.load(Relaxed)
+                + c.rejected.load(Relaxed)
+                + c.panics.load(Relaxed)
+                + c.js.duplicates.load(Relaxed);
+            HandlerHealth {
+                handler: format!("{}::{}", c.actor, c.method),
+                instance: c.instance,
+                state,
+                in_flight: c.received.load(Relaxed).saturating_sub(finished),
+                buffered: c.buffered.load(Relaxed),
+                consumer_pending: *c.js.pending.lock().unwrap_or_else(|e| e.into_inner()),
+                last_error: c
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            }
+        })
+        .collect()
 }
 
 impl Health {
@@ -107,6 +190,7 @@ impl Watched {
             draining,
             down_since,
             partitions: Default::default(),
+            handlers: Vec::new(),
         }
     }
 }

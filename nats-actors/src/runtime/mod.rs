@@ -200,6 +200,7 @@ impl Runtime {
             .into_iter()
             .map(|k| (k.actor, k.partitions))
             .collect();
+        health.handlers = health::handlers(&self.counters);
         health
     }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use tokio::task::JoinHandle;
 
 use crate::actor::Actor;
 use crate::cell::Cell;
@@ -83,6 +84,11 @@ pub(crate) async fn start_actor<A: Actor>(
             let queue = worker.queue;
             let stop = env.phases[phase].stop.subscribe();
             let tasks = (spec.start)(worker, stop).await?;
+            // Health reads whether they still run.
+            if let Some(c) = registered.last() {
+                let mut held = c.tasks.lock().unwrap_or_else(|e| e.into_inner());
+                held.extend(tasks.iter().map(JoinHandle::abort_handle));
+            }
             tracing::debug!(
                 actor = opts.name,
                 handler = spec.method,

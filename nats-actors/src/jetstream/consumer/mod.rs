@@ -3,6 +3,7 @@
 //! in-progress acks, survives reconnects and missing heartbeats, recreates a deleted consumer,
 //! and naks what it holds at shutdown so that another instance takes it at once.
 
+mod pending;
 mod settle;
 mod source;
 
@@ -42,6 +43,14 @@ pub fn start<A: Invoke<I>, const I: usize>(
         )
         .await?;
         let mut tasks: Vec<JoinHandle<()>> = watcher.into_iter().collect();
+        if let Some(durable) = spec.durable {
+            tasks.push(tokio::spawn(pending::watch(
+                source.stream.clone(),
+                durable,
+                worker.counters.clone(),
+                stop.clone(),
+            )));
+        }
         let consumer = Consumer {
             w: worker,
             js: source,
