@@ -1,6 +1,7 @@
 //! Keyed virtual actors against a real server: one actor per key, commands applied once and
 //! in order per key across three runtimes, asks in order with commands, state saved with
-//! compare-and-set, passivation and `max_active`.
+//! compare-and-set, a state that does not decode holding only its key, passivation and
+//! `max_active`.
 
 use std::time::{Duration, Instant};
 
@@ -396,5 +397,47 @@ async fn a_turn_run_again_publishes_to_jetstream_under_the_same_ids_and_is_store
         5,
         "each command applied once"
     );
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_that_does_not_decode_holds_its_key_only_until_it_does() {
+    logs();
+    let server = server();
+    let runtime = start(&server, Account::default()).await;
+    let client = runtime.client();
+    let js = client.jetstream();
+    let bucket = js.get_key_value("ACTORS_Account").await.unwrap();
+    // What an older version of the actor might have left: not this actor's state.
+    bucket.put("7", "not an account".into()).await.unwrap();
+    let deposit = |n| Deposit {
+        n,
+        amount: 5,
+        pause_ms: 0,
+    };
+    let seven = AccountRef::new(client, "7").unwrap();
+    seven.deposit(&deposit(1)).await.unwrap();
+    // The command is stored and waits, unacked; the other keys go on.
+    let eight = AccountRef::new(client, "8").unwrap();
+    eight.deposit(&deposit(1)).await.unwrap();
+    assert_eq!(eight.summary().await.unwrap().applied, 1);
+    let short = seven.with_timeout(Duration::from_millis(500));
+    assert!(short.summary().await.is_err(), "an ask waits behind it too");
+    let mut stream = js.get_stream("ACTORS_Account").await.unwrap();
+    assert!(stream.info().await.unwrap().state.messages >= 1);
+    let left = bucket.get("7").await.unwrap().unwrap();
+    assert_eq!(
+        left.as_ref(),
+        b"not an account",
+        "nothing was saved over it"
+    );
+    // The state put right (here: removed), the key's messages run.
+    bucket.delete("7").await.unwrap();
+    let applied = seven
+        .with_timeout(Duration::from_secs(15))
+        .summary()
+        .await
+        .unwrap();
+    assert_eq!((applied.applied, applied.balance), (1, 5));
     runtime.shutdown().await;
 }
