@@ -81,7 +81,7 @@ pub(crate) struct HandlerCounters {
     pub buffered: AtomicU64,
     /// Paused by its supervisor after a panic.
     pub restarting: AtomicBool,
-    /// Its tasks: all finished means it stopped.
+    /// Its tasks: one that finished means it stopped.
     pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     pub js: JsCounters,
 }

@@ -86,7 +86,7 @@ pub enum HandlerState {
     Running,
     /// Paused by its supervisor after a panic (`restart = ...`, `max_restarts`).
     Restarting,
-    /// Its task ended (shutdown, or the runtime stopped by supervision).
+    /// One of its tasks ended (shutdown, or a failure that ended its loop).
     Stopped,
 }
 
@@ -96,7 +96,9 @@ pub(crate) fn handlers(counters: &Counters) -> Vec<HandlerHealth> {
     all.iter()
         .map(|c| {
             let tasks = c.tasks.lock().unwrap_or_else(|e| e.into_inner());
-            let stopped = !tasks.is_empty() && tasks.iter().all(|t| t.is_finished());
+            // Its tasks (the handler's loop, and a consumer's watchers) end together at
+            // shutdown; one that ended before has stopped the handler.
+            let stopped = tasks.iter().any(|t| t.is_finished());
             let state = match (stopped, c.restarting.load(Relaxed)) {
                 (true, _) => HandlerState::Stopped,
                 (false, true) => HandlerState::Restarting,

@@ -27,7 +27,7 @@ pub(super) async fn watch(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        // A failed read keeps the last figures: health says when they are from the server.
+        // A failed read (no leader for a moment, say) keeps the last figures.
         if let Ok(info) = stream.consumer_info(durable).await {
             let now = (info.num_pending, info.num_ack_pending as u64);
             *counters
