@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Tests, examples and benches find nats-server here when it is not on PATH already.
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: test demo service-demo bench nats-server python-env fmt lint doc
+.PHONY: test demo service-demo bench nats-server python-env asyncapi-env fmt lint doc
 
 PYTHON_ENV := $(CURDIR)/.tools/venv
 
@@ -12,18 +12,28 @@ PYTHON_ENV := $(CURDIR)/.tools/venv
 nats-server:
 	@scripts/ensure-nats-server
 
-## A virtualenv with nats-py and the OpenTelemetry SDK, for the cross-language tests.
+## A virtualenv with nats-py, the OpenTelemetry SDK and prometheus_client (its text parser), for
+## the cross-language tests.
 python-env:
 	@test -x $(PYTHON_ENV)/bin/python || python3 -m venv $(PYTHON_ENV)
-	@$(PYTHON_ENV)/bin/python -c "import nats, opentelemetry.sdk" 2>/dev/null || \
-		$(PYTHON_ENV)/bin/python -m pip install --quiet --disable-pip-version-check nats-py opentelemetry-sdk
+	@$(PYTHON_ENV)/bin/python -c "import nats, opentelemetry.sdk, prometheus_client" 2>/dev/null || \
+		$(PYTHON_ENV)/bin/python -m pip install --quiet --disable-pip-version-check nats-py opentelemetry-sdk prometheus-client
+
+## The AsyncAPI project's parser (@asyncapi/parser, versions pinned by tests/asyncapi's lock
+## file), which tests/asyncapi.rs validates the generated documents with.
+ASYNCAPI_ENV := $(CURDIR)/.tools/asyncapi
+asyncapi-env:
+	@mkdir -p $(ASYNCAPI_ENV)
+	@cp tests/asyncapi/package.json tests/asyncapi/package-lock.json tests/asyncapi/validate.mjs $(ASYNCAPI_ENV)/
+	@test -d $(ASYNCAPI_ENV)/node_modules/@asyncapi/parser || \
+		(cd $(ASYNCAPI_ENV) && npm ci --silent --no-audit --no-fund)
 
 ## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and
 ## benches built, and the service_api, task_queue, event_driven, kv_objects and bank examples run to completion
 ## (each starts its own server); then the build without default features (core NATS only):
 ## clippy, its unit tests, and its example run; rustdoc with warnings as errors; and a new crate
 ## made from the README's Cargo.toml block and its complete example, built outside the workspace.
-test: nats-server python-env
+test: nats-server python-env asyncapi-env
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) test --workspace --all-features

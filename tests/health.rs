@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use nats_actors::prelude::*;
 use nats_actors_suite::{connect, eventually, logs, nats, server};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Actor, Clone, Default)]
 struct Slow {
@@ -24,24 +23,10 @@ impl Slow {
     }
 }
 
-/// `GET path` on `addr`: the status code and the body (`None` when nothing listens).
+/// `GET path` on `addr`: the status code and the trimmed body (`None` when nothing listens).
 async fn get(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
-        .await
-        .ok()?
-        .ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    Some((status, body))
+    let r = nats_actors_suite::http::get(addr, path).await?;
+    Some((r.status, r.body.trim().to_string()))
 }
 
 /// Keeps `r` in `seen` when its status differs from the last one kept (the reason's seconds
@@ -85,6 +70,13 @@ async fn readiness_follows_the_connection_and_the_drain() {
         (200, "ready".into())
     );
     assert_eq!(get(addr, "/nope").await.map(|r| r.0), Some(404));
+    // No telemetry installed in this process: no metrics, and the answer says how to get them.
+    let metrics = get(addr, "/metrics").await.expect("the listener answers");
+    assert_eq!(metrics.0, 404);
+    assert!(
+        metrics.1.contains("OTEL_METRICS_EXPORTER=prometheus"),
+        "{metrics:?}"
+    );
 
     // The server dies: not ready (the runtime is alive), until it is back and confirmed.
     server.kill();

@@ -1,18 +1,18 @@
 //! Supervision against a real server: `restart = "reset"` gives an actor whose handler panicked
 //! a fresh state (the default keeps whatever the panic left), and past `max_restarts` within
 //! `restart_window` the runtime stops itself with the reason, so that the process can exit
-//! non-zero.
+//! non-zero, or with `on_limit = "stop_actor"` only that instance stops and the rest goes on.
 
 use std::time::Duration;
 
 use nats_actors::prelude::*;
-use nats_actors::Error;
+use nats_actors::{Error, HandlerState, RequestError};
 use nats_actors_suite::{connect, logs, server};
 
 /// Adds to a total; 13 panics half-way through the update.
 macro_rules! counter {
     ($name:ident, $($attr:tt)*) => {
-        #[derive(Actor, Default)]
+        #[derive(Actor, Clone, Default)]
         #[actor($($attr)*)]
         struct $name {
             total: u64,
@@ -118,4 +118,137 @@ async fn past_max_restarts_the_runtime_stops_itself_with_the_reason() {
         }
         other => panic!("expected a supervision stop, got {other:?}"),
     }
+}
+
+counter!(
+    Brittle,
+    instances = 2,
+    max_restarts = 1,
+    on_limit = "stop_actor"
+);
+
+/// Answers while `Brittle` breaks down.
+#[derive(Actor)]
+struct Steady;
+
+#[handlers]
+impl Steady {
+    #[request("steady.ping")]
+    async fn ping(&self) -> &'static str {
+        "pong"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_actor_stops_only_the_instance_past_its_limit_and_its_queue_group_goes_on() {
+    logs();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .actor(Brittle::default())
+        .actor(Steady)
+        .start()
+        .await
+        .unwrap();
+    let client = runtime.client().clone();
+    let health = || runtime.health();
+    // The queue group spreads the unlucky numbers over both instances: the first to panic
+    // twice within the window stops.
+    let stopped = |h: &nats_actors::Health| {
+        h.handlers
+            .iter()
+            .filter(|h| h.handler == "Brittle::add" && h.state == HandlerState::Stopped)
+            .map(|h| h.instance)
+            .collect::<Vec<_>>()
+    };
+    let mut panics = 0;
+    while stopped(&health()).is_empty() {
+        assert!(panics < 40, "no instance stopped after {panics} panics");
+        assert!(add(&client, 13).await.is_err());
+        panics += 1;
+        // The stop is made once its second panic is answered; give it a moment.
+        for _ in 0..20 {
+            if !stopped(&health()).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let snapshot = health();
+    let gone = stopped(&snapshot);
+    assert_eq!(gone.len(), 1, "one instance stopped: {snapshot:?}");
+    let gone = gone[0];
+    // Both handlers of that instance stopped with it; the other instance's run.
+    for h in snapshot
+        .handlers
+        .iter()
+        .filter(|h| h.handler.starts_with("Brittle::"))
+    {
+        if h.instance == gone {
+            assert_eq!(h.state, HandlerState::Stopped, "{h:?}");
+        } else {
+            assert_eq!(h.state, HandlerState::Running, "{h:?}");
+        }
+    }
+    let why = snapshot
+        .handlers
+        .iter()
+        .find(|h| h.handler == "Brittle::add" && h.instance == gone)
+        .and_then(|h| h.stopped_by.clone())
+        .unwrap_or_default();
+    assert!(
+        why.contains("panicked 2 times") && why.contains("max_restarts = 1"),
+        "{why}"
+    );
+    // The runtime goes on, ready, and the surviving instance takes every request.
+    assert!(snapshot.ready && snapshot.failure.is_none(), "{snapshot:?}");
+    let pong: String = client.request("steady.ping", &()).await.unwrap();
+    assert_eq!(pong, "pong");
+    let before = received(&runtime, gone);
+    for n in 100..150u64 {
+        add(&client, n)
+            .await
+            .unwrap_or_else(|e| panic!("add {n}: {e}"));
+    }
+    assert_eq!(
+        received(&runtime, gone),
+        before,
+        "the stopped instance took none"
+    );
+    // Once the last instance goes too, its subjects have no responders: no request hangs.
+    while stopped(&health()).len() < 2 {
+        assert!(
+            panics < 80,
+            "the second instance did not stop after {panics} panics"
+        );
+        assert!(add(&client, 13).await.is_err());
+        panics += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    match add(&client, 1).await {
+        Err(RequestError::NoResponders { .. }) => {}
+        other => panic!("expected no responders, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let pong: String = client.request("steady.ping", &()).await.unwrap();
+    assert_eq!(pong, "pong");
+    let end = health();
+    assert!(
+        end.ready && end.failure.is_none(),
+        "the runtime still runs: {end:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), runtime.shutdown())
+        .await
+        .expect("shutdown with stopped instances");
+}
+
+/// Messages the `Brittle::add` handler of `instance` received.
+fn received(runtime: &Runtime, instance: usize) -> u64 {
+    let stats = runtime.stats();
+    let h = stats
+        .handlers
+        .iter()
+        .find(|h| h.handler == "Brittle::add" && h.instance == instance);
+    h.map(|h| h.received).expect("Brittle::add is counted")
 }

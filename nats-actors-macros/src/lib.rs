@@ -34,7 +34,10 @@ use proc_macro::TokenStream;
 /// `max_restarts = N` with `restart_window = "60s"` (the default window): one panic more than
 /// N within the window stops the runtime, and `Runtime::run_until_shutdown_signal` returns
 /// `Error::Supervision` with the reason, so that the process exits non-zero and its
-/// orchestrator starts it again.
+/// orchestrator starts it again; with `on_limit = "stop_actor"` (`"stop_runtime"` is the
+/// default) only that instance stops instead: its handlers leave their subscriptions and
+/// consumers as at shutdown (its queue group's other members take its messages), its health
+/// says `Stopped` with the reason, and the rest of the runtime goes on.
 #[proc_macro_derive(Actor, attributes(actor))]
 pub fn derive_actor(input: TokenStream) -> TokenStream {
     actor::expand(input.into()).into()

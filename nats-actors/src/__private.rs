@@ -13,6 +13,7 @@ use crate::extract::{FromContext, FromParam, Payload};
 use crate::outcome::{self, IntoOutcome, IntoReply};
 
 pub use crate::actor::ActorOptions;
+pub use crate::asyncapi::{NoSchema, SchemaByType};
 pub use crate::cell::Cell;
 pub use crate::handler::core::{start as start_core, REQUEST, SUBSCRIBE};
 pub use crate::handler::{turn, Turn};

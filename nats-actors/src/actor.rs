@@ -66,6 +66,8 @@ pub struct ActorOptions {
     pub reset: bool,
     /// `max_restarts` panics within `restart_window`; one more stops the runtime.
     pub restart_limit: Option<(u32, std::time::Duration)>,
+    /// `on_limit = "stop_actor"`: past `restart_limit`, stop the instance, not the runtime.
+    pub stop_actor_on_limit: bool,
 }
 
 impl ActorOptions {
@@ -80,6 +82,7 @@ impl ActorOptions {
             buffer: None,
             reset: false,
             restart_limit: None,
+            stop_actor_on_limit: false,
         }
     }
 }

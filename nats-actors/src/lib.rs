@@ -78,6 +78,7 @@ pub use nats_actors_macros::{endpoints, handlers, Actor, Service};
 #[doc(hidden)]
 pub mod __private;
 mod actor;
+pub mod asyncapi;
 mod buffer;
 mod cell;
 mod client;

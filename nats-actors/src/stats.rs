@@ -81,6 +81,8 @@ pub(crate) struct HandlerCounters {
     pub buffered: AtomicU64,
     /// Paused by its supervisor after a panic.
     pub restarting: AtomicBool,
+    /// Why supervision stopped its instance (`on_limit = "stop_actor"`), once it did.
+    pub stopped_by: Mutex<Option<String>>,
     /// Its tasks: one that finished means it stopped.
     pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     pub js: JsCounters,
@@ -126,6 +128,7 @@ impl HandlerCounters {
             last_error: Mutex::new(None),
             buffered: AtomicU64::new(0),
             restarting: AtomicBool::new(false),
+            stopped_by: Mutex::new(None),
             tasks: Mutex::new(Vec::new()),
             js: JsCounters::default(),
         }

@@ -4,7 +4,8 @@
 //! says so, pauses the handler with a backoff that doubles with each panic in the window, and
 //! past `max_restarts` in the window stops the runtime with the reason (so that
 //! [`Runtime::run_until_shutdown_signal`](crate::Runtime::run_until_shutdown_signal) returns an
-//! error and the process exits non-zero, for its orchestrator to start it again).
+//! error and the process exits non-zero, for its orchestrator to start it again), or with
+//! `on_limit = "stop_actor"` only that instance: its handlers stop as at shutdown.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -29,11 +30,13 @@ pub(crate) struct Supervisor {
     actor: &'static str,
     instance: usize,
     reset: Option<Reset>,
-    /// At most this many panics in this window; one more stops the runtime.
+    /// At most this many panics in this window; one more stops what `on_limit` names.
     limit: Option<(u32, Duration)>,
     /// When the panics of the window happened.
     panics: Mutex<VecDeque<Instant>>,
-    stopper: Arc<Stopper>,
+    on_limit: Arc<Stopper>,
+    /// The counters of the instance's handlers, told why when it stops alone.
+    handlers: Mutex<Vec<Arc<HandlerCounters>>>,
 }
 
 impl Supervisor {
@@ -42,7 +45,7 @@ impl Supervisor {
         instance: usize,
         reset: Option<Reset>,
         limit: Option<(u32, Duration)>,
-        stopper: Arc<Stopper>,
+        on_limit: Arc<Stopper>,
     ) -> Self {
         Self {
             actor,
@@ -50,12 +53,21 @@ impl Supervisor {
             reset,
             limit,
             panics: Mutex::new(VecDeque::new()),
-            stopper,
+            on_limit,
+            handlers: Mutex::new(Vec::new()),
         }
     }
 
-    /// After a panic of the handler counted by `counters`: stop the runtime past the limit,
-    /// else reset the state (if the policy says so) and pause.
+    /// Adds a handler of the instance.
+    pub(crate) fn watch(&self, counters: Arc<HandlerCounters>) {
+        self.handlers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(counters);
+    }
+
+    /// After a panic of the handler counted by `counters`: past the limit stop the runtime (or
+    /// the instance), else reset the state (if the policy says so) and pause.
     pub(crate) async fn recover(&self, counters: &HandlerCounters) {
         let window = self.limit.map_or(Duration::from_secs(60), |(_, w)| w);
         let recent = {
@@ -76,9 +88,18 @@ impl Supervisor {
                 tracing::error!(
                     actor = self.actor,
                     instance = self.instance,
-                    "{why}; stopping the runtime"
+                    "{why}; stopping {}",
+                    self.on_limit.what
                 );
-                self.stopper.stop(why);
+                for c in self
+                    .handlers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
+                    *c.stopped_by.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                }
+                self.on_limit.stop(why);
                 return;
             }
         }
@@ -101,15 +122,37 @@ impl Supervisor {
     }
 }
 
-/// How supervision stops the runtime: a signal the runtime waits for, and the reason.
-#[derive(Debug, Default)]
+/// How supervision stops the runtime, or one instance: a signal its stop waits for, and the
+/// reason.
+#[derive(Debug)]
 pub(crate) struct Stopper {
+    /// What it stops, for the log.
+    what: &'static str,
     stopped: AtomicBool,
     notify: Notify,
     why: Mutex<Option<String>>,
 }
 
 impl Stopper {
+    /// The stopper of the runtime.
+    pub(crate) fn runtime() -> Self {
+        Self::new("the runtime")
+    }
+
+    /// The stopper of one actor instance (`on_limit = "stop_actor"`).
+    pub(crate) fn instance() -> Self {
+        Self::new("this actor instance; the runtime goes on")
+    }
+
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            stopped: AtomicBool::new(false),
+            notify: Notify::new(),
+            why: Mutex::new(None),
+        }
+    }
+
     fn stop(&self, why: String) {
         let mut reason = self.why.lock().unwrap_or_else(|e| e.into_inner());
         reason.get_or_insert(why);

@@ -149,3 +149,9 @@ pub(crate) mod metrics {
 
 /// Nothing to flush.
 pub(crate) async fn flush(_deadline: tokio::time::Instant) {}
+
+/// No metrics without the `telemetry` feature.
+#[cfg_attr(not(feature = "health"), allow(dead_code))]
+pub(crate) fn prometheus_text() -> Option<Result<String, String>> {
+    None
+}

@@ -60,6 +60,7 @@ pub fn logs() {
         .with_test_writer()
         .try_init();
 }
+pub mod http;
 pub mod ledger;
 pub mod otlp;
 pub mod proxy;

@@ -16,6 +16,7 @@ const KNOWN: &[&str] = &[
     "restart",
     "max_restarts",
     "restart_window",
+    "on_limit",
     "key",
     "partitions",
     "idle",
@@ -40,6 +41,8 @@ struct ActorAttr {
     reset: bool,
     max_restarts: Option<(usize, proc_macro2::Span)>,
     restart_window_ms: Option<(u64, proc_macro2::Span)>,
+    /// `on_limit = "stop_actor"`: past `max_restarts`, stop this instance, not the runtime.
+    stop_actor: Option<(bool, proc_macro2::Span)>,
     /// `key = "account.{id}"`: one actor per key, and its options.
     key: Option<LitStr>,
     partitions: Option<usize>,
@@ -103,6 +106,20 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
                     let s = opt.str()?;
                     out.restart_window_ms = Some((options::duration_ms(&s)?, s.span()));
                 }
+                "on_limit" => {
+                    let s = opt.str()?;
+                    let stop_actor = match s.value().as_str() {
+                        "stop_runtime" => false,
+                        "stop_actor" => true,
+                        other => {
+                            return Err(syn::Error::new(
+                                s.span(),
+                                format!("unknown `on_limit = \"{other}\"`; expected \"stop_runtime\" (the default: the process exits non-zero) or \"stop_actor\" (this instance stops, the runtime goes on)"),
+                            ))
+                        }
+                    };
+                    out.stop_actor = Some((stop_actor, s.span()));
+                }
                 "key" => {
                     let s = opt.str()?;
                     let t = crate::subject::parse(&s.value())
@@ -150,6 +167,12 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
         return Err(syn::Error::new(
             span,
             "`restart_window` bounds `max_restarts`; set `max_restarts = N` too",
+        ));
+    }
+    if let (Some((_, span)), None) = (out.stop_actor, out.max_restarts) {
+        return Err(syn::Error::new(
+            span,
+            "`on_limit` says what happens past `max_restarts`; set `max_restarts = N` too",
         ));
     }
     Ok(out)
@@ -201,6 +224,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
         quote!((#n as u32, ::core::time::Duration::from_millis(#window)))
     }));
     let reset = attr.reset;
+    let stop_actor = attr.stop_actor.is_some_and(|(stop, _)| stop);
     // The fresh state a panic resets to: `Default`, checked where `restart` is written.
     let fresh = attr.reset.then(|| {
         quote_spanned! {ident.span()=>
@@ -210,17 +234,21 @@ pub fn expand(input: TokenStream) -> TokenStream {
         }
     });
     let (count, instances) = match attr.instances {
-        Some((n, span)) if n > 1 => (
-            n,
-            quote_spanned! {span=>
+        Some((n, span)) if n > 1 => {
+            // Spanned at `instances`, where a missing `Clone` is reported; `self` is bound at
+            // the call site to a name of that span (the option may come from a user's
+            // `macro_rules!`, whose hygiene `self` must not take).
+            let this = syn::Ident::new("__nats_actors_this", span);
+            let body = quote_spanned! {span=>
                 let mut __nats_actors_all = ::std::vec::Vec::with_capacity(#n);
                 for _ in 1..#n {
-                    __nats_actors_all.push(::core::clone::Clone::clone(&self));
+                    __nats_actors_all.push(::core::clone::Clone::clone(&#this));
                 }
-                __nats_actors_all.push(self);
+                __nats_actors_all.push(#this);
                 __nats_actors_all
-            },
-        ),
+            };
+            (n, quote! { let #this = self; #body })
+        }
         _ => (1, quote!(::std::vec![self])),
     };
     let handlers = quote_spanned! {ident.span()=>
@@ -244,6 +272,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
                         buffer: #buffer,
                         reset: #reset,
                         restart_limit: #restart_limit,
+                        stop_actor_on_limit: #stop_actor,
                     }
                 }
                 #fresh

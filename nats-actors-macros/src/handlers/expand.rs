@@ -83,6 +83,28 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
     let concurrency = option(h.concurrency.map(|c| quote!(#c)));
     let buffer = option(h.buffer.clone());
     let exclusive = h.mutable;
+    // The schemas of the payload and the reply, where their types have them.
+    let schema = |ty: Option<&syn::Type>| match ty {
+        Some(ty) => quote_spanned! {ty.span()=> {
+            #[allow(unused_imports)]
+            use #p::{NoSchema as _, SchemaByType as _};
+            (&&#p::Probe::<#ty>::new()).schema()
+        }},
+        None => quote!(::core::option::Option::None),
+    };
+    let payload = schema(h.args.iter().find_map(|a| match a {
+        Arg::Other {
+            ty,
+            role: Role::Payload,
+        } if !matches!(ty, syn::Type::Reference(_)) => Some(ty),
+        _ => None,
+    }));
+    let reply_ty = match (&h.ret, h.kind) {
+        (Ret::Value(ty), Kind::Request | Kind::Ask) => Some(ty.clone()),
+        (Ret::Result(ty), Kind::Request | Kind::Ask) => super::client::first_generic(ty),
+        _ => None,
+    };
+    let reply = schema(reply_ty.as_ref());
     quote! {
         #p::HandlerSpec {
             method: #method_name,
@@ -97,6 +119,8 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
             consumer: #consumer,
             start: #start::<Self, #index>,
             turn: #turn,
+            payload: #payload,
+            reply: #reply,
         }
     }
 }

@@ -104,6 +104,9 @@ pub struct HandlerSpec<A> {
     pub start: Start<A>,
     /// The handler on a given state, for a keyed actor's `#[command]` and `#[ask]`.
     pub turn: Option<Turn<A>>,
+    /// The JSON Schemas of its payload and reply, for the AsyncAPI document.
+    pub payload: Option<crate::asyncapi::SchemaOf>,
+    pub reply: Option<crate::asyncapi::SchemaOf>,
 }
 
 impl<A> HandlerSpec<A> {

@@ -47,6 +47,14 @@ pub(crate) struct StartEnv<'a> {
     pub(crate) stopper: Arc<Stopper>,
 }
 
+/// The queue group of `spec`: its own, else the actor's, else the actor's name when it runs
+/// several instances.
+pub(crate) fn queue_of<A>(spec: &HandlerSpec<A>, opts: &ActorOptions) -> Option<&'static str> {
+    spec.queue
+        .or(opts.queue)
+        .or((opts.instances > 1).then_some(opts.name))
+}
+
 /// The worker of handler `spec` on instance `instance` (its state in `cell`), with its counters
 /// registered.
 pub(crate) fn worker<A: Actor>(
@@ -58,11 +66,7 @@ pub(crate) fn worker<A: Actor>(
     timed: bool,
     supervisor: Option<Arc<Supervisor>>,
 ) -> (Worker<A>, Arc<HandlerCounters>) {
-    let queue = spec.queue.or(opts.queue).or(if opts.instances > 1 {
-        Some(opts.name)
-    } else {
-        None
-    });
+    let queue = queue_of(spec, opts);
     let phase = usize::from(spec.kind.replies);
     let (counters, tally) = env.counters.register(
         HandlerCounters::new(opts.name, spec.method, spec.template, instance)

@@ -76,6 +76,8 @@ pub struct HandlerHealth {
     pub consumer_pending: Option<(u64, u64)>,
     /// `code:description` of the last error a message ended with.
     pub last_error: Option<String>,
+    /// Why supervision stopped its instance (`on_limit = "stop_actor"`), once it did.
+    pub stopped_by: Option<String>,
 }
 
 /// What a handler is doing, in [`HandlerHealth`].
@@ -86,7 +88,9 @@ pub enum HandlerState {
     Running,
     /// Paused by its supervisor after a panic (`restart = ...`, `max_restarts`).
     Restarting,
-    /// One of its tasks ended (shutdown, or a failure that ended its loop).
+    /// One of its tasks ended: shutdown, a failure that ended its loop, or supervision
+    /// stopping its instance past `max_restarts` (`on_limit = "stop_actor"`, see
+    /// [`HandlerHealth::stopped_by`]).
     Stopped,
 }
 
@@ -118,6 +122,11 @@ pub(crate) fn handlers(counters: &Counters) -> Vec<HandlerHealth> {
                 consumer_pending: *c.js.pending.lock().unwrap_or_else(|e| e.into_inner()),
                 last_error: c
                     .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+                stopped_by: c
+                    .stopped_by
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .clone(),

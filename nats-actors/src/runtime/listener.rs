@@ -1,8 +1,9 @@
 //! The health listener (feature `health`): HTTP/1.1 on the address given to
 //! [`RuntimeBuilder::health_listener`](crate::RuntimeBuilder::health_listener) or in
 //! `NATS_ACTORS_HEALTH_ADDR`, answering Kubernetes-style probes from [`Health`](super::Health):
-//! `/livez` (200 while the runtime runs) and `/readyz` (200 when ready, 503 with the reason
-//! otherwise).
+//! `/livez` (200 while the runtime runs), `/readyz` (200 when ready, 503 with the reason
+//! otherwise) and `/metrics` (the metrics in the Prometheus text format, when telemetry has
+//! them: [`TelemetryBuilder::prometheus`](crate::telemetry::TelemetryBuilder::prometheus)).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,7 +40,7 @@ pub(crate) async fn listen(addr: &str, watched: Arc<Watched>) -> Result<Listener
     };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(refused)?;
     let bound = listener.local_addr().map_err(refused)?;
-    tracing::info!(addr = %bound, "health listener: /livez, /readyz");
+    tracing::info!(addr = %bound, "health listener: /livez, /readyz, /metrics");
     let task = tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
@@ -67,7 +68,11 @@ pub(crate) async fn listen(addr: &str, watched: Arc<Watched>) -> Result<Listener
     Ok(Listener { addr: bound, task })
 }
 
+/// The Prometheus text format's content type.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 fn answer(watched: &Watched, path: &str) -> Response<Full<Bytes>> {
+    let mut content_type = "text/plain; charset=utf-8";
     let (status, body) = match path {
         "/livez" => (StatusCode::OK, "ok\n".to_string()),
         "/readyz" => {
@@ -80,9 +85,33 @@ fn answer(watched: &Watched, path: &str) -> Response<Full<Bytes>> {
                 ),
             }
         }
-        _ => (StatusCode::NOT_FOUND, "try /livez or /readyz\n".to_string()),
+        "/metrics" => match crate::telemetry::prometheus_text() {
+            Some(Ok(text)) => {
+                content_type = PROMETHEUS_TEXT;
+                (StatusCode::OK, text)
+            }
+            Some(Err(why)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("metrics cannot be read: {why}\n"),
+            ),
+            None => (
+                StatusCode::NOT_FOUND,
+                "metrics are off: install telemetry with Prometheus text \
+                 (OTEL_METRICS_EXPORTER=prometheus, or TelemetryBuilder::prometheus)\n"
+                    .to_string(),
+            ),
+        },
+        _ => (
+            StatusCode::NOT_FOUND,
+            "try /livez, /readyz or /metrics\n".to_string(),
+        ),
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
     response
 }

@@ -2,6 +2,7 @@
 //! gracefully.
 
 pub(crate) mod connect;
+mod describe;
 pub(crate) mod env;
 pub(crate) mod health;
 pub(crate) mod link;
@@ -108,6 +109,8 @@ pub struct Runtime {
     #[cfg(feature = "health")]
     listener: Option<listener::Listener>,
     stopper: Arc<Stopper>,
+    /// Its handlers, for [`Runtime::asyncapi`].
+    declared: Vec<crate::asyncapi::Declared>,
 }
 
 /// Asks a running [`Runtime`] to shut down; cheap to clone, usable from any task.
@@ -476,6 +479,7 @@ impl RuntimeBuilder {
 
     /// Connects and starts every subscription; when it returns, the server knows them all.
     pub async fn start(self) -> Result<Runtime, Error> {
+        let declared = describe::print_if_asked(&self.actors);
         let counters = Arc::new(Counters::default());
         let closed = Arc::new(Notify::new());
         let link = Link::new();
@@ -496,7 +500,7 @@ impl RuntimeBuilder {
         };
         // Reconnects of a connection made elsewhere are not seen (its events are its own).
         let watch = owns_connection.then(|| link.watch(nats.clone(), counters.clone()));
-        let stopper = Arc::new(Stopper::default());
+        let stopper = Arc::new(Stopper::runtime());
         let watched = health::Watched::new(
             nats.clone(),
             owns_connection.then(|| link.clone()),
@@ -559,6 +563,7 @@ impl RuntimeBuilder {
             #[cfg(feature = "health")]
             listener,
             stopper,
+            declared,
         })
     }
 

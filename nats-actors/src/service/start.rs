@@ -25,6 +25,10 @@ impl<S> ServiceStarter<S> {
 const REQUEST_PHASE: usize = 1;
 
 impl<S: Service> runtime::Starter for ServiceStarter<S> {
+    fn declare(&self, out: &mut Vec<crate::asyncapi::Declared>) {
+        runtime::declare::<S>(out);
+    }
+
     fn start<'a>(&'a mut self, env: &'a mut StartEnv<'_>) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let Some(service) = self.0.take() else {

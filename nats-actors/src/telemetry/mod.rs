@@ -35,6 +35,7 @@ mod deadline;
 pub(crate) mod events;
 pub(crate) mod metrics;
 mod otlp;
+mod prometheus;
 mod propagation;
 mod record;
 mod sampling;
@@ -47,7 +48,7 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::Protocol;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::{MeterProviderBuilder, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter, TracerProviderBuilder};
 use opentelemetry_sdk::Resource;
@@ -69,6 +70,8 @@ struct Installed {
     sink: spans::Sink,
     tracer: SdkTracerProvider,
     meter: Option<SdkMeterProvider>,
+    /// What `/metrics` reads, when Prometheus text is on.
+    scrape: Option<prometheus::ScrapeReader>,
 }
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
@@ -88,6 +91,14 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the guard's shutdown waits for the exporters (not at all for one still held by an
 /// export given up on, as the runtime's shutdown does at its deadline).
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The metrics as Prometheus text now: `None` when it is off (see
+/// [`TelemetryBuilder::prometheus`]), an error once telemetry is shut down.
+#[cfg_attr(not(feature = "health"), allow(dead_code))]
+pub(crate) fn prometheus_text() -> Option<Result<String, String>> {
+    let reader = INSTALLED.get()?.scrape.as_ref()?;
+    Some(prometheus::scrape(reader))
+}
 
 pub(crate) fn metrics_enabled() -> bool {
     INSTALLED.get().is_some_and(|i| i.metrics)
@@ -140,7 +151,9 @@ pub struct TelemetryBuilder {
     service_name: String,
     sampling: Sampling,
     traces: Traces,
-    meter: Option<SdkMeterProvider>,
+    /// The metric readers given so far.
+    metrics: Option<MeterProviderBuilder>,
+    prometheus: bool,
     logs: bool,
     /// Warnings about the environment, logged once the subscriber is installed.
     notes: Vec<String>,
@@ -154,7 +167,8 @@ impl TelemetryBuilder {
             service_name: service_name.to_string(),
             sampling: Sampling::default(),
             traces: Traces::Console,
-            meter: None,
+            metrics: None,
+            prometheus: false,
             logs: true,
             notes: Vec::new(),
         }
@@ -165,6 +179,8 @@ impl TelemetryBuilder {
     /// the `_TRACES_`/`_METRICS_` forms) set, spans and metrics go over OTLP with
     /// `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc` or `http/protobuf`, the default), metrics every
     /// `OTEL_METRIC_EXPORT_INTERVAL` ms (default 60000); without, traces print to the console.
+    /// `OTEL_METRICS_EXPORTER` lists the metric exporters: `otlp` (the default), `prometheus`
+    /// (see [`TelemetryBuilder::prometheus`]) or `none`.
     /// Each export gives up after `OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]TIMEOUT` ms, 2000 when
     /// not set (the OTLP default is 10000: lower, a collector that does not answer holds up
     /// shutdown less).
@@ -221,7 +237,22 @@ impl TelemetryBuilder {
                 Err(otlp::NotServed::NoEndpoint) => {}
             }
         }
-        if endpoint || var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some() {
+        // Which metric exporters: `otlp` (the default, once an endpoint is set), `prometheus`
+        // (text at `/metrics`), `none`.
+        let exporters = var("OTEL_METRICS_EXPORTER").unwrap_or_else(|| "otlp".into());
+        let mut otlp_metrics = false;
+        for exporter in exporters.split(',').map(str::trim) {
+            match exporter {
+                "otlp" => otlp_metrics = true,
+                "prometheus" => self.prometheus = true,
+                "none" | "" => {}
+                other => self.notes.push(format!(
+                    "OTEL_METRICS_EXPORTER: `{other}` is not supported (otlp, prometheus or \
+                     none); ignored"
+                )),
+            }
+        }
+        if otlp_metrics && (endpoint || var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some()) {
             let (exporter, note) = sdk_export::metric_exporter(protocol)
                 .map_err(|e| telemetry_error("the OTLP metric exporter", e))?;
             self.notes.extend(note);
@@ -266,13 +297,28 @@ impl TelemetryBuilder {
         let reader = PeriodicReader::builder(exporter)
             .with_interval(interval)
             .build();
-        let resource = resource(&self.service_name);
-        self.meter = Some(
-            SdkMeterProvider::builder()
-                .with_resource(resource)
-                .with_reader(reader)
-                .build(),
-        );
+        let metrics = self
+            .metrics
+            .take()
+            .unwrap_or_else(SdkMeterProvider::builder);
+        self.metrics = Some(metrics.with_reader(reader));
+        self
+    }
+
+    /// Record metrics and serve them in the Prometheus text format at `/metrics` of the
+    /// health listener (feature `health`, see
+    /// [`RuntimeBuilder::health_listener`](crate::RuntimeBuilder::health_listener)), read
+    /// fresh at each scrape, beside any OTLP export. [`TelemetryBuilder::from_env`] turns it
+    /// on when `OTEL_METRICS_EXPORTER` lists `prometheus` (`otlp,prometheus` for both).
+    ///
+    /// ```no_run
+    /// let guard = nats_actors::telemetry::TelemetryBuilder::new("orders")
+    ///     .prometheus()
+    ///     .install()
+    ///     .unwrap();
+    /// ```
+    pub fn prometheus(mut self) -> Self {
+        self.prometheus = true;
         self
     }
 
@@ -290,6 +336,13 @@ impl TelemetryBuilder {
             return Err(already_installed());
         }
         let resource = resource(&self.service_name);
+        let scrape = self.prometheus.then(prometheus::reader);
+        let mut metrics = self.metrics.take();
+        if let Some(reader) = &scrape {
+            let builder = metrics.unwrap_or_else(SdkMeterProvider::builder);
+            metrics = Some(builder.with_reader(reader.clone()));
+        }
+        let meter = metrics.map(|m| m.with_resource(resource.clone()).build());
         let sampler = self.sampling.to_sdk();
         let (traces, otlp_config) = match self.traces {
             Traces::Otlp(config, b) => (Traces::Exporter(b), Some(config)),
@@ -363,20 +416,21 @@ impl TelemetryBuilder {
             ]),
         );
         opentelemetry::global::set_tracer_provider(tracer.clone());
-        if let Some(m) = &self.meter {
+        if let Some(m) = &meter {
             opentelemetry::global::set_meter_provider(m.clone());
         }
         let installed = Installed {
             sampling,
             sink,
-            metrics: self.meter.is_some(),
+            metrics: meter.is_some(),
             tracer: tracer.clone(),
-            meter: self.meter.clone(),
+            meter: meter.clone(),
+            scrape,
         };
         INSTALLED.set(installed).map_err(|_| already_installed())?;
         Ok(TelemetryGuard {
             tracer: Some(tracer),
-            meter: self.meter,
+            meter,
         })
     }
 }

@@ -33,7 +33,12 @@ impl<T: Send + Sync + 'static> Generic<T> {
 }
 
 #[derive(Actor, Default)]
-#[actor(restart = "reset", max_restarts = 3, restart_window = "1m")]
+#[actor(
+    restart = "reset",
+    max_restarts = 3,
+    restart_window = "1m",
+    on_limit = "stop_actor"
+)]
 struct Supervised {
     n: u32,
 }
