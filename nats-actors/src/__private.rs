@@ -13,7 +13,6 @@ use crate::extract::{FromContext, FromParam, Payload};
 use crate::outcome::{self, IntoOutcome, IntoReply};
 
 pub use crate::actor::ActorOptions;
-pub use crate::asyncapi::{NoSchema, SchemaByType};
 pub use crate::cell::Cell;
 pub use crate::handler::core::{start as start_core, REQUEST, SUBSCRIBE};
 pub use crate::handler::{turn, Turn};
@@ -350,4 +349,29 @@ where
     origin
         .request(subject, origin.encode(subject, request)?)
         .await
+}
+
+/// A payload or reply type with a JSON Schema.
+#[doc(hidden)]
+pub trait SchemaByType {
+    fn schema(&self) -> Option<crate::asyncapi::SchemaOf>;
+}
+
+#[cfg(feature = "service")]
+impl<T: schemars::JsonSchema> SchemaByType for &Probe<T> {
+    fn schema(&self) -> Option<crate::asyncapi::SchemaOf> {
+        Some(crate::asyncapi::schema_of::<T>)
+    }
+}
+
+/// Any other type: no schema.
+#[doc(hidden)]
+pub trait NoSchema {
+    fn schema(&self) -> Option<crate::asyncapi::SchemaOf>;
+}
+
+impl<T: ?Sized> NoSchema for Probe<T> {
+    fn schema(&self) -> Option<crate::asyncapi::SchemaOf> {
+        None
+    }
 }

@@ -28,6 +28,25 @@ use crate::handler::HandlerSpec;
 /// Runtime::builder().connect_from_env().actor(Pinger).run_until_shutdown_signal().await
 /// # }
 /// ```
+///
+/// Supervision: a fresh state after a panic, and past 3 panics a minute that instance stops
+/// (its two siblings in the queue group go on) instead of the whole runtime:
+///
+/// ```
+/// use nats_actors::prelude::*;
+///
+/// #[derive(Actor, Clone, Default)]
+/// #[actor(instances = 3, restart = "reset", max_restarts = 3, restart_window = "1m",
+///         on_limit = "stop_actor")]
+/// struct Tally { seen: u64 }
+///
+/// #[handlers]
+/// impl Tally {
+///     #[subscribe("tally")]
+///     async fn add(&mut self, n: u64) { self.seen += n; }
+/// }
+/// # let _ = Runtime::builder().actor(Tally::default());
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an actor",
     label = "add #[derive(Actor)] to its struct and #[handlers] to its impl block"

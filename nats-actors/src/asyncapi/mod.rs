@@ -27,8 +27,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
+#[cfg(feature = "service")]
+pub(crate) use schema::schema_of;
 #[doc(hidden)]
-pub use schema::{NoSchema, SchemaByType, SchemaOf, Schemas};
+pub use schema::{SchemaOf, Schemas};
 
 use crate::codec::Codec;
 

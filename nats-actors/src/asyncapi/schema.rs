@@ -1,11 +1,10 @@
 //! The JSON Schemas of handler payloads and replies, for the AsyncAPI document: a type that
 //! implements `schemars::JsonSchema` (feature `service`) has one, any other has none and its
 //! message is listed without a payload schema. The macros pick which by autoref
-//! specialisation, so a payload type without a schema still compiles.
+//! specialisation (`__private::SchemaByType`), so a payload type without a schema still
+//! compiles.
 
 use serde_json::Value;
-
-use crate::__private::Probe;
 
 #[doc(hidden)]
 /// Collects the schemas of one document; the types they refer to end up in
@@ -51,7 +50,7 @@ impl Schemas {
 
 /// `T`'s schema, in `schemas`.
 #[cfg(feature = "service")]
-fn schema_of<T: schemars::JsonSchema>(schemas: &mut Schemas) -> Value {
+pub(crate) fn schema_of<T: schemars::JsonSchema>(schemas: &mut Schemas) -> Value {
     use schemars::transform::Transform;
     let mut schema = schemas.generator.subschema_for::<T>();
     // What the generator does to a root schema, for an inline one: draft-07 keywords only.
@@ -59,29 +58,4 @@ fn schema_of<T: schemars::JsonSchema>(schemas: &mut Schemas) -> Value {
     schemars::transform::ReplaceUnevaluatedProperties::default().transform(&mut schema);
     schemars::transform::RemoveRefSiblings::default().transform(&mut schema);
     schema.to_value()
-}
-
-/// A payload or reply type with a JSON Schema.
-#[doc(hidden)]
-pub trait SchemaByType {
-    fn schema(&self) -> Option<SchemaOf>;
-}
-
-#[cfg(feature = "service")]
-impl<T: schemars::JsonSchema> SchemaByType for &Probe<T> {
-    fn schema(&self) -> Option<SchemaOf> {
-        Some(schema_of::<T>)
-    }
-}
-
-/// Any other type: no schema.
-#[doc(hidden)]
-pub trait NoSchema {
-    fn schema(&self) -> Option<SchemaOf>;
-}
-
-impl<T: ?Sized> NoSchema for Probe<T> {
-    fn schema(&self) -> Option<SchemaOf> {
-        None
-    }
 }

@@ -8,9 +8,10 @@ pub(crate) mod health;
 pub(crate) mod link;
 #[cfg(feature = "health")]
 mod listener;
+mod shutdown;
 pub(crate) mod start;
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use connect::ConnectOptions;
 use env::{Phase, StartEnv};
 use health::Health;
 use link::{events, Link};
+pub use shutdown::ShutdownHandle;
 use start::Starter;
 
 use crate::supervision::Stopper;
@@ -111,37 +113,6 @@ pub struct Runtime {
     stopper: Arc<Stopper>,
     /// Its handlers, for [`Runtime::asyncapi`].
     declared: Vec<crate::asyncapi::Declared>,
-}
-
-/// Asks a running [`Runtime`] to shut down; cheap to clone, usable from any task.
-///
-/// ```no_run
-/// # async fn demo(runtime: nats_actors::Runtime) -> Result<(), nats_actors::Error> {
-/// let handle = runtime.shutdown_handle();
-/// tokio::spawn(async move {
-///     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-///     handle.shutdown();
-/// });
-/// runtime.run_until_shutdown_signal().await
-/// # }
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct ShutdownHandle {
-    inner: Arc<(AtomicBool, Notify)>,
-}
-
-impl ShutdownHandle {
-    /// Starts the graceful shutdown of the runtime.
-    pub fn shutdown(&self) {
-        self.inner.0.store(true, Relaxed);
-        self.inner.1.notify_one();
-    }
-
-    async fn requested(&self) {
-        while !self.inner.0.load(Relaxed) {
-            self.inner.1.notified().await;
-        }
-    }
 }
 
 /// What a shutdown came to.
@@ -450,11 +421,13 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Serves `/livez` and `/readyz` over HTTP on `addr` (feature `health`; without this call,
-    /// on `NATS_ACTORS_HEALTH_ADDR` when it is set). `/readyz` is 200 once every subscription
-    /// and consumer is confirmed, and 503 with the reason while the connection is down or the
-    /// runtime drains; `/livez` is 200 until the runtime has shut down. An address that cannot
-    /// be bound fails the start with [`Error::Config`].
+    /// Serves `/livez`, `/readyz` and `/metrics` over HTTP on `addr` (feature `health`; without
+    /// this call, on `NATS_ACTORS_HEALTH_ADDR` when it is set). `/readyz` is 200 once every
+    /// subscription and consumer is confirmed, and 503 with the reason while the connection is
+    /// down or the runtime drains; `/livez` is 200 until the runtime has shut down; `/metrics`
+    /// is the Prometheus text of the telemetry's metrics when it has it (see
+    /// [`TelemetryBuilder::prometheus`](crate::telemetry::TelemetryBuilder::prometheus)), 404
+    /// otherwise. An address that cannot be bound fails the start with [`Error::Config`].
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), nats_actors::Error> {
