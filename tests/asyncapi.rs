@@ -1,8 +1,8 @@
 //! The AsyncAPI 3.0 document of a runtime, validated by the AsyncAPI project's own parser
 //! (`@asyncapi/parser`, installed by `make asyncapi-env`, which `make test` runs): channels with
 //! the parameters of their subject templates, receive operations with queue-group bindings,
-//! replies, JetStream consumers, keyed commands and asks, service endpoints, and the payload
-//! schemas of types that have them. `NATS_ACTORS_ASYNCAPI` makes a binary print it and exit.
+//! replies, JetStream consumers, keyed commands and asks, service endpoints, declared publishes,
+//! and the payload schemas of types that have them. `NATS_ACTORS_ASYNCAPI` makes a binary print it and exit.
 
 #[path = "common/jetstream.rs"]
 #[allow(dead_code)]
@@ -119,8 +119,15 @@ fn validate(doc: &Value) -> String {
     report
 }
 
+/// Published by `Shop`, declared for the document.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+struct Shipped {
+    order: u64,
+}
+
 fn builder() -> nats_actors::RuntimeBuilder {
     Runtime::builder()
+        .publishes::<Shipped>("shop.{region}.shipped")
         .stream(jetstream::stream("SHIP", "ship.>"))
         .actor(Shop)
         .actor(Cart::default())
@@ -208,7 +215,7 @@ async fn a_running_runtime_names_its_server() {
     let host = doc["servers"]["nats"]["host"].as_str().unwrap();
     assert!(host.ends_with(&format!(":{}", server.port())), "{host}");
     assert_eq!(doc["servers"]["nats"]["protocol"], "nats");
-    assert_eq!(doc["operations"].as_object().unwrap().len(), 7);
+    assert_eq!(doc["operations"].as_object().unwrap().len(), 8);
     runtime.shutdown().await;
 }
 

@@ -5,8 +5,10 @@
 //!
 //! - Each subject template is a channel; its `{param}`s are the channel's parameters (`*` and
 //!   `>` stay in the address, as NATS writes them).
-//! - Each handler is a `receive` operation on its channel. A queue group is its NATS binding;
-//!   a JetStream consumer names its stream and durable in `x-nats-jetstream`.
+//! - Each handler is a `receive` operation on its channel, and what
+//!   [`RuntimeBuilder::publishes`](crate::RuntimeBuilder::publishes) declares a `send`. A
+//!   queue group is its NATS binding; a JetStream consumer names its stream and durable in
+//!   `x-nats-jetstream`.
 //! - A handler that answers (`#[request]`, `#[ask]`, a service endpoint) has a reply, on a
 //!   channel of its own with no address (NATS sends it to the requester's inbox).
 //! - A payload or reply type that implements `schemars::JsonSchema` (feature `service`) is
@@ -42,7 +44,8 @@ pub(crate) const PRINT_VAR: &str = "NATS_ACTORS_ASYNCAPI";
 pub(crate) struct Declared {
     pub(crate) actor: &'static str,
     pub(crate) method: &'static str,
-    /// The handler attribute: `subscribe`, `request`, `consumer`, `command`, `ask`.
+    /// The handler attribute: `subscribe`, `request`, `consumer`, `command`, `ask`; `publish`
+    /// for what [`RuntimeBuilder::publishes`](crate::RuntimeBuilder::publishes) declared.
     pub(crate) attribute: &'static str,
     /// The subject template; `None` for a channel with no fixed address (a consumer reading a whole stream).
     pub(crate) address: Option<&'static str>,
@@ -59,7 +62,7 @@ pub(crate) struct Declared {
 pub(crate) fn listed(attribute: &str) -> bool {
     matches!(
         attribute,
-        "subscribe" | "request" | "consumer" | "command" | "ask"
+        "subscribe" | "request" | "consumer" | "command" | "ask" | "publish"
     )
 }
 
@@ -103,16 +106,25 @@ pub(crate) fn document(about: &About, declared: &[Declared]) -> Value {
             .entry(channel_id.clone())
             .or_insert_with(|| channel(d.address));
         let message_id = ident(&format!("{}.{}", d.actor, d.method));
-        let message = message_object(
-            &format!("{}::{} payload", d.actor, d.method),
-            d.codec,
-            d.payload.map(|s| s(&mut schemas)),
-        );
+        let sends = d.attribute == "publish";
+        let (title, action, summary) = match sends {
+            true => (
+                format!("published on {}", d.method),
+                "send",
+                format!("publishes on {}", d.method),
+            ),
+            false => (
+                format!("{}::{} payload", d.actor, d.method),
+                "receive",
+                format!("#[{}] {}::{}", d.attribute, d.actor, d.method),
+            ),
+        };
+        let message = message_object(&title, d.codec, d.payload.map(|s| s(&mut schemas)));
         messages(channel).insert(message_id.clone(), message);
         let op_id = ids.operation(&message_id);
         let mut op = json!({
-            "action": "receive",
-            "summary": format!("#[{}] {}::{}", d.attribute, d.actor, d.method),
+            "action": action,
+            "summary": summary,
             "channel": { "$ref": format!("#/channels/{channel_id}") },
             "messages": [ { "$ref": format!("#/channels/{channel_id}/messages/{message_id}") } ],
         });
@@ -211,9 +223,10 @@ fn parameters(template: &str) -> Vec<String> {
         .collect()
 }
 
-/// An id AsyncAPI accepts (`[A-Za-z0-9_.-]`): other characters become `_`.
+/// An id AsyncAPI accepts (`[A-Za-z0-9_.-]`): braces are left out, other characters become `_`.
 fn ident(s: &str) -> String {
     s.chars()
+        .filter(|c| !matches!(c, '{' | '}'))
         .map(|c| match c {
             'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' | '.' => c,
             _ => '_',
@@ -239,7 +252,7 @@ impl Ids {
             }
         }
         let base = match address {
-            Some(a) => ident(&a.replace(['{', '}'], "")),
+            Some(a) => ident(a),
             None => "stream".into(),
         };
         let id = unique(&mut self.channels, base);

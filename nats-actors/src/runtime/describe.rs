@@ -3,14 +3,13 @@
 
 use serde_json::Value;
 
-use super::start::Starter;
 use super::{Runtime, RuntimeBuilder};
 use crate::asyncapi::{self, About, Declared};
 
 /// The handlers of `actors`; when `NATS_ACTORS_ASYNCAPI` is set, prints their document to
 /// stdout and exits the process with status 0 instead.
-pub(super) fn print_if_asked(actors: &[Box<dyn Starter>]) -> Vec<Declared> {
-    let declared = declared(actors);
+pub(super) fn print_if_asked(builder: &RuntimeBuilder) -> Vec<Declared> {
+    let declared = declared(builder);
     if std::env::var_os(asyncapi::PRINT_VAR).is_some() {
         let doc = asyncapi::document(&About::of_process(), &declared);
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
@@ -19,11 +18,12 @@ pub(super) fn print_if_asked(actors: &[Box<dyn Starter>]) -> Vec<Declared> {
     declared
 }
 
-fn declared(actors: &[Box<dyn Starter>]) -> Vec<Declared> {
+fn declared(builder: &RuntimeBuilder) -> Vec<Declared> {
     let mut out = Vec::new();
-    for actor in actors {
+    for actor in &builder.actors {
         actor.declare(&mut out);
     }
+    out.extend(builder.published.iter().cloned());
     out
 }
 
@@ -55,7 +55,42 @@ impl RuntimeBuilder {
     /// assert_eq!(op["bindings"]["nats"]["queue"], "orders");
     /// ```
     pub fn asyncapi(&self) -> Value {
-        asyncapi::document(&About::of_process(), &declared(&self.actors))
+        asyncapi::document(&About::of_process(), &declared(self))
+    }
+
+    /// Declares that the service publishes `T` (JSON) on `subject`, for the AsyncAPI document:
+    /// a `send` operation with `T`'s schema. What handlers publish through their `Context` is
+    /// known only when they run, so the document lists it only once declared here. Feature
+    /// `service` (for `schemars`).
+    ///
+    /// ```
+    /// use nats_actors::prelude::*;
+    ///
+    /// #[derive(Serialize, JsonSchema)]
+    /// struct Shipped { order: u64 }
+    ///
+    /// let doc = Runtime::builder()
+    ///     .publishes::<Shipped>("orders.{id}.shipped")
+    ///     .asyncapi();
+    /// let op = &doc["operations"]["publish.orders.id.shipped"];
+    /// assert_eq!(op["action"], "send");
+    /// assert_eq!(doc["channels"]["orders.id.shipped"]["address"], "orders.{id}.shipped");
+    /// ```
+    #[cfg(feature = "service")]
+    pub fn publishes<T: schemars::JsonSchema>(mut self, subject: &'static str) -> Self {
+        self.published.push(Declared {
+            actor: "publish",
+            method: subject,
+            attribute: "publish",
+            address: Some(subject),
+            replies: false,
+            queue: None,
+            codec: crate::codec::Codec::Json,
+            payload: Some(asyncapi::schema_of::<T>),
+            reply: None,
+            jetstream: None,
+        });
+        self
     }
 }
 

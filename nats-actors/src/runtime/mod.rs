@@ -78,6 +78,8 @@ pub struct RuntimeBuilder {
     buffer: Option<Buffer>,
     #[cfg(feature = "health")]
     health_addr: Option<String>,
+    /// What [`RuntimeBuilder::publishes`] declared, for the AsyncAPI document.
+    published: Vec<crate::asyncapi::Declared>,
 }
 
 /// Running actors on one NATS connection.
@@ -142,6 +144,7 @@ impl Runtime {
             #[cfg(feature = "health")]
             health_addr: None,
             buffer: None,
+            published: Vec::new(),
         }
     }
 
@@ -452,7 +455,7 @@ impl RuntimeBuilder {
 
     /// Connects and starts every subscription; when it returns, the server knows them all.
     pub async fn start(self) -> Result<Runtime, Error> {
-        let declared = describe::print_if_asked(&self.actors);
+        let declared = describe::print_if_asked(&self);
         let counters = Arc::new(Counters::default());
         let closed = Arc::new(Notify::new());
         let link = Link::new();
