@@ -134,6 +134,7 @@ async fn metrics_are_served_as_prometheus_text_read_at_each_scrape() {
         scraped.headers
     );
     let families = parse(&scraped.body);
+    println!("{}", scraped.body);
     let on = [("messaging_destination_template", "prom.metered")];
     assert_eq!(
         value(
