@@ -9,7 +9,7 @@ use std::time::Duration;
 use nats_actors::prelude::*;
 use nats_actors::telemetry::TelemetryBuilder;
 use nats_actors_suite::http::get;
-use nats_actors_suite::{connect, eventually, server};
+use nats_actors_suite::{connect, eventually, python, server};
 use serde_json::Value;
 
 #[derive(Actor)]
@@ -29,16 +29,6 @@ impl Metered {
     async fn double(&self, n: u32) -> u32 {
         n * 2
     }
-}
-
-fn python() -> std::path::PathBuf {
-    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
-    assert!(
-        venv.exists(),
-        "{} is missing: run `make python-env` (make test does)",
-        venv.display()
-    );
-    venv
 }
 
 /// `text` parsed by prometheus_client: its families by name.

@@ -41,10 +41,14 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     nats: async_nats::Client,
     codec: Codec,
     timeout: Duration,
+    /// What is sent is compressed past a size (`None`: never).
+    #[cfg(feature = "compression")]
+    compression: Option<crate::compression::Compression>,
     server: &'static Server,
     /// Made on first use: it spawns the task that collects publish acks.
     #[cfg(feature = "jetstream")]
@@ -68,6 +72,8 @@ impl Client {
                 nats,
                 codec: Codec::Json,
                 timeout: DEFAULT_REQUEST_TIMEOUT,
+                #[cfg(feature = "compression")]
+                compression: None,
                 #[cfg(feature = "jetstream")]
                 jetstream: Arc::default(),
                 #[cfg(feature = "jetstream")]
@@ -78,36 +84,52 @@ impl Client {
 
     /// The same connection, encoding with `codec`.
     pub fn with_codec(&self, codec: Codec) -> Self {
-        let i = &self.inner;
-        Self {
-            inner: Arc::new(Inner {
-                nats: i.nats.clone(),
-                codec,
-                timeout: i.timeout,
-                server: i.server,
-                #[cfg(feature = "jetstream")]
-                jetstream: i.jetstream.clone(),
-                #[cfg(feature = "jetstream")]
-                buckets: i.buckets.clone(),
-            }),
-        }
+        self.with(|i| i.codec = codec)
     }
 
     /// The same connection, with another request timeout.
     pub fn with_timeout(&self, timeout: Duration) -> Self {
-        let i = &self.inner;
+        self.with(|i| i.timeout = timeout)
+    }
+
+    /// The same connection, compressing what it publishes, requests and replies once it is
+    /// at least the threshold's size (see [`compression`](crate::compression)).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::PublishError> {
+    /// use nats_actors::Sender;
+    /// let packed = client.with_compression(nats_actors::Compression::zstd());
+    /// packed.publish("reports.daily", &vec![0u64; 10_000]).await?; // sent with Content-Encoding: zstd
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "compression")]
+    pub fn with_compression(&self, compression: crate::compression::Compression) -> Self {
+        self.with(|i| i.compression = Some(compression))
+    }
+
+    fn with(&self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Inner::clone(&self.inner);
+        change(&mut inner);
         Self {
-            inner: Arc::new(Inner {
-                nats: i.nats.clone(),
-                codec: i.codec,
-                timeout,
-                server: i.server,
-                #[cfg(feature = "jetstream")]
-                jetstream: i.jetstream.clone(),
-                #[cfg(feature = "jetstream")]
-                buckets: i.buckets.clone(),
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    /// `payload` compressed as the client says, with its `Content-Encoding` in `headers`.
+    #[inline]
+    fn pack(&self, headers: &mut HeaderMap, payload: Bytes) -> Bytes {
+        #[cfg(feature = "compression")]
+        if let Some(c) = &self.inner.compression {
+            if headers.get(crate::compression::CONTENT_ENCODING).is_none() {
+                let (payload, encoding) = c.apply(payload);
+                if let Some(e) = encoding {
+                    headers.insert(crate::compression::CONTENT_ENCODING, e);
+                }
+                return payload;
+            }
+        }
+        let _ = headers;
+        payload
     }
 
     /// The underlying async-nats client.
@@ -240,6 +262,7 @@ impl Client {
         mut headers: HeaderMap,
         payload: Bytes,
     ) -> Result<(), PublishError> {
+        let payload = self.pack(&mut headers, payload);
         let (span, started) = self.begin(parent, what, &subject, payload.len(), &mut headers);
         let result = match self
             .inner
@@ -276,6 +299,7 @@ impl Client {
         payload: Bytes,
     ) -> Result<Message, RequestError> {
         let timeout = self.inner.timeout;
+        let payload = self.pack(&mut headers, payload);
         let (span, started) = self.begin(
             parent,
             SendKind::Request,

@@ -117,6 +117,24 @@ pub enum DecodeError {
     /// The payload is not valid MessagePack for the expected type.
     #[error("invalid MessagePack payload: {0}")]
     MsgPack(#[from] rmp_serde::decode::Error),
+    /// The `Content-Encoding` header names a compression nats-actors does not take (code 415).
+    #[error("unsupported Content-Encoding `{0}`; expected gzip, zstd or identity")]
+    UnknownEncoding(String),
+    /// The compressed payload inflates past the bound (code 413): a decompression bomb, or a
+    /// payload larger than any handler should be given.
+    #[error("the payload inflates past {limit} bytes")]
+    TooLarge {
+        /// The bound, in bytes.
+        limit: usize,
+    },
+    /// The payload is not valid data of its `Content-Encoding` (code 400).
+    #[error("corrupt {encoding} payload: {reason}")]
+    Corrupt {
+        /// The encoding it claims.
+        encoding: String,
+        /// What the decompressor said.
+        reason: String,
+    },
 }
 
 /// A publish failed; nothing was sent.

@@ -203,16 +203,23 @@ pub trait Payload: Sized {
 
 impl<T: DeserializeOwned> Payload for T {
     fn decode(ctx: &Context) -> Result<Self, HandlerError> {
-        ctx.message_codec()
-            .map_err(rejected)?
-            .decode(ctx.payload())
-            .map_err(rejected)
+        let codec = ctx.message_codec().map_err(rejected)?;
+        let payload = crate::compression::payload(ctx.headers(), ctx.payload(), || {
+            crate::compression::inflate_limit(ctx.client().nats().server_info().max_payload)
+        })
+        .map_err(rejected)?;
+        codec.decode(&payload).map_err(rejected)
     }
 }
 
-/// A payload that does not decode: bad input (400).
+/// A payload that does not decode: bad input (400), or a compressed one that inflates past
+/// the bound (413) or whose encoding is unknown (415).
 #[cold]
 #[inline(never)]
 fn rejected(e: DecodeError) -> HandlerError {
-    HandlerError::bad_request(e.to_string())
+    match e {
+        DecodeError::TooLarge { .. } => HandlerError::with_code(413, e.to_string()),
+        DecodeError::UnknownEncoding(_) => HandlerError::with_code(415, e.to_string()),
+        _ => HandlerError::bad_request(e.to_string()),
+    }
 }

@@ -67,9 +67,10 @@
 //! ## Cargo features
 //! `jetstream` (`#[consumer]`, declared streams, `js_publish`, dead letters), `service` (the
 //! NATS Service API: `#[derive(Service)]`, `#[endpoints]`), `telemetry` (OpenTelemetry spans,
-//! metrics and OTLP export) and `websockets` are on by default; with `default-features = false`
-//! the build has core pub/sub and request/reply only. `testing` starts real `nats-server`
-//! processes for tests.
+//! metrics and OTLP export), `compression` (gzip and zstd payloads, see [`compression`]) and
+//! `websockets` are on by default; with `default-features = false` the build has core pub/sub
+//! and request/reply only. `testing` starts real `nats-server` processes for tests; `health`
+//! serves `/livez`, `/readyz` and `/metrics`.
 
 pub use async_nats::{HeaderMap, Message, Subject};
 pub use bytes::Bytes;
@@ -84,6 +85,7 @@ mod cell;
 mod client;
 mod clock;
 mod codec;
+pub mod compression;
 mod context;
 mod error;
 mod extract;
@@ -117,6 +119,8 @@ pub use actor::Actor;
 pub use buffer::{Buffer, BufferError};
 pub use client::{Client, DEFAULT_REQUEST_TIMEOUT};
 pub use codec::{Codec, CONTENT_TYPE};
+#[cfg(feature = "compression")]
+pub use compression::Compression;
 pub use context::Context;
 pub use error::{DecodeError, EncodeError, Error, HandlerError, PublishError, RequestError};
 pub use extract::{FromContext, Param};

@@ -101,6 +101,9 @@ impl<'a> Origin<'a> {
             .request_message(self.parent, subject, headers, payload)
             .await?;
         let reply_codec = codec::of_headers(reply.headers.as_ref())?.unwrap_or(self.codec);
-        Ok(reply_codec.decode(&reply.payload)?)
+        let payload = crate::compression::payload(reply.headers.as_ref(), &reply.payload, || {
+            crate::compression::inflate_limit(self.client.nats().server_info().max_payload)
+        })?;
+        Ok(reply_codec.decode(&payload)?)
     }
 }

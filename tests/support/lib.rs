@@ -83,3 +83,15 @@ pub fn example_server(
     let options = nats_actors::ConnectOptions::new([server.url()]);
     Ok((Some(server), options))
 }
+
+/// The Python of the virtualenv `make python-env` makes (nats-py, the OpenTelemetry SDK,
+/// prometheus_client), for the cross-language tests.
+pub fn python() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make python-env` (make test does)",
+        venv.display()
+    );
+    venv
+}

@@ -121,7 +121,10 @@ impl KeyedRef {
         let bytes = origin.encode(subject, payload)?;
         let reply = self.ask_bytes(subject, bytes).await?;
         let codec = codec::of_headers(reply.headers.as_ref())?.unwrap_or(self.codec);
-        Ok(codec.decode(&reply.payload)?)
+        let payload = crate::compression::payload(reply.headers.as_ref(), &reply.payload, || {
+            crate::compression::inflate_limit(self.client.nats().server_info().max_payload)
+        })?;
+        Ok(codec.decode(&payload)?)
     }
 
     async fn ask_bytes(

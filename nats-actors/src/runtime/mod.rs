@@ -1,6 +1,8 @@
 //! The [`Runtime`]: connects, starts the actors' subscriptions, supervises them, and shuts down
 //! gracefully.
 
+#[cfg(feature = "compression")]
+mod compress;
 pub(crate) mod connect;
 mod describe;
 pub(crate) mod env;
@@ -80,6 +82,8 @@ pub struct RuntimeBuilder {
     health_addr: Option<String>,
     /// What [`RuntimeBuilder::publishes`] declared, for the AsyncAPI document.
     published: Vec<crate::asyncapi::Declared>,
+    #[cfg(feature = "compression")]
+    compression: Option<crate::compression::Compression>,
 }
 
 /// Running actors on one NATS connection.
@@ -145,6 +149,8 @@ impl Runtime {
             health_addr: None,
             buffer: None,
             published: Vec::new(),
+            #[cfg(feature = "compression")]
+            compression: None,
         }
     }
 
@@ -489,6 +495,11 @@ impl RuntimeBuilder {
             None => None,
         };
         let client = Client::new(nats);
+        #[cfg(feature = "compression")]
+        let client = match self.compression {
+            Some(c) => client.with_compression(c),
+            None => client,
+        };
         #[cfg(feature = "jetstream")]
         for stream in &self.streams {
             crate::jetstream::declare(client.jetstream(), stream).await?;
