@@ -141,12 +141,27 @@ pub(crate) fn decompress(
 
 #[cfg(feature = "compression")]
 fn inflate(encoding: &str, payload: &[u8], limit: usize) -> Result<Bytes, DecodeError> {
-    let mut out = Vec::new();
+    let zstd = encoding.eq_ignore_ascii_case("zstd");
+    // A zstd frame that states its size (what zstd's encoders write) and fits the limit is
+    // inflated into a buffer of that size at once; a wrong size fails there and is read again
+    // by the bounded stream below.
+    if zstd {
+        if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(payload) {
+            if let Ok(size) = usize::try_from(size) {
+                if size <= limit {
+                    if let Ok(out) = zstd::bulk::decompress(payload, size) {
+                        return Ok(Bytes::from(out));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(limit));
     let read = if encoding.eq_ignore_ascii_case("gzip") {
         flate2::read::GzDecoder::new(payload)
             .take(limit as u64 + 1)
             .read_to_end(&mut out)
-    } else if encoding.eq_ignore_ascii_case("zstd") {
+    } else if zstd {
         zstd::stream::read::Decoder::with_buffer(payload)
             .and_then(|d| d.take(limit as u64 + 1).read_to_end(&mut out))
     } else {
