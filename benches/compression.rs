@@ -51,7 +51,11 @@ fn report() -> Report {
             sku: format!("SKU-{:05}", (i * 37) % 1000),
             qty: (i % 17) as u32,
             warehouse: ["ams-1", "fra-2", "par-1"][i as usize % 3].into(),
-            note: if i % 5 == 0 { "restocked".into() } else { String::new() },
+            note: if i % 5 == 0 {
+                "restocked".into()
+            } else {
+                String::new()
+            },
         })
         .collect();
     Report {
@@ -145,7 +149,11 @@ async fn raw(url: &str, n: u64, zstd: bool) -> Run {
     });
     let value = report();
     let stats = sub_client.statistics();
-    let (bytes0, cpu0, t0) = (stats.in_bytes.load(Ordering::Relaxed), cpu_time(), Instant::now());
+    let (bytes0, cpu0, t0) = (
+        stats.in_bytes.load(Ordering::Relaxed),
+        cpu_time(),
+        Instant::now(),
+    );
     for sent in 1..=n {
         pace(&got, sent).await;
         let json = serde_json::to_vec(&value).unwrap();
@@ -186,7 +194,11 @@ async fn framework(url: &str, n: u64, compression: Option<Compression>) -> Run {
     let client = runtime.client().clone();
     let value = report();
     let stats = client.nats().statistics();
-    let (bytes0, cpu0, t0) = (stats.in_bytes.load(Ordering::Relaxed), cpu_time(), Instant::now());
+    let (bytes0, cpu0, t0) = (
+        stats.in_bytes.load(Ordering::Relaxed),
+        cpu_time(),
+        Instant::now(),
+    );
     for sent in 1..=n {
         pace(&reader.got, sent).await;
         client.publish("bench.cz.fw", &value).await.unwrap();
@@ -234,7 +246,13 @@ async fn main() {
     let url = server.url();
     let json = serde_json::to_vec(&report()).unwrap().len();
     println!("compression: {messages} JSON reports of {json} bytes per round, {rounds} rounds");
-    let cases = [Case::Raw, Case::Plain, Case::RawZstd, Case::Zstd, Case::Gzip];
+    let cases = [
+        Case::Raw,
+        Case::Plain,
+        Case::RawZstd,
+        Case::Zstd,
+        Case::Gzip,
+    ];
     for case in cases {
         run(case, &url, messages / 4).await; // warm-up
     }
