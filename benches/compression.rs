@@ -112,7 +112,7 @@ const WINDOW: u64 = 1_000;
 
 /// Waits (at most 10 s) until the subscriber is within [`WINDOW`] of the `sent`-th message.
 async fn pace(got: &AtomicU64, sent: u64) {
-    if sent % 100 == 0 && sent > WINDOW {
+    if sent.is_multiple_of(100) && sent > WINDOW {
         let deadline = Instant::now() + Duration::from_secs(10);
         while got.load(Ordering::Relaxed) + WINDOW < sent && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_micros(200)).await;
