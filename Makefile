@@ -31,7 +31,7 @@ asyncapi-env:
 ## Format check, clippy with -D warnings, every test (unit, integration, UI, doc), examples and
 ## benches built, and the service_api, task_queue, event_driven, kv_objects and bank examples run to completion
 ## (each starts its own server); then the build without default features (core NATS only):
-## clippy, its unit tests, and its example run; rustdoc with warnings as errors; and a new crate
+## clippy, its unit tests, and its example run; each optional feature built alone; rustdoc with warnings as errors; and a new crate
 ## made from the README's Cargo.toml block and its complete example, built outside the workspace.
 test: nats-server python-env asyncapi-env
 	$(CARGO) fmt --all -- --check
@@ -47,6 +47,7 @@ test: nats-server python-env asyncapi-env
 	$(CARGO) clippy -p nats-actors --no-default-features --features testing --all-targets -- -D warnings
 	$(CARGO) test -p nats-actors --no-default-features --features testing --lib
 	$(CARGO) run --quiet -p nats-actors --no-default-features --features testing --example slim > /dev/null
+	for f in jetstream service compression; do $(CARGO) check --quiet -p nats-actors --no-default-features --features $$f || exit 1; done
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --quiet --no-deps -p nats-actors -p nats-actors-macros --all-features
 	scripts/check-readme-crate
 

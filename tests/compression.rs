@@ -255,3 +255,179 @@ async fn a_runtime_with_compression_sends_gzip_that_python_reads() {
     assert!(raw.headers.unwrap().get("Content-Encoding").is_none());
     runtime.shutdown().await;
 }
+
+/// An actor whose sends are zstd past 100 bytes, with one handler that sends uncompressed and
+/// one that sends gzip.
+#[derive(Actor, Clone, Default)]
+#[actor(compress = "zstd", compress_min = 100)]
+struct Packer;
+
+#[handlers]
+impl Packer {
+    /// Inherits the actor's zstd, for its publish and its reply.
+    #[request("pk.zstd")]
+    async fn zstd(&self, note: Note, ctx: &Context) -> Result<Note, HandlerError> {
+        ctx.publish("pk.out.zstd", &note).await?;
+        // Per publish: this one goes as it is, and this one with gzip.
+        ctx.uncompressed().publish("pk.out.plain", &note).await?;
+        ctx.compressed(Compression::gzip())
+            .js_publish("pk.stored.gzip", &note)
+            .await?;
+        Ok(note)
+    }
+
+    /// MessagePack both ways, compressed both ways.
+    #[request("pk.msgpack", codec = "msgpack")]
+    async fn msgpack(&self, note: Note) -> Note {
+        note
+    }
+
+    #[request("pk.none", compress = "none")]
+    async fn none(&self, note: Note) -> Note {
+        note
+    }
+
+    #[consumer(
+        stream = "PK",
+        durable = "pk",
+        filter = "pk.stored.in",
+        compress = "gzip"
+    )]
+    async fn stored(&self, note: Note, ctx: &Context) -> Result<(), HandlerError> {
+        ctx.publish("pk.out.gzip", &note).await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compress_options_of_actor_handler_and_publish_choose_the_encoding() {
+    logs();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(nats_actors::jetstream::StreamConfig {
+            name: "PK".into(),
+            subjects: vec!["pk.stored.>".into()],
+            ..Default::default()
+        })
+        .actor(Packer)
+        .start()
+        .await
+        .unwrap();
+    let nats = runtime.client().nats().clone();
+    let mut out = nats.subscribe("pk.out.>").await.unwrap();
+    nats.flush().await.unwrap();
+    let encoding = |m: &async_nats::Message| {
+        m.headers
+            .as_ref()
+            .and_then(|h| h.get("Content-Encoding"))
+            .map(|v| v.to_string())
+    };
+    let note = Note {
+        id: 5,
+        note: "p".repeat(4096),
+    };
+    let body = serde_json::to_vec(&note).unwrap();
+
+    // A small value is under compress_min: as it is (and so are its publishes).
+    let small = serde_json::to_vec(&Note {
+        id: 1,
+        note: "s".into(),
+    })
+    .unwrap();
+    let reply = nats.request("pk.zstd", small.into()).await.unwrap();
+    assert_eq!(encoding(&reply), None);
+    let reply = nats.request("pk.zstd", body.clone().into()).await.unwrap();
+    assert_eq!(encoding(&reply).as_deref(), Some("zstd"));
+    assert!(reply.payload.len() < body.len() / 10);
+    let back: Note = runtime.client().request("pk.zstd", &note).await.unwrap();
+    assert_eq!(back, note);
+    // MessagePack: a gzip request, a zstd reply, both taken.
+    let mp = runtime.client().with_codec(nats_actors::Codec::MsgPack);
+    let back: Note = mp
+        .compressed(Compression::gzip())
+        .request("pk.msgpack", &note)
+        .await
+        .unwrap();
+    assert_eq!(back, note);
+    let packed = rmp_serde::to_vec_named(&note).unwrap();
+    let mut h = encoded("gzip");
+    h.insert("Content-Type", "application/msgpack");
+    let reply = nats
+        .request_with_headers("pk.msgpack", h, gzip(&packed))
+        .await
+        .unwrap();
+    assert_eq!(encoding(&reply).as_deref(), Some("zstd"));
+    let inflated = zstd::stream::decode_all(&reply.payload[..]).unwrap();
+    assert_eq!(rmp_serde::from_slice::<Note>(&inflated).unwrap(), note);
+    // The handler's `compress = "none"` wins over the actor's zstd.
+    let reply = nats.request("pk.none", body.clone().into()).await.unwrap();
+    assert_eq!((encoding(&reply), reply.payload.len()), (None, body.len()));
+
+    // What the first handler published, in order: for the small note both as they are; for
+    // the large one (twice) zstd, and as it is.
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let m = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut out))
+            .await
+            .expect("the handler's publishes arrive")
+            .unwrap();
+        seen.push((m.subject.to_string(), encoding(&m)));
+    }
+    let (zstd, plain) = ("pk.out.zstd".to_string(), "pk.out.plain".to_string());
+    let z = Some("zstd".to_string());
+    assert_eq!(
+        seen,
+        [
+            (zstd.clone(), None),
+            (plain.clone(), None),
+            (zstd.clone(), z.clone()),
+            (plain.clone(), None),
+            (zstd, z),
+            (plain, None)
+        ]
+    );
+    // Its JetStream publish with gzip is stored compressed.
+    let js = runtime.client().jetstream();
+    let stream = js.get_stream("PK").await.unwrap();
+    let stored = stream
+        .get_last_raw_message_by_subject("pk.stored.gzip")
+        .await
+        .unwrap();
+    let gz = stored
+        .headers
+        .get("Content-Encoding")
+        .map(|v| v.to_string());
+    assert_eq!(gz.as_deref(), Some("gzip"));
+    assert!(stored.payload.len() < body.len() / 10);
+
+    // A consumer with `compress = "gzip"` takes a zstd message and publishes gzip.
+    runtime
+        .client()
+        .compressed(Compression::zstd())
+        .js_publish("pk.stored.in", &note)
+        .await
+        .unwrap();
+    let stored = stream
+        .get_last_raw_message_by_subject("pk.stored.in")
+        .await
+        .unwrap();
+    let zs = stored
+        .headers
+        .get("Content-Encoding")
+        .map(|v| v.to_string());
+    assert_eq!(zs.as_deref(), Some("zstd"));
+    let m = loop {
+        let m = tokio::time::timeout(Duration::from_secs(15), futures::StreamExt::next(&mut out))
+            .await
+            .expect("the consumer publishes")
+            .unwrap();
+        if m.subject.as_str() == "pk.out.gzip" {
+            break m;
+        }
+    };
+    assert_eq!(encoding(&m).as_deref(), Some("gzip"));
+    let stats = runtime.stats().handler("Packer::stored").unwrap();
+    assert_eq!((stats.handled, stats.failed), (1, 0));
+    runtime.shutdown().await;
+}

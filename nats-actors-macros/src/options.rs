@@ -231,3 +231,60 @@ pub fn duration_ms(lit: &LitStr) -> syn::Result<u64> {
         _ => Err(bad()),
     }
 }
+
+/// `compress = "zstd" | "gzip" | "none"` with `compress_min = <bytes>`: the expression of the
+/// `Packing` of what the handler (or actor) sends, if either option is given.
+pub fn compress(opts: &[Opt]) -> syn::Result<Option<proc_macro2::TokenStream>> {
+    let get = |name: &str| opts.iter().find(|o| o.key == name);
+    let min = match get("compress_min") {
+        Some(o) => {
+            let lit = o.lit()?;
+            match lit {
+                Lit::Int(i) => Some((i.base10_parse::<usize>()?, i.span())),
+                other => {
+                    return Err(syn::Error::new(
+                        other.span(),
+                        "option `compress_min` takes a size in bytes, e.g. compress_min = 4096",
+                    ))
+                }
+            }
+        }
+        None => None,
+    };
+    let Some(o) = get("compress") else {
+        return match min {
+            Some((_, span)) => Err(syn::Error::new(
+                span,
+                "`compress_min` needs `compress = \"zstd\"` or `compress = \"gzip\"`",
+            )),
+            None => Ok(None),
+        };
+    };
+    let s = o.str()?;
+    let p = quote::quote!(::nats_actors::__private);
+    let constructor = match s.value().as_str() {
+        "none" => {
+            if let Some((_, span)) = min {
+                return Err(syn::Error::new(
+                    span,
+                    "`compress_min` does not apply to `compress = \"none\"`",
+                ));
+            }
+            return Ok(Some(quote::quote_spanned! {s.span()=> #p::Packing::Off }));
+        }
+        "zstd" => quote::quote_spanned! {s.span()=> zstd },
+        "gzip" => quote::quote_spanned! {s.span()=> gzip },
+        other => {
+            return Err(syn::Error::new(
+                s.span(),
+                format!(
+                    "unknown `compress = \"{other}\"`; expected \"zstd\", \"gzip\" or \"none\""
+                ),
+            ))
+        }
+    };
+    let min = min.map(|(n, span)| quote::quote_spanned! {span=> .min_size(#n) });
+    Ok(Some(quote::quote_spanned! {s.span()=>
+        #p::Packing::On(::nats_actors::Compression::#constructor() #min)
+    }))
+}

@@ -14,6 +14,7 @@ use crate::outcome::{self, IntoOutcome, IntoReply};
 
 pub use crate::actor::ActorOptions;
 pub use crate::cell::Cell;
+pub use crate::compression::Packing;
 pub use crate::handler::core::{start as start_core, REQUEST, SUBSCRIBE};
 pub use crate::handler::{turn, Turn};
 pub use crate::handler::{HandlerKind, HandlerSpec, Handlers, Invoke};

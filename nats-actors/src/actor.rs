@@ -81,6 +81,8 @@ pub struct ActorOptions {
     pub instances: usize,
     pub concurrency: Option<usize>,
     pub buffer: Option<crate::buffer::Buffer>,
+    /// `compress = ...`: how what its handlers send is compressed.
+    pub compress: Option<crate::compression::Packing>,
     /// `restart = "reset"`: a panic resets the instance's state.
     pub reset: bool,
     /// `max_restarts` panics within `restart_window`; one more stops the runtime.
@@ -99,6 +101,7 @@ impl ActorOptions {
             instances: 1,
             concurrency: None,
             buffer: None,
+            compress: None,
             reset: false,
             restart_limit: None,
             stop_actor_on_limit: false,

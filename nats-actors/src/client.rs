@@ -107,6 +107,21 @@ impl Client {
         self.with(|i| i.compression = Some(compression))
     }
 
+    /// The same connection, compressing as a handler's `compress = ...` says.
+    pub(crate) fn with_packing(&self, packing: crate::compression::Packing) -> Self {
+        #[cfg(feature = "compression")]
+        return self.with(|i| {
+            i.compression = match packing {
+                crate::compression::Packing::Off => None,
+                crate::compression::Packing::On(c) => Some(c),
+            }
+        });
+        #[cfg(not(feature = "compression"))]
+        return match packing {
+            crate::compression::Packing::Off => self.clone(),
+        };
+    }
+
     fn with(&self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Inner::clone(&self.inner);
         change(&mut inner);
@@ -117,7 +132,7 @@ impl Client {
 
     /// `payload` compressed as the client says, with its `Content-Encoding` in `headers`.
     #[inline]
-    fn pack(&self, headers: &mut HeaderMap, payload: Bytes) -> Bytes {
+    pub(crate) fn pack(&self, headers: &mut HeaderMap, payload: Bytes) -> Bytes {
         #[cfg(feature = "compression")]
         if let Some(c) = &self.inner.compression {
             if headers.get(crate::compression::CONTENT_ENCODING).is_none() {

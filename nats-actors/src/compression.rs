@@ -34,6 +34,16 @@ pub(crate) const CONTENT_ENCODING: &str = "Content-Encoding";
 /// How much larger than the server's `max_payload` a payload may inflate.
 const INFLATE_FACTOR: usize = 16;
 
+/// What a handler or actor sends: compressed as its `compress = ...` option says, or not at
+/// all (`compress = "none"`), whatever the runtime's default.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    Off,
+    #[cfg(feature = "compression")]
+    On(Compression),
+}
+
 /// How what is sent is compressed; see [the module](crate::compression).
 #[cfg(feature = "compression")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -191,6 +191,21 @@ pub enum PublishError {
         source: async_nats::jetstream::context::PublishError,
     },
     #[cfg(feature = "jetstream")]
+    /// An atomic batch was not stored, none of it (or, when the commit's ack timed out, it
+    /// is not known whether all of it was). `code` is the server's JetStream error code, e.g.
+    /// 10174 when the stream does not allow atomic publish.
+    #[error("atomic batch of {count} message(s) starting at `{subject}` not stored: {reason}")]
+    AtomicBatch {
+        /// The subject of the batch's first message.
+        subject: String,
+        /// The messages in the batch.
+        count: usize,
+        /// The server's JetStream error code (`err_code`), when it gave one.
+        code: Option<u64>,
+        /// Why.
+        reason: String,
+    },
+    #[cfg(feature = "jetstream")]
     /// A reminder could not be set or cancelled: outside a keyed actor's turn, a name or
     /// subject that does not fit, or the server refused it.
     #[error("reminder `{name}`: {reason}")]

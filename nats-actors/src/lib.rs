@@ -132,6 +132,8 @@ pub use runtime::{
 /// JSON Schemas of endpoint payloads and replies: `#[derive(JsonSchema)]`.
 #[cfg(feature = "service")]
 pub use schemars::{self, JsonSchema};
+#[cfg(feature = "compression")]
+pub use send::Compressed;
 pub use send::Sender;
 #[cfg(feature = "service")]
 pub use service::Service;

@@ -90,6 +90,37 @@ impl<'a> Origin<'a> {
             .await
     }
 
+    /// See [`Sender::publish_batch`](crate::Sender::publish_batch).
+    pub(crate) async fn publish_batch<S, T, I>(self, messages: I) -> Vec<Result<(), PublishError>>
+    where
+        I: Iterator<Item = (S, T)>,
+        S: AsRef<str>,
+        T: Serialize,
+    {
+        let mut results = Vec::with_capacity(messages.size_hint().0);
+        for (subject, value) in messages {
+            let sent = match self.encode(subject.as_ref(), &value) {
+                Ok(payload) => self.publish(subject.as_ref(), payload).await,
+                Err(e) => Err(e),
+            };
+            results.push((subject, sent));
+        }
+        let flushed = self.client.nats().flush().await;
+        results
+            .into_iter()
+            .map(|(subject, sent)| match (sent, &flushed) {
+                (Ok(()), Err(e)) => Err(PublishError::Nats {
+                    subject: subject.as_ref().to_owned(),
+                    source: async_nats::PublishError::with_source(
+                        async_nats::client::PublishErrorKind::Send,
+                        format!("the batch's flush failed: {e}"),
+                    ),
+                }),
+                (sent, _) => sent,
+            })
+            .collect()
+    }
+
     pub(crate) async fn request<Resp: DeserializeOwned>(
         self,
         subject: &str,

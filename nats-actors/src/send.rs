@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::context::Context;
 use crate::error::{PublishError, RequestError};
 #[cfg(feature = "jetstream")]
-use crate::jetstream::{JsPublish, Published};
+use crate::jetstream::{BatchPublished, JsPublish, Published};
 use crate::origin::Origin;
 
 /// Typed publish, request and JetStream publish, for a [`Client`] and a handler's [`Context`].
@@ -64,6 +64,63 @@ pub trait Sender: HasOrigin + Sync {
         let origin = self.origin();
         let payload = origin.encode(subject, value);
         async move { origin.publish(subject, payload?).await }
+    }
+
+    /// Publishes many messages, then flushes the connection once, and returns each one's
+    /// result in order. A value that does not encode (or is over `max_payload`) fails alone;
+    /// when the flush fails, so does every message it held. Core NATS is at most once: a
+    /// flushed message reached the socket, not necessarily a subscriber.
+    ///
+    /// ```no_run
+    /// # use nats_actors::prelude::*;
+    /// # async fn demo(client: Client) {
+    /// let readings = (0..100).map(|i| (format!("sensors.{}", i % 4), i as f64 / 10.0));
+    /// let results = client.publish_batch(readings).await;
+    /// assert!(results.iter().all(|r| r.is_ok()));
+    /// # }
+    /// ```
+    fn publish_batch<S, T, I>(
+        &self,
+        messages: I,
+    ) -> impl Future<Output = Vec<Result<(), PublishError>>> + Send
+    where
+        I: IntoIterator<Item = (S, T)>,
+        I::IntoIter: Send,
+        S: AsRef<str> + Send,
+        T: Serialize + Send,
+    {
+        self.origin().publish_batch(messages.into_iter())
+    }
+
+    /// The same sender, compressing what it sends with `compression` (for this send, or
+    /// the ones made through the value returned), whatever the runtime's, the actor's or the
+    /// handler's `compress`.
+    ///
+    /// ```no_run
+    /// # use nats_actors::prelude::*;
+    /// # async fn demo(ctx: &Context) -> Result<(), nats_actors::PublishError> {
+    /// use nats_actors::Compression;
+    /// let report = vec![0u64; 50_000];
+    /// ctx.compressed(Compression::zstd()).publish("reports.daily", &report).await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "compression")]
+    fn compressed(&self, compression: crate::compression::Compression) -> Compressed<'_> {
+        Compressed::new(self.origin(), crate::compression::Packing::On(compression))
+    }
+
+    /// The same sender, sending without compression, e.g. for a consumer that cannot
+    /// decompress.
+    ///
+    /// ```no_run
+    /// # use nats_actors::prelude::*;
+    /// # async fn demo(ctx: &Context) -> Result<(), nats_actors::PublishError> {
+    /// ctx.uncompressed().publish("legacy.feed", &"as it is").await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "compression")]
+    fn uncompressed(&self) -> Compressed<'_> {
+        Compressed::new(self.origin(), crate::compression::Packing::Off)
     }
 
     /// Sends a request and decodes the reply (by its `Content-Type`, else with the sender's
@@ -170,7 +227,75 @@ pub trait Sender: HasOrigin + Sync {
         self.origin()
             .js_publish_pipelined(messages.into_iter(), window, options)
     }
+
+    /// Publishes up to [`MAX_ATOMIC_BATCH`](crate::jetstream::MAX_ATOMIC_BATCH) messages as
+    /// one atomic batch (nats-server 2.12+): the stream stores all of them, in order and
+    /// without others in between, or none. The stream needs `allow_atomic_publish: true`;
+    /// otherwise, and whenever the server refuses the batch, the error is
+    /// [`PublishError::AtomicBatch`] with the server's code (10174: not allowed on the
+    /// stream), and nothing is stored.
+    ///
+    /// `options` apply to the batch: its expectations (last sequence, last subject sequence)
+    /// are checked once, before the first message; a message id `id` gives message `i` the id
+    /// `<id>-<i>`, and a batch holding an id the stream already has is refused whole.
+    /// `expected_last_msg_id` is refused (ADR-50).
+    ///
+    /// ```no_run
+    /// # use nats_actors::prelude::*;
+    /// # async fn demo(client: Client) -> Result<(), nats_actors::PublishError> {
+    /// use nats_actors::jetstream::JsPublish;
+    /// let transfer = [("ledger.alice", -25i64), ("ledger.bob", 25)];
+    /// let stored = client.js_publish_atomic(transfer, &JsPublish::new().msg_id("transfer-9")).await?;
+    /// println!("stored as {}#{}-{}", stored.stream, stored.first_sequence, stored.last_sequence);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "jetstream")]
+    fn js_publish_atomic<S, T, I>(
+        &self,
+        messages: I,
+        options: &JsPublish,
+    ) -> impl Future<Output = Result<BatchPublished, PublishError>> + Send
+    where
+        I: IntoIterator<Item = (S, T)>,
+        I::IntoIter: Send,
+        S: AsRef<str> + Send,
+        T: Serialize + Send,
+    {
+        self.origin()
+            .js_publish_atomic(messages.into_iter(), options)
+    }
 }
+
+/// A [`Sender`] compressing otherwise than the one it came from (see [`Sender::compressed`]
+/// and [`Sender::uncompressed`]); it continues the same trace.
+#[cfg(feature = "compression")]
+pub struct Compressed<'a> {
+    client: Client,
+    origin: Origin<'a>,
+}
+
+#[cfg(feature = "compression")]
+impl<'a> Compressed<'a> {
+    fn new(origin: Origin<'a>, packing: crate::compression::Packing) -> Self {
+        Self {
+            client: origin.client.with_packing(packing),
+            origin,
+        }
+    }
+}
+
+#[cfg(feature = "compression")]
+impl HasOrigin for Compressed<'_> {
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            client: &self.client,
+            ..self.origin
+        }
+    }
+}
+
+#[cfg(feature = "compression")]
+impl Sender for Compressed<'_> {}
 
 /// Where a [`Sender`] sends from (sealed: implemented by [`Client`] and [`Context`] only).
 #[doc(hidden)]

@@ -24,6 +24,9 @@ pub(crate) mod spans {
         }
 
         pub(crate) fn fail(&self, _error_type: &'static str, _description: &str) {}
+
+        #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+        pub(crate) fn set(&self, _key: &'static str, _value: String) {}
     }
 
     /// What a send span is for.

@@ -13,6 +13,8 @@ const KNOWN: &[&str] = &[
     "instances",
     "concurrency",
     "buffer",
+    "compress",
+    "compress_min",
     "restart",
     "max_restarts",
     "restart_window",
@@ -37,6 +39,8 @@ struct ActorAttr {
     instances: Option<(usize, proc_macro2::Span)>,
     concurrency: Option<usize>,
     buffer: Option<TokenStream>,
+    /// The `Packing` of `compress = ...`.
+    compress: Option<TokenStream>,
     /// `restart = "reset"`: a panic resets the state to `Default::default()`.
     reset: bool,
     max_restarts: Option<(usize, proc_macro2::Span)>,
@@ -67,6 +71,7 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
         seen = true;
         let opts = attr
             .parse_args_with(|s: syn::parse::ParseStream| options::parse_list(s, "actor", KNOWN))?;
+        out.compress = options::compress(&opts)?;
         for opt in opts {
             let option = opt.key.to_string();
             if KEYED_ONLY.contains(&option.as_str()) && out.keyed_only.is_none() {
@@ -88,6 +93,7 @@ fn parse_attr(input: &DeriveInput) -> syn::Result<ActorAttr> {
                 "instances" => out.instances = Some(opt.count()?),
                 "concurrency" => out.concurrency = Some(opt.count()?.0),
                 "buffer" => out.buffer = Some(opt.buffer()?),
+                "compress" | "compress_min" => {}
                 "restart" => {
                     let s = opt.str()?;
                     out.reset = match s.value().as_str() {
@@ -219,6 +225,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
     let codec = opt_tokens(attr.codec.map(|c| quote!(#c)));
     let concurrency = opt_tokens(attr.concurrency.map(|c| quote!(#c)));
     let buffer = opt_tokens(attr.buffer.clone());
+    let compress = opt_tokens(attr.compress.clone());
     let restart_limit = opt_tokens(attr.max_restarts.map(|(n, _)| {
         let window = attr.restart_window_ms.map_or(60_000, |(ms, _)| ms);
         quote!((#n as u32, ::core::time::Duration::from_millis(#window)))
@@ -270,6 +277,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
                         instances: #count,
                         concurrency: #concurrency,
                         buffer: #buffer,
+                        compress: #compress,
                         reset: #reset,
                         restart_limit: #restart_limit,
                         stop_actor_on_limit: #stop_actor,

@@ -27,6 +27,8 @@ const KNOWN: &[&str] = &[
     "ordered",
     "double_ack",
     "batch",
+    "compress",
+    "compress_min",
 ];
 
 /// Options that make no sense on an ordered (ephemeral, unacknowledged) consumer.
@@ -67,6 +69,8 @@ pub struct Parsed {
     pub subject: Template,
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
+    /// The `Packing` of `compress = ...`.
+    pub compress: Option<TokenStream>,
     pub consumer: Consumer,
 }
 
@@ -246,6 +250,7 @@ pub fn parse(attr: &syn::Attribute) -> syn::Result<Parsed> {
         subject,
         codec,
         concurrency,
+        compress: options::compress(&opts)?,
         consumer,
     })
 }

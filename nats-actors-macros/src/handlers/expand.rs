@@ -82,6 +82,7 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
     let codec = option(h.codec.map(|c| quote!(#c)));
     let concurrency = option(h.concurrency.map(|c| quote!(#c)));
     let buffer = option(h.buffer.clone());
+    let compress = option(h.compress.clone());
     let exclusive = h.mutable;
     // The schemas of the payload and the reply, where their types have them.
     let schema = |ty: Option<&syn::Type>| match ty {
@@ -115,6 +116,7 @@ fn spec(index: usize, h: &Handler) -> TokenStream {
             codec: #codec,
             concurrency: #concurrency,
             buffer: #buffer,
+            compress: #compress,
             exclusive: #exclusive,
             consumer: #consumer,
             start: #start::<Self, #index>,

@@ -8,7 +8,14 @@ use syn::{FnArg, ImplItem, ImplItemFn, LitStr, Pat, ReturnType, Token, Type};
 use crate::options::{self, Codec};
 use crate::subject::{self, Template};
 
-const KNOWN: &[&str] = &["queue", "codec", "concurrency", "buffer"];
+const KNOWN: &[&str] = &[
+    "queue",
+    "codec",
+    "concurrency",
+    "buffer",
+    "compress",
+    "compress_min",
+];
 
 /// What a handler answers to.
 #[derive(Clone, Copy, PartialEq)]
@@ -95,6 +102,8 @@ pub struct Handler {
     pub concurrency: Option<usize>,
     /// The `buffer = ...` expression.
     pub buffer: Option<proc_macro2::TokenStream>,
+    /// The `Packing` of `compress = ...`.
+    pub compress: Option<proc_macro2::TokenStream>,
     pub mutable: bool,
     pub args: Vec<Arg>,
     pub ret: Ret,
@@ -123,6 +132,7 @@ pub fn collect(item: &mut syn::ItemImpl) -> (Vec<Handler>, Option<syn::Error>) {
                 codec: parsed.codec,
                 concurrency: parsed.concurrency,
                 buffer: None,
+                compress: parsed.compress,
                 consumer: Some(parsed.consumer),
             })
         }
@@ -141,6 +151,7 @@ pub struct HandlerAttr {
     pub codec: Option<Codec>,
     pub concurrency: Option<usize>,
     pub buffer: Option<proc_macro2::TokenStream>,
+    pub compress: Option<proc_macro2::TokenStream>,
     pub consumer: Option<super::consumer::Consumer>,
 }
 
@@ -231,6 +242,7 @@ fn parse_attr(attr: &syn::Attribute, name: &str, known: &[&str]) -> syn::Result<
         codec: None,
         concurrency: None,
         buffer: None,
+        compress: options::compress(&opts)?,
         consumer: None,
     };
     for opt in &opts {
@@ -239,6 +251,7 @@ fn parse_attr(attr: &syn::Attribute, name: &str, known: &[&str]) -> syn::Result<
             "codec" => out.codec = Some(opt.codec()?),
             "concurrency" => out.concurrency = Some(opt.count()?.0),
             "buffer" => out.buffer = Some(opt.buffer()?),
+            "compress" | "compress_min" => {}
             _ => unreachable!("filtered by parse_list"),
         }
     }
@@ -319,6 +332,7 @@ fn build(
         codec: parsed.codec,
         concurrency: parsed.concurrency,
         buffer: parsed.buffer,
+        compress: parsed.compress,
         mutable,
         args,
         ret,

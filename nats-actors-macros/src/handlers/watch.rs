@@ -111,6 +111,7 @@ fn parse(attr: &syn::Attribute, w: &Watched) -> syn::Result<Parsed> {
     let codec = get("codec").map(|o| o.codec()).transpose()?;
     Ok(Parsed {
         template: LitStr::new(&full, key.span()),
+        compress: None,
         consumer: Consumer {
             stream: format!("{}{bucket}", w.stream),
             durable: None,

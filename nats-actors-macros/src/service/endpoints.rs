@@ -22,6 +22,8 @@ const KNOWN: &[&str] = &[
     "codec",
     "concurrency",
     "buffer",
+    "compress",
+    "compress_min",
 ];
 
 /// The origin of the clients `#[endpoints]` generates.
@@ -94,6 +96,7 @@ fn parse_attr(
         codec: None,
         concurrency: None,
         buffer: None,
+        compress: options::compress(&opts)?,
         consumer: None,
     };
     for opt in &opts {
@@ -106,6 +109,7 @@ fn parse_attr(
             "codec" => handler.codec = Some(opt.codec()?),
             "concurrency" => handler.concurrency = Some(opt.count()?.0),
             "buffer" => handler.buffer = Some(opt.buffer()?),
+            "compress" | "compress_min" => {}
             _ => unreachable!("filtered by parse_list"),
         }
     }

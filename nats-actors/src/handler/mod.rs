@@ -98,6 +98,8 @@ pub struct HandlerSpec<A> {
     pub concurrency: Option<usize>,
     /// `buffer = ...` of a core handler.
     pub buffer: Option<Buffer>,
+    /// `compress = ...`: how what it sends (publishes, requests, replies) is compressed.
+    pub compress: Option<crate::compression::Packing>,
     pub exclusive: bool,
     /// The consumer's options, for a `#[consumer]`.
     pub consumer: Option<&'static ConsumerOptions>,

@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+mod atomic;
 pub(crate) mod consumer;
 pub(crate) mod dead_letter;
 pub(crate) mod delivery;
@@ -52,6 +53,7 @@ pub use async_nats::jetstream::context::PublishErrorKind;
 pub use async_nats::jetstream::stream::{
     Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
 };
+pub use atomic::{BatchPublished, MAX_ATOMIC_BATCH};
 pub use dead_letter::{
     DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_ERROR, DLQ_MSG_ID, DLQ_SEQUENCE, DLQ_STREAM, DLQ_SUBJECT,
     DLQ_TIME,

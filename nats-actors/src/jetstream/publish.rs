@@ -149,8 +149,23 @@ impl JsPublish {
         }
     }
 
+    /// The options of an atomic batch's later messages: the message id and the expected
+    /// stream; the other expectations hold for the batch and go on its first message only.
+    pub(super) fn batch_member(&self) -> Self {
+        Self {
+            msg_id: self.msg_id.clone(),
+            expected_stream: self.expected_stream.clone(),
+            ..Self::new()
+        }
+    }
+
+    /// Whether `Nats-Expected-Last-Msg-Id` is asked for (atomic batches refuse it).
+    pub(super) fn expects_last_msg_id(&self) -> bool {
+        self.expected_last_msg_id.is_some()
+    }
+
     /// Adds the headers these options set; returns whether one is `Nats-Msg-Id`.
-    fn headers(
+    pub(super) fn headers(
         &self,
         headers: &mut HeaderMap,
         subject: &str,
@@ -236,7 +251,7 @@ impl Origin<'_> {
     }
 
     /// `options`, with the turn's next message id in a keyed actor's turn when they set none.
-    fn in_turn<'o>(&self, options: &'o JsPublish) -> std::borrow::Cow<'o, JsPublish> {
+    pub(super) fn in_turn<'o>(&self, options: &'o JsPublish) -> std::borrow::Cow<'o, JsPublish> {
         match (self.turn, &options.msg_id) {
             (Some(turn), MsgId::None) => {
                 std::borrow::Cow::Owned(options.clone().msg_id(turn.next()))
@@ -280,17 +295,19 @@ impl Origin<'_> {
             };
             let mut headers = self.headers();
             let has_id = options.headers(&mut headers, &subject, &payload, i);
+            // A retry below starts again from `payload`, as it was before compression.
+            let packed = client.pack(&mut headers, payload.clone());
             let (span, started) = client.begin(
                 self.parent,
                 SendKind::Publish,
                 &subject,
-                payload.len(),
+                packed.len(),
                 &mut headers,
             );
             // The context's ack permits are held by the outstanding acks: keep them moving
             // while this one waits to be sent, or a window over the permit count (or several
             // pipelines at once) could wait forever. async-nats checks the size first.
-            let send = js.publish_with_headers(subject.clone(), headers, payload.clone());
+            let send = js.publish_with_headers(subject.clone(), headers, packed);
             let mut send = std::pin::pin!(send);
             let sent = loop {
                 tokio::select! {
@@ -367,6 +384,7 @@ impl Client {
         index: usize,
     ) -> Result<Published, PublishError> {
         let has_id = options.headers(&mut headers, subject, &payload, index);
+        let payload = self.pack(&mut headers, payload);
         let (span, started) = self.begin(
             parent,
             SendKind::Publish,

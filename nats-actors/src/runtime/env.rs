@@ -76,7 +76,10 @@ pub(crate) fn worker<A: Actor>(
     let worker = Worker {
         spec: *spec,
         cell: cell.clone(),
-        client: env.client.clone(),
+        client: match spec.compress.or(opts.compress) {
+            Some(packing) => env.client.with_packing(packing),
+            None => env.client.clone(),
+        },
         codec: spec.codec.or(opts.codec).unwrap_or_default(),
         queue,
         limit: spec.concurrency.or(opts.concurrency).unwrap_or(1),
