@@ -54,6 +54,9 @@ pub struct Context {
     /// reminders go.
     #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
     turn: Option<Box<TurnIds>>,
+    /// For a batch handler: every message of the batch (this context's message is the first).
+    #[cfg(feature = "jetstream")]
+    batch: Option<std::sync::Arc<crate::jetstream::batch::members::Members>>,
 }
 
 /// The message ids of one turn's JetStream publishes: `<actor>:<key>:<input sequence>:<n>`,
@@ -106,7 +109,26 @@ impl Context {
             template,
             delivery,
             turn: None,
+            #[cfg(feature = "jetstream")]
+            batch: None,
         }
+    }
+
+    /// Makes this the context of a batch handler's call on `members`.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn set_batch(
+        &mut self,
+        members: std::sync::Arc<crate::jetstream::batch::members::Members>,
+    ) {
+        self.batch = Some(members);
+    }
+
+    /// The batch a batch handler is called with.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn batch(
+        &self,
+    ) -> Option<&std::sync::Arc<crate::jetstream::batch::members::Members>> {
+        self.batch.as_ref()
     }
 
     /// Makes this the context of a keyed actor's turn on input `prefix`

@@ -414,6 +414,18 @@ impl HandlerError {
     pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         self.0.source.as_deref()
     }
+
+    /// The same code, description and retry, without the source (which cannot be cloned): the
+    /// error of a batch handler, for each message it settles.
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+    pub(crate) fn copied(&self) -> Self {
+        Self(Box::new(Failure {
+            code: self.0.code,
+            description: self.0.description.clone(),
+            retry: self.0.retry,
+            source: None,
+        }))
+    }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {

@@ -216,7 +216,7 @@ impl<T: DeserializeOwned> Payload for T {
 /// the bound (413) or whose encoding is unknown (415).
 #[cold]
 #[inline(never)]
-fn rejected(e: DecodeError) -> HandlerError {
+pub(crate) fn rejected(e: DecodeError) -> HandlerError {
     match e {
         DecodeError::TooLarge { .. } => HandlerError::with_code(413, e.to_string()),
         DecodeError::UnknownEncoding(_) => HandlerError::with_code(415, e.to_string()),

@@ -27,6 +27,7 @@ const KNOWN: &[&str] = &[
     "ordered",
     "double_ack",
     "batch",
+    "batch_wait",
     "compress",
     "compress_min",
 ];
@@ -60,6 +61,10 @@ pub struct Consumer {
     pub idempotency_ttl_ms: Option<u64>,
     pub double_ack: bool,
     pub batch: Option<usize>,
+    /// `batch_wait = "50ms"`, with the option's span (it needs a `Batch<T>` argument).
+    pub batch_wait: Option<(u64, Span)>,
+    /// The handler takes a `Batch<T>` (set where its arguments are read).
+    pub batched: bool,
 }
 
 /// What `#[consumer(...)]` gives the handler model.
@@ -173,6 +178,8 @@ pub fn parse(attr: &syn::Attribute) -> syn::Result<Parsed> {
         idempotency_ttl_ms: None,
         double_ack: false,
         batch: None,
+        batch_wait: None,
+        batched: false,
     };
     let (mut codec, mut concurrency) = (None, None);
     for o in &opts {
@@ -224,6 +231,10 @@ pub fn parse(attr: &syn::Attribute) -> syn::Result<Parsed> {
             "idempotency_ttl" => consumer.idempotency_ttl_ms = Some(crate::options::duration_ms(&o.str()?)?),
             "double_ack" => consumer.double_ack = flag(o)?,
             "batch" => consumer.batch = Some(o.count()?.0),
+            "batch_wait" => {
+                let lit = o.str()?;
+                consumer.batch_wait = Some((crate::options::duration_ms(&lit)?, lit.span()));
+            }
             _ => {}
         }
     }
@@ -308,6 +319,8 @@ impl Consumer {
         let ttl = opt(self.idempotency_ttl_ms.map(|v| quote!(#v)));
         let double_ack = self.double_ack;
         let batch = opt(self.batch.map(|v| quote!(#v)));
+        let batch_wait = opt(self.batch_wait.map(|(v, _)| quote!(#v)));
+        let batched = self.batched;
         quote! {
             &#p::ConsumerSpec {
                 stream: #stream,
@@ -323,6 +336,8 @@ impl Consumer {
                 idempotency_ttl_ms: #ttl,
                 double_ack: #double_ack,
                 batch: #batch,
+                batch_wait_ms: #batch_wait,
+                batched: #batched,
             }
         }
     }

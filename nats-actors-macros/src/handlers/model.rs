@@ -323,6 +323,8 @@ fn build(
         }
         (ReturnType::Type(_, ty), _) => Ret::Value((**ty).clone()),
     };
+    let mut consumer = parsed.consumer;
+    batch_checks(&mut consumer, kind, &args)?;
     Ok(Handler {
         method: sig.ident.clone(),
         kind,
@@ -342,7 +344,7 @@ fn build(
             .filter(|a| a.path().is_ident("cfg"))
             .cloned()
             .collect(),
-        consumer: parsed.consumer,
+        consumer,
         client: false,
     })
 }
@@ -385,6 +387,7 @@ const EXTRACTOR_NAMES: &[&str] = &[
     "Bytes",
     "Subject",
     "Delivery",
+    "Batch",
 ];
 
 fn classify(
@@ -449,6 +452,51 @@ fn classify(
         ty: ty.clone(),
         role: role.unwrap_or(guessed),
     })
+}
+
+/// A `Batch<T>` argument makes a `#[consumer]` a batch handler: durable, not idempotent, and
+/// taking its messages in the batch only; `batch_wait` needs one.
+fn batch_checks(
+    consumer: &mut Option<super::consumer::Consumer>,
+    kind: Kind,
+    args: &[Arg],
+) -> syn::Result<()> {
+    let is_batch = |ty: &Type| last_segment(ty).as_deref() == Some("Batch");
+    let batch = args.iter().find_map(|a| match a {
+        Arg::Other { ty, .. } if is_batch(ty) => Some(ty.span()),
+        _ => None,
+    });
+    let err = |span, msg: &str| Err(syn::Error::new(span, msg));
+    match (consumer.as_mut(), kind, batch) {
+        (Some(c), Kind::Consume, Some(span)) => {
+            if c.durable.is_none() {
+                return err(
+                    span,
+                    "a `Batch<T>` handler needs a durable consumer: an ordered one does not ack",
+                );
+            }
+            if c.idempotent {
+                return err(span, "`idempotent` does not apply to a `Batch<T>` handler; settle each message in the batch");
+            }
+            if let Some(other) = args.iter().find(|a| match a {
+                Arg::Param { .. } => true,
+                Arg::Other { ty, role } => *role == Role::Payload && !is_batch(ty),
+            }) {
+                let span = match other {
+                    Arg::Param { ty, .. } | Arg::Other { ty, .. } => ty.span(),
+                };
+                return err(span, "a `Batch<T>` handler takes its messages in the batch; read each one's subject and delivery from its item");
+            }
+            c.batched = true;
+            Ok(())
+        }
+        (_, _, Some(span)) => err(span, "`Batch<T>` is taken by #[consumer] handlers only"),
+        (Some(c), _, None) => match c.batch_wait {
+            Some((_, span)) => err(span, "`batch_wait` needs a `Batch<T>` argument"),
+            None => Ok(()),
+        },
+        (None, _, None) => Ok(()),
+    }
 }
 
 fn param_name(pat: &Pat) -> Option<String> {

@@ -126,6 +126,8 @@ fn parse(attr: &syn::Attribute, w: &Watched) -> syn::Result<Parsed> {
             idempotency_ttl_ms: None,
             double_ack: false,
             batch: None,
+            batch_wait: None,
+            batched: false,
         },
         subject: t,
         codec,

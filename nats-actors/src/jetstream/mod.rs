@@ -41,6 +41,7 @@
 //! ```
 
 mod atomic;
+pub(crate) mod batch;
 pub(crate) mod consumer;
 pub(crate) mod dead_letter;
 pub(crate) mod delivery;
@@ -54,6 +55,7 @@ pub use async_nats::jetstream::stream::{
     Config as StreamConfig, DiscardPolicy, RetentionPolicy, StorageType,
 };
 pub use atomic::{BatchPublished, MAX_ATOMIC_BATCH};
+pub use batch::{Batch, Item};
 pub use dead_letter::{
     DLQ_CONSUMER, DLQ_DELIVERIES, DLQ_ERROR, DLQ_MSG_ID, DLQ_SEQUENCE, DLQ_STREAM, DLQ_SUBJECT,
     DLQ_TIME,
@@ -111,6 +113,10 @@ pub struct ConsumerSpec {
     pub idempotency_ttl_ms: Option<u64>,
     pub double_ack: bool,
     pub batch: Option<usize>,
+    /// `batch_wait`: how long a batch handler waits for its batch to fill.
+    pub batch_wait_ms: Option<u64>,
+    /// The handler takes a `Batch<T>`: it gets up to `batch` messages at once.
+    pub batched: bool,
 }
 
 impl ConsumerSpec {
@@ -162,6 +168,8 @@ mod tests {
         idempotency_ttl_ms: None,
         double_ack: false,
         batch: None,
+        batch_wait_ms: None,
+        batched: false,
     };
 
     #[test]

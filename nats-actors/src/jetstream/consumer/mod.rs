@@ -3,6 +3,7 @@
 //! in-progress acks, survives reconnects and missing heartbeats, recreates a deleted consumer,
 //! and naks what it holds at shutdown so that another instance takes it at once.
 
+mod batch;
 mod pending;
 mod settle;
 mod source;
@@ -12,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use async_nats::jetstream::Message as JsMessage;
+use futures::future::Either;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
@@ -110,6 +112,12 @@ impl<A: Send + Sync + 'static> Consumer<A> {
             false => End::Restart(why),
         };
         let mut reconnects = self.w.link.reconnects();
+        // A batch handler's batch: what is waiting, sent once it is full or `batch_wait` after
+        // its first message came.
+        let batched = js.spec.batched;
+        let batch_wait =
+            Duration::from_millis(js.spec.batch_wait_ms.unwrap_or(DEFAULT_BATCH_WAIT_MS));
+        let mut filling_since: Option<tokio::time::Instant> = None;
         let mut recreate = false;
         let mut attempt = 0usize;
         while !self.w.stop.load(Relaxed) {
@@ -144,17 +152,27 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                     break End::Over("shutdown");
                 };
                 while in_flight.len() < self.w.limit {
+                    if batched {
+                        match self.take_batch(&mut waiting, &mut filling_since, batch_wait) {
+                            Some(b) => in_flight.push(Either::Right(self.process_batch::<I>(b))),
+                            None => break,
+                        }
+                        continue;
+                    }
                     match waiting.pop_front() {
-                        Some(m) => in_flight.push(self.process_js::<I>(m)),
+                        Some(m) => in_flight.push(Either::Left(self.process_js::<I>(m))),
                         None => break,
                     }
                 }
+                let batch_due = filling_since.map(|t| t + batch_wait);
                 tokio::select! {
                     biased;
                     // First: under a steady flow the other arms are always ready.
                     _ = keepalive.tick() => self.keep_alive(pulled, &mut waiting).await,
                     Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                    _ = sleep_until(batch_due), if batch_due.is_some() && in_flight.len() < self.w.limit => {}
                     next = pulled.next(), if in_flight.len() < self.w.limit => match next {
+                        Some(Ok(m)) if batched => waiting.push_back(m),
                         // One at a time: run it here (no task node per message), still keeping
                         // the waiting messages alive, and giving them back at the signal.
                         Some(Ok(m)) if self.w.limit == 1 => {
@@ -175,7 +193,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                                 }
                             }
                         }
-                        Some(Ok(m)) => in_flight.push(self.process_js::<I>(m)),
+                        Some(Ok(m)) => in_flight.push(Either::Left(self.process_js::<I>(m))),
                         Some(Err(Problem::Transient(e))) => {
                             tracing::debug!(consumer = %js.what, error = %e, "pull stream problem; going on");
                         }
@@ -350,6 +368,29 @@ fn retry_cap(attempt: usize) -> Duration {
 }
 
 impl<A> Consumer<A> {
+    /// The next batch of a batch handler, once `waiting` holds a full one or its first message
+    /// has waited `batch_wait`; the clock of the next starts with what is left.
+    fn take_batch(
+        &self,
+        waiting: &mut VecDeque<JsMessage>,
+        filling_since: &mut Option<tokio::time::Instant>,
+        batch_wait: Duration,
+    ) -> Option<Vec<JsMessage>> {
+        if waiting.is_empty() {
+            *filling_since = None;
+            return None;
+        }
+        let now = tokio::time::Instant::now();
+        let since = *filling_since.get_or_insert(now);
+        let size = self.pull_batch();
+        if waiting.len() < size && now < since + batch_wait {
+            return None;
+        }
+        let batch: Vec<JsMessage> = waiting.drain(..waiting.len().min(size)).collect();
+        *filling_since = (!waiting.is_empty()).then_some(now);
+        Some(batch)
+    }
+
     /// How many messages one pull asks for: `batch`, by default [`PULL_BATCH`] (async-nats'
     /// own default), and never fewer than the handler runs at once.
     fn pull_batch(&self) -> usize {
@@ -357,8 +398,19 @@ impl<A> Consumer<A> {
     }
 }
 
-/// Messages one pull asks for, by default.
+/// Messages one pull asks for, by default (and the most a batch handler gets at once).
 const PULL_BATCH: usize = 200;
+
+/// How long a batch handler waits for its batch to fill, by default (`batch_wait`).
+const DEFAULT_BATCH_WAIT_MS: u64 = 50;
+
+/// Until `at`, or never.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// How often a message that is not done gets an in-progress ack: a third of `ack_wait`.
 fn keepalive(ack_wait: Duration) -> Duration {

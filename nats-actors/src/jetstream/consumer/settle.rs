@@ -11,10 +11,10 @@ use super::super::dead_letter::Letter;
 use super::super::delivery::{Delivery, LazyDelivery};
 use super::super::idempotency::Processed;
 use super::{keepalive, Consumer, Progress};
-use crate::context::Context;
 use crate::error::HandlerError;
 use crate::handler::Invoke;
 use crate::outcome::Outcome;
+use crate::telemetry::spans::Frame;
 
 /// How long recording a processed id is retried before the message is acked without it.
 const MARK_WITHIN: Duration = Duration::from_secs(60);
@@ -124,6 +124,29 @@ impl<A: Send + Sync + 'static> Consumer<A> {
             tracing::warn!(consumer = %js.what, ack = %ack, "unreadable ack subject; the message is left to redelivery");
             return;
         };
+        self.settle_failure(
+            ctx.message(),
+            ctx.frame(),
+            &ack,
+            &delivery,
+            &error,
+            error_type,
+        )
+        .await;
+    }
+
+    /// A failed message: nak'ed with its delay while it may be tried again, else stored as a
+    /// dead letter and terminated.
+    pub(super) async fn settle_failure(
+        &self,
+        message: &async_nats::Message,
+        frame: &Frame,
+        ack: &Subject,
+        delivery: &Delivery,
+        error: &HandlerError,
+        error_type: Option<&'static str>,
+    ) {
+        let js = &self.js;
         let retry = match error_type {
             Some("decode") => false,
             Some("panic") => true,
@@ -135,7 +158,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                 .retry_delay()
                 .unwrap_or_else(|| js.spec.backoff(delivery.delivered));
             self.w.counters.js.retried.fetch_add(1, Relaxed);
-            self.nak(&ack, delay).await;
+            self.nak(ack, delay).await;
             return;
         }
         let reason = if retry {
@@ -147,24 +170,32 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         } else {
             error.description().to_string()
         };
-        self.dead_letter(&ctx, &delivery, &ack, &reason).await;
+        self.dead_letter(message, frame, delivery, ack, &reason)
+            .await;
     }
 
     /// Stores the message in the dead-letter stream, then terminates it with `reason`. If it
     /// cannot be stored, it is nak'ed instead: tried again, or (out of deliveries) copied by the
     /// exhausted-message watcher.
-    async fn dead_letter(&self, ctx: &Context, delivery: &Delivery, ack: &Subject, reason: &str) {
+    pub(super) async fn dead_letter(
+        &self,
+        message: &async_nats::Message,
+        frame: &Frame,
+        delivery: &Delivery,
+        ack: &Subject,
+        reason: &str,
+    ) {
         let js = &self.js;
         if let Some(dl) = &js.dead_letters {
             let letter = Letter {
-                subject: ctx.subject(),
-                headers: ctx.headers(),
-                payload: ctx.payload().clone(),
+                subject: message.subject.as_str(),
+                headers: message.headers.as_ref(),
+                payload: message.payload.clone(),
                 stream_sequence: delivery.stream_sequence,
                 deliveries: delivery.delivered,
                 error: reason,
             };
-            if let Err(e) = dl.store(&self.w.client, Some(ctx.frame()), letter).await {
+            if let Err(e) = dl.store(&self.w.client, Some(frame), letter).await {
                 tracing::error!(consumer = %js.what, error = %e, "cannot store a dead letter; the message is nak'ed instead");
                 self.w.counters.js.retried.fetch_add(1, Relaxed);
                 self.nak(ack, js.spec.backoff(delivery.delivered)).await;
@@ -175,6 +206,11 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         } else {
             tracing::error!(consumer = %js.what, stream_sequence = delivery.stream_sequence, reason, "message terminated (no dead-letter stream)");
         }
+        self.term(ack, reason).await;
+    }
+
+    /// Terminates the message: `+TERM` with `reason` (control characters blanked, cut at 512).
+    pub(super) async fn term(&self, ack: &Subject, reason: &str) {
         let reason: String = reason
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
@@ -183,7 +219,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         self.send_ack(ack, format!("+TERM {reason}").into()).await;
     }
 
-    async fn ack(&self, ack: &Subject) {
+    pub(super) async fn ack(&self, ack: &Subject) {
         if !self.js.spec.double_ack {
             return self.send_ack(ack, "+ACK".into()).await;
         }
@@ -234,7 +270,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
 }
 
 /// The error and its type for an outcome of a handler that does not reply.
-fn classify(
+pub(super) fn classify(
     outcome: Result<Outcome, HandlerError>,
 ) -> (Option<HandlerError>, Option<&'static str>) {
     match outcome {
