@@ -57,6 +57,27 @@ struct Inner {
     /// clients of one connection).
     #[cfg(feature = "jetstream")]
     buckets: Arc<Mutex<HashMap<(&'static str, String), Handle>>>,
+    /// In a pool of connections: all of them, for what this client sends.
+    peers: Option<Arc<Peers>>,
+}
+
+/// The connections of a pool, shared by its clients: what is sent to a subject goes through
+/// the connection the subject hashes to, so that order per subject holds.
+struct Peers {
+    nats: Vec<async_nats::Client>,
+    #[cfg(feature = "jetstream")]
+    jetstream: Vec<OnceLock<async_nats::jetstream::Context>>,
+}
+
+/// The connection of `n` that `subject` goes through: FNV-1a of its bytes.
+#[inline]
+fn slot(subject: &str, n: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in subject.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % n as u64) as usize
 }
 
 /// A bucket handle a connection keeps (a KV store, an object store's parts).
@@ -78,7 +99,56 @@ impl Client {
                 jetstream: Arc::default(),
                 #[cfg(feature = "jetstream")]
                 buckets: Arc::default(),
+                peers: None,
             }),
+        }
+    }
+
+    /// One client per connection of a pool: each subscribes on its own connection, and sends
+    /// through the connection its subject hashes to.
+    pub(crate) fn pool(connections: &[async_nats::Client]) -> Vec<Client> {
+        let peers = Arc::new(Peers {
+            nats: connections.to_vec(),
+            #[cfg(feature = "jetstream")]
+            jetstream: connections.iter().map(|_| OnceLock::new()).collect(),
+        });
+        connections
+            .iter()
+            .map(|nats| Client::new(nats.clone()).with(|i| i.peers = Some(peers.clone())))
+            .collect()
+    }
+
+    /// The connection what is sent to `subject` goes through.
+    #[inline]
+    pub(crate) fn route(&self, subject: &str) -> &async_nats::Client {
+        match &self.inner.peers {
+            None => &self.inner.nats,
+            Some(p) => &p.nats[slot(subject, p.nats.len())],
+        }
+    }
+
+    /// The JetStream context on the connection what is published to `subject` goes through.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn jetstream_for(&self, subject: &str) -> &async_nats::jetstream::Context {
+        match &self.inner.peers {
+            None => self.jetstream(),
+            Some(p) => {
+                let i = slot(subject, p.nats.len());
+                p.jetstream[i].get_or_init(|| async_nats::jetstream::new(p.nats[i].clone()))
+            }
+        }
+    }
+
+    /// Flushes every connection this client sends through.
+    pub(crate) async fn flush_all(&self) -> Result<(), async_nats::client::FlushError> {
+        match &self.inner.peers {
+            None => self.inner.nats.flush().await,
+            Some(p) => {
+                for nats in &p.nats {
+                    nats.flush().await?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -280,8 +350,7 @@ impl Client {
         let payload = self.pack(&mut headers, payload);
         let (span, started) = self.begin(parent, what, &subject, payload.len(), &mut headers);
         let result = match self
-            .inner
-            .nats
+            .route(&subject)
             .publish_with_headers(subject.clone(), headers, payload)
             .await
         {
@@ -348,8 +417,7 @@ impl Client {
             .headers(headers)
             .timeout(Some(timeout));
         let reply = self
-            .inner
-            .nats
+            .route(subject)
             .send_request(subject.to_owned(), request)
             .await
             .map_err(|source| match source.kind() {

@@ -125,7 +125,7 @@ pub use context::Context;
 pub use error::{DecodeError, EncodeError, Error, HandlerError, PublishError, RequestError};
 pub use extract::{FromContext, Param};
 pub use runtime::connect::{ConnectOptions, DEFAULT_URL};
-pub use runtime::health::{HandlerHealth, HandlerState, Health};
+pub use runtime::health::{ConnectionHealth, HandlerHealth, HandlerState, Health};
 pub use runtime::{
     Runtime, RuntimeBuilder, ShutdownHandle, ShutdownReport, DEFAULT_SHUTDOWN_TIMEOUT,
 };

@@ -105,7 +105,7 @@ impl<'a> Origin<'a> {
             };
             results.push((subject, sent));
         }
-        let flushed = self.client.nats().flush().await;
+        let flushed = self.client.flush_all().await;
         results
             .into_iter()
             .map(|(subject, sent)| match (sent, &flushed) {

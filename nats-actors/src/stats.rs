@@ -204,7 +204,8 @@ pub(crate) struct Counters {
     /// Slow-consumer events of async-nats (a subscription's channel full), for subscriptions
     /// that are not a handler's inbox.
     pub slow_consumer_events: AtomicU64,
-    pub connects: AtomicU64,
+    /// Connects after each connection's first, summed over the runtime's connections.
+    pub reconnects: AtomicU64,
     pub disconnects: AtomicU64,
     pub lame_duck: AtomicU64,
     pub server_errors: AtomicU64,
@@ -296,7 +297,7 @@ impl Counters {
             handlers,
             keyed: self.keyed(),
             dropped: inboxes + self.slow_consumer_events.load(Relaxed),
-            reconnects: self.connects.load(Relaxed).saturating_sub(1),
+            reconnects: self.reconnects.load(Relaxed),
             disconnects: self.disconnects.load(Relaxed),
             lame_duck: self.lame_duck.load(Relaxed),
             server_errors: self.server_errors.load(Relaxed),

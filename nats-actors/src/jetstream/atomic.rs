@@ -169,17 +169,20 @@ impl Origin<'_> {
         };
         let commit = (subject, headers, payload);
         if let Some((subject, headers, payload)) = rest.next() {
-            self.ask(&subject, headers, payload, &failed).await?;
+            self.ask(&first_subject, &subject, headers, payload, &failed)
+                .await?;
         }
         for (subject, headers, payload) in rest {
             self.client
-                .nats()
+                .route(&first_subject)
                 .publish_with_headers(subject.clone(), headers, payload)
                 .await
                 .map_err(|e| self.sent_error(&subject, e))?;
         }
         let (subject, headers, payload) = commit;
-        let reply = self.ask(&subject, headers, payload, &failed).await?;
+        let reply = self
+            .ask(&first_subject, &subject, headers, payload, &failed)
+            .await?;
         if reply.seq.is_none() {
             return Err(failed(
                 None,
@@ -192,6 +195,7 @@ impl Origin<'_> {
     /// A request for one batch message, its reply decoded; an empty reply is an empty ack.
     async fn ask(
         &self,
+        first: &str,
         subject: &Subject,
         headers: HeaderMap,
         payload: Bytes,
@@ -202,9 +206,10 @@ impl Origin<'_> {
             .headers(headers)
             .payload(payload)
             .timeout(Some(timeout));
+        // Every message of a batch on one connection, in order: the first one's.
         let message = self
             .client
-            .nats()
+            .route(first)
             .send_request(subject.clone(), request)
             .await
             .map_err(|e| match e.kind() {

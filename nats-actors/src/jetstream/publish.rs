@@ -275,7 +275,6 @@ impl Origin<'_> {
         let options = &*self.in_turn(options);
         let client = self.client;
         let window = window.max(1);
-        let js = client.jetstream();
         let mut results = Vec::new();
         // Sent one after the other (so the stream stores them in order), acks awaited in order
         // with at most `window` outstanding. A message whose ack failed is sent again only when
@@ -307,7 +306,11 @@ impl Origin<'_> {
             // The context's ack permits are held by the outstanding acks: keep them moving
             // while this one waits to be sent, or a window over the permit count (or several
             // pipelines at once) could wait forever. async-nats checks the size first.
-            let send = js.publish_with_headers(subject.clone(), headers, packed);
+            let send = client.jetstream_for(&subject).publish_with_headers(
+                subject.clone(),
+                headers,
+                packed,
+            );
             let mut send = std::pin::pin!(send);
             let sent = loop {
                 tokio::select! {
@@ -393,7 +396,7 @@ impl Client {
             &mut headers,
         );
         let result = async {
-            let js = self.jetstream();
+            let js = self.jetstream_for(subject);
             let mut attempt = 1;
             loop {
                 let sent = match js

@@ -40,11 +40,30 @@ pub(crate) struct StartEnv<'a> {
     pub(crate) client: Client,
     pub(crate) counters: Arc<Counters>,
     pub(crate) link: Arc<Link>,
+    /// With a pool of connections: each one's client and link, which the handlers are dealt
+    /// to in turn.
+    pub(crate) spread: Option<Vec<(Client, Arc<Link>)>>,
+    pub(crate) next: std::sync::atomic::AtomicUsize,
     pub(crate) phases: &'a mut [Phase; 2],
     /// The buffer of core handlers that set none.
     pub(crate) buffer: Buffer,
     /// How supervision stops the runtime (past an actor's `max_restarts`).
     pub(crate) stopper: Arc<Stopper>,
+}
+
+impl StartEnv<'_> {
+    /// The connection (its client and link) of the next handler: the only one, or the pool's
+    /// next in turn.
+    fn connection(&self) -> (&Client, &Arc<Link>) {
+        match &self.spread {
+            None => (&self.client, &self.link),
+            Some(all) => {
+                let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (client, link) = &all[i % all.len()];
+                (client, link)
+            }
+        }
+    }
 }
 
 /// The queue group of `spec`: its own, else the actor's, else the actor's name when it runs
@@ -73,12 +92,13 @@ pub(crate) fn worker<A: Actor>(
             .timed(timed)
             .at_most_once(spec.kind.at_most_once),
     );
+    let (client, link) = env.connection();
     let worker = Worker {
         spec: *spec,
         cell: cell.clone(),
         client: match spec.compress.or(opts.compress) {
-            Some(packing) => env.client.with_packing(packing),
-            None => env.client.clone(),
+            Some(packing) => client.with_packing(packing),
+            None => client.clone(),
         },
         codec: spec.codec.or(opts.codec).unwrap_or_default(),
         queue,
@@ -87,7 +107,7 @@ pub(crate) fn worker<A: Actor>(
         counters: counters.clone(),
         tally,
         runtime: env.counters.clone(),
-        link: env.link.clone(),
+        link: link.clone(),
         stop: env.phases[phase].flag.clone(),
         meta: ProcessMeta::of(
             spec.template,

@@ -42,6 +42,34 @@ pub struct Health {
     pub partitions: std::collections::BTreeMap<String, Vec<u16>>,
     /// Each handler of each actor instance.
     pub handlers: Vec<HandlerHealth>,
+    /// Each connection of the runtime (one unless
+    /// [`RuntimeBuilder::connections`](crate::RuntimeBuilder::connections)); `connected` above
+    /// is true when every one is.
+    pub connections: Vec<ConnectionHealth>,
+}
+
+/// One connection of the runtime, in [`Health::connections`].
+///
+/// ```no_run
+/// # async fn demo(runtime: nats_actors::Runtime) {
+/// for (i, c) in runtime.health().connections.iter().enumerate() {
+///     println!("connection {i}: {:?}, {} reconnects, {} messages in", c.server, c.reconnects, c.messages_in);
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionHealth {
+    /// Connected, and (after a reconnect) every subscription on it confirmed again.
+    pub connected: bool,
+    /// The server it is connected to: its name and address.
+    pub server: Option<String>,
+    /// When it went down, while it is down.
+    pub down_since: Option<SystemTime>,
+    /// Reconnects confirmed (the server had its subscriptions again).
+    pub reconnects: u64,
+    /// Messages it received (async-nats' count).
+    pub messages_in: u64,
 }
 
 /// One handler of one actor instance, in [`Health::handlers`].
@@ -159,22 +187,21 @@ impl Health {
 /// What health is read from; shared with the listener.
 #[derive(Debug)]
 pub(crate) struct Watched {
-    nats: async_nats::Client,
-    /// `None` for a connection made elsewhere (its events are not the runtime's).
-    link: Option<Arc<Link>>,
+    /// Each connection, with its link (`None` for a connection made elsewhere: its events are
+    /// not the runtime's).
+    connections: Vec<(async_nats::Client, Option<Arc<Link>>)>,
     draining: AtomicBool,
     stopper: Arc<Stopper>,
 }
 
 impl Watched {
-    pub(crate) fn new(
-        nats: async_nats::Client,
-        link: Option<Arc<Link>>,
-        stopper: Arc<Stopper>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(pool: &super::pool::Pool, stopper: Arc<Stopper>) -> Arc<Self> {
         Arc::new(Self {
-            nats,
-            link,
+            connections: pool
+                .members
+                .iter()
+                .map(|m| (m.nats.clone(), m.link.clone()))
+                .collect(),
             draining: AtomicBool::new(false),
             stopper,
         })
@@ -185,15 +212,31 @@ impl Watched {
     }
 
     pub(crate) fn snapshot(&self) -> Health {
-        let down_since = self.link.as_ref().and_then(|l| l.down_since());
-        let connected = self.nats.connection_state() == State::Connected && down_since.is_none();
+        let connections: Vec<ConnectionHealth> = self
+            .connections
+            .iter()
+            .map(|(nats, link)| {
+                let down_since = link.as_ref().and_then(|l| l.down_since());
+                let connected = nats.connection_state() == State::Connected && down_since.is_none();
+                ConnectionHealth {
+                    connected,
+                    server: connected.then(|| {
+                        let info = nats.server_info();
+                        format!("{} ({}:{})", info.server_name, info.host, info.port)
+                    }),
+                    down_since,
+                    reconnects: link.as_ref().map_or(0, |l| l.confirmed()),
+                    messages_in: nats.statistics().in_messages.load(Relaxed),
+                }
+            })
+            .collect();
+        let connected = connections.iter().all(|c| c.connected);
+        let down_since = connections.iter().filter_map(|c| c.down_since).min();
+        let server = connections.first().and_then(|c| c.server.clone());
         let draining = self.draining.load(Relaxed);
-        let server = connected.then(|| {
-            let info = self.nats.server_info();
-            format!("{} ({}:{})", info.server_name, info.host, info.port)
-        });
         let failure = self.stopper.why();
         Health {
+            connections,
             ready: connected && !draining && failure.is_none(),
             failure,
             connected,

@@ -53,6 +53,11 @@ impl Link {
         down.map(|(at, _)| at)
     }
 
+    /// How many reconnects were confirmed.
+    pub(crate) fn confirmed(&self) -> u64 {
+        *self.reconnected.borrow()
+    }
+
     /// Changes after each confirmed reconnect.
     #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
     pub(crate) fn reconnects(&self) -> watch::Receiver<u64> {
@@ -112,11 +117,13 @@ pub(crate) fn events(
     closed: Arc<Notify>,
 ) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
     use async_nats::Event;
+    // This connection's first connect is not a reconnect (the runtime may have several).
+    let first = std::sync::atomic::AtomicBool::new(true);
     move |event| {
         match &event {
             Event::Connected => {
-                let n = counters.connects.fetch_add(1, Relaxed);
-                if n > 0 {
+                if !first.swap(false, Relaxed) {
+                    counters.reconnects.fetch_add(1, Relaxed);
                     link.connected();
                     tracing::info!("reconnected to NATS");
                 }

@@ -10,14 +10,12 @@ pub(crate) mod health;
 pub(crate) mod link;
 #[cfg(feature = "health")]
 mod listener;
+mod pool;
 mod shutdown;
 pub(crate) mod start;
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use crate::actor::Actor;
 use crate::buffer::Buffer;
@@ -28,7 +26,7 @@ use crate::telemetry::metrics;
 use connect::ConnectOptions;
 use env::{Phase, StartEnv};
 use health::Health;
-use link::{events, Link};
+use link::Link;
 pub use shutdown::ShutdownHandle;
 use start::Starter;
 
@@ -37,7 +35,7 @@ use crate::supervision::Stopper;
 /// Default time in-flight handlers get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
-enum Connection {
+pub(crate) enum Connection {
     Options(Result<ConnectOptions, Error>),
     Client(async_nats::Client),
 }
@@ -84,6 +82,8 @@ pub struct RuntimeBuilder {
     published: Vec<crate::asyncapi::Declared>,
     #[cfg(feature = "compression")]
     compression: Option<crate::compression::Compression>,
+    /// `connections(n)`: the pool's size.
+    connections: Option<usize>,
 }
 
 /// Running actors on one NATS connection.
@@ -102,17 +102,15 @@ pub struct RuntimeBuilder {
 /// ```
 pub struct Runtime {
     client: Client,
-    owns_connection: bool,
+    /// Its connections (one unless `connections(n)`).
+    pool: pool::Pool,
     /// Subscription handlers first, then request handlers (see [`Runtime::shutdown`]).
     phases: [Phase; 2],
     counters: Arc<Counters>,
     shutdown_timeout: Duration,
-    closed: Arc<Notify>,
     handle: ShutdownHandle,
     /// Keeps the observable runtime counters registered.
     _observers: metrics::RuntimeObservers,
-    /// Confirms reconnects of a connection the runtime opened.
-    _link: Option<link::Watch>,
     watched: Arc<health::Watched>,
     #[cfg(feature = "health")]
     listener: Option<listener::Listener>,
@@ -151,6 +149,7 @@ impl Runtime {
             published: Vec::new(),
             #[cfg(feature = "compression")]
             compression: None,
+            connections: None,
         }
     }
 
@@ -210,61 +209,6 @@ impl Runtime {
         match self.shutdown().await.failure {
             Some(reason) => Err(Error::Supervision { reason }),
             None => Ok(()),
-        }
-    }
-
-    /// Shuts down gracefully: no new deliveries (each subscription is drained), in-flight
-    /// handlers finish within the shutdown timeout, replies and publishes are flushed, spans and
-    /// metrics too (within what is left of the timeout, at least 2 s, at most 10 s, whatever the
-    /// collector does), and a connection the runtime opened is closed.
-    pub async fn shutdown(self) -> ShutdownReport {
-        self.watched.draining();
-        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
-        let mut aborted = 0;
-        // Subscriptions stop first and request handlers after them, so that an in-flight handler
-        // can still call a responder of the same runtime while it finishes.
-        for phase in self.phases {
-            phase.flag.store(true, Relaxed);
-            let _ = phase.stop.send(true);
-            for mut task in phase.tasks {
-                if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                    task.abort();
-                    aborted += 1;
-                }
-            }
-        }
-        if aborted > 0 {
-            tracing::warn!(aborted, timeout = ?self.shutdown_timeout, "handlers still running at the shutdown deadline were aborted");
-        }
-        let nats = self.client.nats();
-        // Bounded: during an outage a flush would wait for the reconnect, which may never come.
-        let flush_by = deadline.max(tokio::time::Instant::now() + Duration::from_secs(5));
-        match tokio::time::timeout_at(flush_by, nats.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot flush the connection at shutdown"),
-            Err(_) => tracing::warn!(
-                "the connection could not be flushed in time at shutdown (server unreachable?)"
-            ),
-        }
-        // Spans and metrics get the time left to the deadline, at least 2 s and at most 10 s;
-        // the telemetry guard's shutdown does not wait again for exports given up on here.
-        let now = tokio::time::Instant::now();
-        crate::telemetry::flush(
-            deadline.clamp(now + Duration::from_secs(2), now + Duration::from_secs(10)),
-        )
-        .await;
-        if self.owns_connection {
-            let closed = self.closed.notified();
-            if matches!(
-                tokio::time::timeout(Duration::from_secs(5), nats.drain()).await,
-                Ok(Ok(()))
-            ) {
-                let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
-            }
-        }
-        ShutdownReport {
-            aborted,
-            failure: self.stopper.why(),
         }
     }
 }
@@ -463,43 +407,36 @@ impl RuntimeBuilder {
     pub async fn start(self) -> Result<Runtime, Error> {
         let declared = describe::print_if_asked(&self);
         let counters = Arc::new(Counters::default());
-        let closed = Arc::new(Notify::new());
-        let link = Link::new();
-        let (nats, owns_connection) = match self.connection {
-            Connection::Client(c) => (c, false),
-            Connection::Options(opts) => {
-                let opts = opts?;
-                let servers = opts.servers().to_vec();
-                let options = opts.into_async_nats().await?;
-                let options =
-                    options.event_callback(events(counters.clone(), link.clone(), closed.clone()));
-                (options.connect(servers).await?, true)
-            }
-        };
+        let pool =
+            pool::Pool::open(self.connection, pool::size(self.connections)?, &counters).await?;
         let buffer = match self.buffer {
             Some(b) => b,
             None => buffer_from_env()?,
         };
-        // Reconnects of a connection made elsewhere are not seen (its events are its own).
-        let watch = owns_connection.then(|| link.watch(nats.clone(), counters.clone()));
         let stopper = Arc::new(Stopper::runtime());
-        let watched = health::Watched::new(
-            nats.clone(),
-            owns_connection.then(|| link.clone()),
-            stopper.clone(),
-        );
+        let watched = health::Watched::new(&pool, stopper.clone());
         // Bound before any actor starts: an address in use fails the start at once.
         #[cfg(feature = "health")]
         let listener = match self.health_addr.or_else(health_addr_from_env) {
             Some(addr) => Some(listener::listen(&addr, watched.clone()).await?),
             None => None,
         };
-        let client = Client::new(nats);
-        #[cfg(feature = "compression")]
-        let client = match self.compression {
-            Some(c) => client.with_compression(c),
-            None => client,
-        };
+        // Reconnects of a connection made elsewhere are not seen (its events are its own).
+        let link = pool.main().link.clone().unwrap_or_else(Link::new);
+        let members: Vec<(Client, Arc<Link>)> = pool
+            .clients()
+            .into_iter()
+            .zip(&pool.members)
+            .map(|(client, member)| {
+                #[cfg(feature = "compression")]
+                let client = match self.compression {
+                    Some(c) => client.with_compression(c),
+                    None => client,
+                };
+                (client, member.link.clone().unwrap_or_else(|| link.clone()))
+            })
+            .collect();
+        let client = members[0].0.clone();
         #[cfg(feature = "jetstream")]
         for stream in &self.streams {
             crate::jetstream::declare(client.jetstream(), stream).await?;
@@ -517,6 +454,8 @@ impl RuntimeBuilder {
             client: client.clone(),
             counters: counters.clone(),
             link,
+            spread: (members.len() > 1).then_some(members),
+            next: Default::default(),
             phases: &mut phases,
             buffer,
             stopper: stopper.clone(),
@@ -533,19 +472,19 @@ impl RuntimeBuilder {
             }
         }
         // A round trip to the server: every SUB above is registered once it returns.
-        client.nats().flush().await.map_err(Error::Flush)?;
+        for member in &pool.members {
+            member.nats.flush().await.map_err(Error::Flush)?;
+        }
         // (`connect` returned, so the server is there; the flush is one round trip.)
         let counters_for_metrics = counters.clone();
         Ok(Runtime {
             client,
-            owns_connection,
+            pool,
             phases,
             counters,
             shutdown_timeout: self.shutdown_timeout,
-            closed,
             handle: ShutdownHandle::default(),
             _observers: metrics::observe_runtime(counters_for_metrics),
-            _link: watch,
             watched,
             #[cfg(feature = "health")]
             listener,

@@ -263,7 +263,7 @@ pub(crate) fn observe_runtime(counters: Arc<Counters>) -> RuntimeObservers {
         (
             "nats_actors.connection.reconnects",
             "Reconnections to NATS",
-            |c| c.connects.load(Relaxed).saturating_sub(1),
+            |c| c.reconnects.load(Relaxed),
         ),
     ];
     for (name, description, read) in runtime {
