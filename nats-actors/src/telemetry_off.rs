@@ -27,6 +27,9 @@ pub(crate) mod spans {
 
         #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
         pub(crate) fn set(&self, _key: &'static str, _value: String) {}
+
+        #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
+        pub(crate) fn link_producers<'m>(&self, _messages: impl Iterator<Item = &'m Message>) {}
     }
 
     /// What a send span is for.

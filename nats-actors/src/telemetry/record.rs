@@ -302,6 +302,8 @@ pub(crate) struct State {
     pub events: Vec<Ev>,
     /// Attributes set while the span is open (a keyed actor's key).
     pub attrs: Vec<(&'static str, String)>,
+    /// Links to other spans (the producers of a batch's other messages).
+    pub links: Vec<opentelemetry::trace::SpanContext>,
 }
 
 /// An attribute value of an event.

@@ -91,6 +91,21 @@ impl Frame {
         }
     }
 
+    /// Links the span to the producer of each of `messages` whose headers carry a trace
+    /// context (a batch handler's span: its parent is the first message's producer).
+    pub(crate) fn link_producers<'m>(&self, messages: impl Iterator<Item = &'m Message>) {
+        let Some(mut state) = self.state() else {
+            return;
+        };
+        for m in messages {
+            let cx = propagation::extract(m.headers.as_ref());
+            let sc = cx.span().span_context().clone();
+            if sc.is_valid() {
+                state.links.push(sc);
+            }
+        }
+    }
+
     /// Marks the span failed: `error.type`, error status, and an `exception` event.
     pub(crate) fn fail(&self, error_type: &'static str, description: &str) {
         if let Some(mut state) = self.state() {
@@ -127,7 +142,11 @@ fn end(inner: Inner) {
             // Freed here, by the thread that made it, not by the export thread.
             drop(cx);
             let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
-            if state.failure.is_some() || !state.events.is_empty() || !state.attrs.is_empty() {
+            if state.failure.is_some()
+                || !state.events.is_empty()
+                || !state.attrs.is_empty()
+                || !state.links.is_empty()
+            {
                 rec.extra = Some(Box::new(state));
             }
             rec.end = end.max(rec.start);
@@ -141,6 +160,9 @@ fn end(inner: Inner) {
             let s = cx.span();
             for (key, value) in state.attrs {
                 s.set_attribute(KeyValue::new(key, value));
+            }
+            for link in state.links {
+                s.add_link(link, Vec::new());
             }
             for ev in state.events {
                 s.add_event_with_timestamp(ev.name, ev.at, ev.attrs.into_iter().map(kv).collect());

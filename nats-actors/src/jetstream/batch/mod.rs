@@ -24,7 +24,8 @@ use crate::extract::FromContext;
 /// (default 50 ms) has passed since the first, then calls the handler once. A message that
 /// does not decode never reaches the batch: it is dead-lettered on its own with the reason.
 /// While the handler runs, every message of the batch gets in-progress acks, so a slow batch
-/// is not redelivered.
+/// is not redelivered. The call's span is a child of the first message's producer and links
+/// the producers of the others, with `messaging.batch.message_count`.
 ///
 /// Each message is settled as the handler said through its [`Item`] ([`Item::ack`],
 /// [`Item::nak`], [`Item::fail`], [`Item::term`], [`Item::dead_letter`]); the others follow

@@ -30,6 +30,8 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         ctx.set_batch(members.clone());
         ctx.frame()
             .set("messaging.batch.message_count", n.to_string());
+        let others = members.messages.iter().skip(1).map(|m| &m.message);
+        ctx.frame().link_producers(others);
         for _ in 1..n {
             self.w.tally.received();
         }

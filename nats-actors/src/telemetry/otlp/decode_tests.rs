@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{SpanId, SpanKind, TraceFlags, TraceId};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
 use opentelemetry::KeyValue as SdkKeyValue;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
@@ -110,13 +110,30 @@ fn record(rng: &mut Rng, servers: &[&'static Server]) -> Rec {
     let set: Vec<(&'static str, String)> = (0..rng.pick(&[0, 0, 1, 2]))
         .map(|i| (leak_str(format!("set{i}.{}", rng.text())), rng.text()))
         .collect();
-    let extra = (failure.is_some() || !events.is_empty() || !set.is_empty()).then(|| {
-        Box::new(State {
-            failure,
-            events,
-            attrs: set,
+    let links: Vec<SpanContext> = (0..rng.pick(&[0, 0, 0, 1, 3]))
+        .map(|_| {
+            let state = match rng.chance(2) {
+                true => TraceState::from_key_value([("vendor", "v1")]).unwrap(),
+                false => TraceState::default(),
+            };
+            SpanContext::new(
+                TraceId::from(u128::from(rng.next()) << 64 | u128::from(rng.next() | 1)),
+                SpanId::from(rng.next() | 1),
+                rng.pick(&[TraceFlags::SAMPLED, TraceFlags::default()]),
+                true,
+                state,
+            )
         })
-    });
+        .collect();
+    let extra = (failure.is_some() || !events.is_empty() || !set.is_empty() || !links.is_empty())
+        .then(|| {
+            Box::new(State {
+                failure,
+                events,
+                attrs: set,
+                links,
+            })
+        });
     let start = rng.below(1 << 62);
     Rec {
         trace_id: TraceId::from(u128::from(rng.next()) << 64 | u128::from(rng.next())),
@@ -324,7 +341,27 @@ fn check_span(span: &Span, rec: &Rec, what: &str) {
     );
     assert_eq!(span.dropped_events_count, 0, "{what}: dropped events");
     assert_eq!(span.dropped_links_count, 0, "{what}: dropped links");
-    assert!(span.links.is_empty(), "{what}: links");
+    let links = rec.extra.as_ref().map_or(&[][..], |e| e.links.as_slice());
+    assert_eq!(span.links.len(), links.len(), "{what}: links");
+    for (got, want) in span.links.iter().zip(links) {
+        assert_eq!(
+            got.trace_id,
+            want.trace_id().to_bytes(),
+            "{what}: link trace id"
+        );
+        assert_eq!(
+            got.span_id,
+            want.span_id().to_bytes(),
+            "{what}: link span id"
+        );
+        assert_eq!(
+            got.trace_state,
+            want.trace_state().header(),
+            "{what}: link trace state"
+        );
+        let flags = u32::from(want.trace_flags().to_u8()) | 0x300;
+        assert_eq!(got.flags, flags, "{what}: link flags");
+    }
 }
 
 fn check_request(body: &[u8], grpc: bool, resource: &[KeyValue], recs: &[Rec], what: &str) {

@@ -150,6 +150,21 @@ fn encode_span(out: &mut Vec<u8>, scratch: &mut Vec<u8>, rec: &Rec) {
         encode_event(scratch, ev);
         bytes_field(out, 11, scratch);
     }
+    for link in rec.extra.iter().flat_map(|e| &e.links) {
+        // Link { trace_id = 1, span_id = 2, trace_state = 3, flags = 6 }
+        scratch.clear();
+        bytes_field(scratch, 1, &link.trace_id().to_bytes());
+        bytes_field(scratch, 2, &link.span_id().to_bytes());
+        let trace_state = link.trace_state().header();
+        if !trace_state.is_empty() {
+            bytes_field(scratch, 3, trace_state.as_bytes());
+        }
+        // The W3C flags, and a remote span (HAS_IS_REMOTE | IS_REMOTE).
+        key(scratch, 6, I32);
+        let flags = u32::from(link.trace_flags().to_u8()) | 0x300;
+        scratch.extend_from_slice(&flags.to_le_bytes());
+        bytes_field(out, 13, scratch);
+    }
     if let Some(f) = failure {
         scratch.clear();
         fixed64(scratch, 1, unix_nanos(f.at));
