@@ -255,8 +255,11 @@ async fn main() {
         ack.unwrap();
     }
 
+    // `BENCH_BATCH_CASES=publish` (or `consume`) runs one case only, e.g. under a profiler.
+    let cases = std::env::var("BENCH_BATCH_CASES").unwrap_or_default();
+    let (consume, publish) = (!cases.contains("publish"), !cases.contains("consume"));
     let (mut raw, mut one, mut batched) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..*ROUNDS {
+    for round in 0..*ROUNDS * u64::from(consume) {
         let a = raw_fetch(&js).await;
         let sink = Sink::default();
         let b = framework_consume(&url, &js, sink.clone(), &sink, "one").await;
@@ -270,16 +273,21 @@ async fn main() {
         one.push(b);
         batched.push(c);
     }
-    let (r, _) = summary("raw fetch of 100 + ack", &raw);
-    let (o, _) = summary("#[consumer], one at a time", &one);
-    let (b, _) = summary("#[consumer] taking Batch<T> of 100", &batched);
+    let (r, o, b) = match consume {
+        true => (
+            summary("raw fetch of 100 + ack", &raw).0,
+            summary("#[consumer], one at a time", &one).0,
+            summary("#[consumer] taking Batch<T> of 100", &batched).0,
+        ),
+        false => (f64::NAN, f64::NAN, f64::NAN),
+    };
 
     let client = Client::new(nats.clone()).with_codec(Codec::MsgPack);
     let listener = async_nats::connect(&url).await.unwrap();
     let mut sub = listener.subscribe("bench.core").await.unwrap();
     listener.flush().await.unwrap();
     let (mut raw_pub, mut fw_pub) = (Vec::new(), Vec::new());
-    for round in 0..*ROUNDS {
+    for round in 0..*ROUNDS * u64::from(publish) {
         let a = raw_publish(&nats, &mut sub).await;
         let c = framework_publish(&client, &mut sub).await;
         println!(
@@ -289,8 +297,13 @@ async fn main() {
         raw_pub.push(a);
         fw_pub.push(c);
     }
-    let (rp, _) = summary("raw publish x100 + flush", &raw_pub);
-    let (fp, _) = summary("publish_batch of 100", &fw_pub);
+    let (rp, fp) = match publish {
+        true => (
+            summary("raw publish x100 + flush", &raw_pub).0,
+            summary("publish_batch of 100", &fw_pub).0,
+        ),
+        false => (f64::NAN, f64::NAN),
+    };
     println!(
         "\nratios: Batch<T> / raw fetch {:.2}, one at a time / raw fetch {:.2}, Batch<T> / one at a time {:.2}; publish_batch / raw {:.2}",
         b / r,

@@ -65,16 +65,21 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                 _ => None,
             };
             self.w.record(ctx.frame(), started, own_type, failure);
+            if matches!(verdict, Verdict::Ack | Verdict::Follow) {
+                self.ack(ack).await;
+                continue;
+            }
+            if let Verdict::Nak(delay) = verdict {
+                self.w.counters.js.retried.fetch_add(1, Relaxed);
+                self.nak(ack, delay).await;
+                continue;
+            }
+            // Read from the ack subject only where it is needed.
             let Some(delivery) = members.delivery(i).cloned() else {
                 tracing::warn!(consumer = %js.what, ack = %ack, "unreadable ack subject; the message is left to redelivery");
                 continue;
             };
             match verdict {
-                Verdict::Ack | Verdict::Follow => self.ack(ack).await,
-                Verdict::Nak(delay) => {
-                    self.w.counters.js.retried.fetch_add(1, Relaxed);
-                    self.nak(ack, delay).await;
-                }
                 Verdict::Fail(e) => {
                     self.settle_failure(message, ctx.frame(), ack, &delivery, &e, own_type)
                         .await
@@ -92,6 +97,7 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                     tracing::warn!(consumer = %js.what, stream_sequence = delivery.stream_sequence, reason, "message terminated by its batch handler");
                     self.term(ack, &reason).await;
                 }
+                Verdict::Ack | Verdict::Follow | Verdict::Nak(_) => {}
             }
         }
     }

@@ -118,6 +118,9 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         let batch_wait =
             Duration::from_millis(js.spec.batch_wait_ms.unwrap_or(DEFAULT_BATCH_WAIT_MS));
         let mut filling_since: Option<tokio::time::Instant> = None;
+        // One timer, moved only when a new batch starts filling.
+        let batch_timer = tokio::time::sleep(Duration::ZERO);
+        let mut batch_timer = std::pin::pin!(batch_timer);
         let mut recreate = false;
         let mut attempt = 0usize;
         while !self.w.stop.load(Relaxed) {
@@ -165,12 +168,17 @@ impl<A: Send + Sync + 'static> Consumer<A> {
                     }
                 }
                 let batch_due = filling_since.map(|t| t + batch_wait);
+                if let Some(due) = batch_due {
+                    if batch_timer.deadline() != due {
+                        batch_timer.as_mut().reset(due);
+                    }
+                }
                 tokio::select! {
                     biased;
                     // First: under a steady flow the other arms are always ready.
                     _ = keepalive.tick() => self.keep_alive(pulled, &mut waiting).await,
                     Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-                    _ = sleep_until(batch_due), if batch_due.is_some() && in_flight.len() < self.w.limit => {}
+                    () = &mut batch_timer, if batch_due.is_some() && in_flight.len() < self.w.limit => {}
                     next = pulled.next(), if in_flight.len() < self.w.limit => match next {
                         Some(Ok(m)) if batched => waiting.push_back(m),
                         // One at a time: run it here (no task node per message), still keeping
@@ -380,14 +388,17 @@ impl<A> Consumer<A> {
             *filling_since = None;
             return None;
         }
-        let now = tokio::time::Instant::now();
-        let since = *filling_since.get_or_insert(now);
         let size = self.pull_batch();
-        if waiting.len() < size && now < since + batch_wait {
-            return None;
+        if waiting.len() < size {
+            let now = tokio::time::Instant::now();
+            let since = *filling_since.get_or_insert(now);
+            if now < since + batch_wait {
+                return None;
+            }
         }
         let batch: Vec<JsMessage> = waiting.drain(..waiting.len().min(size)).collect();
-        *filling_since = (!waiting.is_empty()).then_some(now);
+        // What is left starts the next batch's clock.
+        *filling_since = (!waiting.is_empty()).then(tokio::time::Instant::now);
         Some(batch)
     }
 
@@ -404,13 +415,6 @@ const PULL_BATCH: usize = 200;
 /// How long a batch handler waits for its batch to fill, by default (`batch_wait`).
 const DEFAULT_BATCH_WAIT_MS: u64 = 50;
 
-/// Until `at`, or never.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
 
 /// How often a message that is not done gets an in-progress ack: a third of `ack_wait`.
 fn keepalive(ack_wait: Duration) -> Duration {
