@@ -1,7 +1,9 @@
 //! Compressed payloads against a real server: gzip from nats-py and zstd from async-nats taken
 //! by a subscribe, a request and a JetStream consumer handler; a decompression bomb answered
 //! 413 (a request) or dead-lettered with the reason (JetStream), an unknown encoding 415, the
-//! runtime serving afterwards; and what a runtime with `compression` sends, read by nats-py.
+//! runtime serving afterwards; what a runtime with `compression` sends, read by nats-py; and
+//! the `compress` options of actors, handlers, consumers and service endpoints, and per send,
+//! with JSON and MessagePack.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -14,7 +16,7 @@ use nats_actors::{Compression, HeaderMap};
 use nats_actors_suite::{connect, eventually, logs, python, server};
 use serde_json::Value;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 struct Note {
     id: u64,
     note: String,
@@ -54,6 +56,10 @@ fn gzip(data: &[u8]) -> Bytes {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     Bytes::from(e.finish().unwrap())
+}
+
+fn packed_note(json: &[u8]) -> Bytes {
+    zstd::bulk::compress(json, 3).unwrap().into()
 }
 
 fn encoded(encoding: &str) -> HeaderMap {
@@ -299,6 +305,19 @@ impl Packer {
     }
 }
 
+/// A service endpoint that answers with gzip past 100 bytes.
+#[derive(Service)]
+#[service(name = "packsvc", version = "1.0.0")]
+struct PackService;
+
+#[endpoints]
+impl PackService {
+    #[endpoint(subject = "pk.svc", compress = "gzip", compress_min = 100)]
+    async fn echo(&self, note: Note) -> Note {
+        note
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compress_options_of_actor_handler_and_publish_choose_the_encoding() {
     logs();
@@ -311,6 +330,7 @@ async fn compress_options_of_actor_handler_and_publish_choose_the_encoding() {
             ..Default::default()
         })
         .actor(Packer)
+        .service(PackService)
         .start()
         .await
         .unwrap();
@@ -360,6 +380,14 @@ async fn compress_options_of_actor_handler_and_publish_choose_the_encoding() {
     assert_eq!(encoding(&reply).as_deref(), Some("zstd"));
     let inflated = zstd::stream::decode_all(&reply.payload[..]).unwrap();
     assert_eq!(rmp_serde::from_slice::<Note>(&inflated).unwrap(), note);
+    // A service endpoint: a zstd request taken, a gzip reply that the typed client reads.
+    let reply = nats
+        .request_with_headers("pk.svc", encoded("zstd"), packed_note(&body))
+        .await
+        .unwrap();
+    assert_eq!(encoding(&reply).as_deref(), Some("gzip"));
+    let back: Note = runtime.client().request("pk.svc", &note).await.unwrap();
+    assert_eq!(back, note);
     // The handler's `compress = "none"` wins over the actor's zstd.
     let reply = nats.request("pk.none", body.clone().into()).await.unwrap();
     assert_eq!((encoding(&reply), reply.payload.len()), (None, body.len()));

@@ -415,7 +415,6 @@ const PULL_BATCH: usize = 200;
 /// How long a batch handler waits for its batch to fill, by default (`batch_wait`).
 const DEFAULT_BATCH_WAIT_MS: u64 = 50;
 
-
 /// How often a message that is not done gets an in-progress ack: a third of `ack_wait`.
 fn keepalive(ack_wait: Duration) -> Duration {
     (ack_wait / 3).max(Duration::from_millis(10))
