@@ -268,6 +268,16 @@ pub trait Sender: HasOrigin + Sync {
 
 /// A [`Sender`] compressing otherwise than the one it came from (see [`Sender::compressed`]
 /// and [`Sender::uncompressed`]); it continues the same trace.
+///
+/// ```no_run
+/// # async fn demo(client: nats_actors::Client) -> Result<(), nats_actors::PublishError> {
+/// use nats_actors::{Compressed, Compression, Sender};
+/// let archive: Compressed<'_> = client.compressed(Compression::zstd().min_size(256));
+/// for day in ["2026-12-01", "2026-12-02"] {
+///     archive.publish("reports.archive", &day).await?;
+/// }
+/// # Ok(()) }
+/// ```
 #[cfg(feature = "compression")]
 pub struct Compressed<'a> {
     client: Client,

@@ -16,7 +16,14 @@ use crate::telemetry::spans::SendKind;
 
 use super::JsPublish;
 
-/// The most messages nats-server takes in one atomic batch (its default limit).
+/// The most messages nats-server takes in one atomic batch (its default limit); a larger
+/// batch is refused before anything is sent.
+///
+/// ```
+/// let rows: Vec<u32> = (0..2500).collect();
+/// let batches = rows.chunks(nats_actors::jetstream::MAX_ATOMIC_BATCH).count();
+/// assert_eq!(batches, 3); // each chunk all or nothing, not the whole
+/// ```
 pub const MAX_ATOMIC_BATCH: usize = 1000;
 
 const BATCH_ID: &str = "Nats-Batch-Id";

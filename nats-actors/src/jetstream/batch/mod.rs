@@ -64,6 +64,31 @@ pub struct Batch<T> {
 
 /// One message of a [`Batch`]: its value (through `Deref`), what it came with, and how it is
 /// settled. What is not settled here follows the handler's result.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use nats_actors::prelude::*;
+/// use nats_actors::jetstream::Batch;
+///
+/// #[derive(Actor)]
+/// struct Mailer;
+///
+/// #[handlers]
+/// impl Mailer {
+///     #[consumer(stream = "MAIL", durable = "mailer", batch = 50)]
+///     async fn send(&self, mails: Batch<String>) {
+///         for mail in mails {
+///             let first_try = mail.delivery().is_some_and(|d| d.delivered == 1);
+///             match mail.as_str() {
+///                 "" => mail.term("an empty address is never deliverable"),
+///                 to if to.ends_with(".invalid") => mail.dead_letter(format!("{to}: no such domain")),
+///                 _ if first_try => mail.nak(Duration::from_secs(30)), // greylisted: later
+///                 _ => mail.ack(),
+///             }
+///         }
+///     }
+/// }
+/// ```
 pub struct Item<T> {
     value: T,
     index: usize,
