@@ -22,7 +22,7 @@ use nats_actors::{ConnectOptions, Sender};
 use tokio::sync::Notify;
 
 mod common;
-use common::{cpu_time, env_or, jetstream_server, median};
+use common::{cpu_time, env_or, event, jetstream_server, measure, median, Event, Run};
 
 /// Messages per round (`BENCH_BATCH_MESSAGES`, default 50,000) and rounds (`BENCH_BATCH_ROUNDS`, 5).
 static MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_BATCH_MESSAGES", 50_000));
@@ -30,21 +30,6 @@ static ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_BATCH_ROUNDS", 5))
 
 /// Messages per batch, in every case.
 const BATCH: usize = 100;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Event {
-    seq: u64,
-    kind: String,
-    body: String,
-}
-
-fn event(seq: u64) -> Event {
-    Event {
-        seq,
-        kind: "order.created".into(),
-        body: "x".repeat(90),
-    }
-}
 
 #[derive(Actor, Clone, Default)]
 #[actor(codec = "msgpack")]
@@ -86,20 +71,6 @@ impl BatchSink {
     async fn batched(&self, events: Batch<Event>) {
         std::hint::black_box(&events);
         self.0.count(events.len() as u64);
-    }
-}
-
-struct Run {
-    rate: f64,
-    count: u64,
-    cpu_us: f64,
-}
-
-fn measure(started: Instant, cpu: Duration, count: u64) -> Run {
-    Run {
-        rate: count as f64 / started.elapsed().as_secs_f64(),
-        count,
-        cpu_us: (cpu_time() - cpu).as_secs_f64() * 1e6 / count.max(1) as f64,
     }
 }
 

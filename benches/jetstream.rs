@@ -24,7 +24,7 @@ use nats_actors::ConnectOptions;
 use tokio::sync::Notify;
 
 mod common;
-use common::{cpu_time, env_or, jetstream_server, median};
+use common::{cpu_time, env_or, event, jetstream_server, measure, median, Event, Run};
 
 /// Messages per round (`BENCH_JS_MESSAGES`, default 50,000) and rounds (`BENCH_JS_ROUNDS`, 5):
 /// fewer for a run under callgrind, with `BENCH_JS_CASES=publish` to skip the consume case.
@@ -32,21 +32,6 @@ static MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_MESSAGES", 50
 static ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_ROUNDS", 5));
 
 const WINDOW: usize = 256;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Event {
-    seq: u64,
-    kind: String,
-    body: String,
-}
-
-fn event(seq: u64) -> Event {
-    Event {
-        seq,
-        kind: "order.created".into(),
-        body: "x".repeat(90),
-    }
-}
 
 #[derive(Actor, Clone)]
 #[actor(codec = "msgpack")]
@@ -63,21 +48,6 @@ impl Sink {
         if self.got.fetch_add(1, Ordering::Relaxed) + 1 == *MESSAGES {
             self.done.notify_one();
         }
-    }
-}
-
-struct Run {
-    rate: f64,
-    count: u64,
-    cpu_us: f64,
-}
-
-fn measure(started: Instant, cpu: Duration, count: u64) -> Run {
-    let secs = started.elapsed().as_secs_f64();
-    Run {
-        rate: count as f64 / secs,
-        count,
-        cpu_us: (cpu_time() - cpu).as_secs_f64() * 1e6 / count.max(1) as f64,
     }
 }
 

@@ -21,7 +21,7 @@ use nats_actors::{ConnectOptions, Sender};
 use tokio::sync::Notify;
 
 mod common;
-use common::{cpu_time, env_or, median};
+use common::{cpu_time, env_or, measure, median, Run};
 
 /// Messages per pub/sub round (`BENCH_POOL_MESSAGES`, default 200,000), requests per round
 /// (`BENCH_POOL_REQUESTS`, 50,000) and rounds (`BENCH_POOL_ROUNDS`, 5).
@@ -68,20 +68,6 @@ impl Sink {
     #[request("rr.*")]
     async fn echo(&self, r: Reading) -> Reading {
         r
-    }
-}
-
-struct Run {
-    rate: f64,
-    count: u64,
-    cpu_us: f64,
-}
-
-fn measure(started: Instant, cpu: Duration, count: u64) -> Run {
-    Run {
-        rate: count as f64 / started.elapsed().as_secs_f64(),
-        count,
-        cpu_us: (cpu_time() - cpu).as_secs_f64() * 1e6 / count.max(1) as f64,
     }
 }
 

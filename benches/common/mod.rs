@@ -67,3 +67,41 @@ pub async fn buckets(js: &async_nats::jetstream::Context, names: &[&str]) {
         .expect("create a KV bucket");
     }
 }
+
+/// One measured round: its rate, what it counted (received, acked or stored), and the
+/// process's CPU time per message.
+#[allow(dead_code)] // not every bench counts this way
+pub struct Run {
+    pub rate: f64,
+    pub count: u64,
+    pub cpu_us: f64,
+}
+
+/// The round that started at `started` (CPU time then: `cpu`) and counted `count`.
+#[allow(dead_code)]
+pub fn measure(started: std::time::Instant, cpu: Duration, count: u64) -> Run {
+    Run {
+        rate: count as f64 / started.elapsed().as_secs_f64(),
+        count,
+        cpu_us: (cpu_time() - cpu).as_secs_f64() * 1e6 / count.max(1) as f64,
+    }
+}
+
+/// The 128-byte event the JetStream and batch benches send (MessagePack).
+#[allow(dead_code)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub kind: String,
+    pub body: String,
+}
+
+/// Event number `seq`.
+#[allow(dead_code)]
+pub fn event(seq: u64) -> Event {
+    Event {
+        seq,
+        kind: "order.created".into(),
+        body: "x".repeat(90),
+    }
+}

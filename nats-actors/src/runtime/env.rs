@@ -115,7 +115,7 @@ pub(crate) fn worker<A: Actor>(
                 Some(_) => spec.durable(),
                 None => queue,
             },
-            Server::of(env.client.nats()),
+            Server::of(client.nats()),
         ),
         metrics: HandlerMetrics::new(spec.template, queue),
         supervisor,

@@ -110,6 +110,10 @@ impl<A: Send + Sync + 'static> Consumer<A> {
         period: Duration,
     ) -> F::Output {
         let mut fut = std::pin::pin!(fut);
+        // As for one message: a batch done on its first poll needs no timer.
+        if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+            return out;
+        }
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
