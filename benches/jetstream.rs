@@ -6,8 +6,9 @@
 //! 2. pipelined publish with 256 acks outstanding: `Client::js_publish_pipelined` (typed,
 //!    encoded) vs raw `jetstream.publish` of the same encoded bytes with an ack window.
 //!
-//! Run: `cargo bench --bench jetstream` (or `make bench`). Rounds alternate raw and framework;
-//! medians are reported; compare only within one run. Each round prints how many messages were
+//! Run: `cargo bench --bench jetstream` (or `make bench`). Rounds alternate raw and framework
+//! (the publish rounds in turn forwards and backwards); a ratio is the median over rounds of
+//! the two sides' rates in the same round; compare only within one run. Each round prints how many messages were
 //! acked or stored: a fast round that lost messages is a failed one.
 
 use std::future::IntoFuture;
@@ -26,10 +27,12 @@ use tokio::sync::Notify;
 mod common;
 use common::{cpu_time, env_or, event, jetstream_server, measure, median, Event, Run};
 
-/// Messages per round (`BENCH_JS_MESSAGES`, default 50,000) and rounds (`BENCH_JS_ROUNDS`, 5):
-/// fewer for a run under callgrind, with `BENCH_JS_CASES=publish` to skip the consume case.
+/// Messages per round (`BENCH_JS_MESSAGES`, default 50,000) and rounds (`BENCH_JS_ROUNDS`, 9):
+/// fewer for a run under callgrind, with `BENCH_JS_CASES=publish` to skip the consume case and
+/// `BENCH_JS_PUBLISHERS` (of `raw,raw_ct,fw`, default all) to run one publisher at a time and
+/// compare the instructions of the whole process per message.
 static MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_MESSAGES", 50_000));
-static ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_ROUNDS", 5));
+static ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_JS_ROUNDS", 9));
 
 const WINDOW: usize = 256;
 
@@ -143,16 +146,33 @@ async fn framework_publish(client: &Client) -> Run {
     measure(started, cpu, stored)
 }
 
+/// Runs `publish` when `on` (then empties the subject again), else an empty run.
+async fn publisher(
+    on: bool,
+    publish: impl std::future::Future<Output = Run>,
+    stream: &async_nats::jetstream::stream::Stream,
+) -> Run {
+    if !on {
+        return Run::default();
+    }
+    let run = publish.await;
+    stream.purge().filter("bench.pub").await.unwrap();
+    run
+}
+
+/// Prints the medians of both sides and returns the median over rounds of nats-actors' rate
+/// over raw's in the same round (rounds next to each other share the machine's state, which
+/// drifts).
 fn report(label: &str, raw: &[Run], fw: &[Run]) -> f64 {
     let r = median(raw.iter().map(|x| x.rate).collect());
     let f = median(fw.iter().map(|x| x.rate).collect());
     let rc = median(raw.iter().map(|x| x.cpu_us).collect());
     let fc = median(fw.iter().map(|x| x.cpu_us).collect());
+    let ratio = median(raw.iter().zip(fw).map(|(r, f)| f.rate / r.rate).collect());
     println!(
-        "{label}: raw {r:.0}/s ({rc:.2} us CPU/msg), nats-actors {f:.0}/s ({fc:.2} us CPU/msg): {:.2} x raw",
-        f / r
+        "{label}: raw {r:.0}/s ({rc:.2} us CPU/msg), nats-actors {f:.0}/s ({fc:.2} us CPU/msg): {ratio:.2} x raw (median of the rounds' ratios)"
     );
-    f / r
+    ratio
 }
 
 #[tokio::main]
@@ -220,14 +240,23 @@ async fn main() {
         false => f64::NAN,
     };
 
+    let publishers = std::env::var("BENCH_JS_PUBLISHERS").unwrap_or("raw,raw_ct,fw".into());
+    let publishers: Vec<&str> = publishers.split(',').collect();
     let (mut raw, mut raw_ct, mut fw) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..*ROUNDS {
-        let a = raw_publish(&js, false).await;
-        stream.purge().filter("bench.pub").await.unwrap();
-        let b = raw_publish(&js, true).await;
-        stream.purge().filter("bench.pub").await.unwrap();
-        let c = framework_publish(&client).await;
-        stream.purge().filter("bench.pub").await.unwrap();
+        let on = |name| publishers.contains(&name);
+        // Every other round the other way round, so that no side always goes first.
+        let (a, b, c) = if round % 2 == 0 {
+            let a = publisher(on("raw"), raw_publish(&js, false), &stream).await;
+            let b = publisher(on("raw_ct"), raw_publish(&js, true), &stream).await;
+            let c = publisher(on("fw"), framework_publish(&client), &stream).await;
+            (a, b, c)
+        } else {
+            let c = publisher(on("fw"), framework_publish(&client), &stream).await;
+            let b = publisher(on("raw_ct"), raw_publish(&js, true), &stream).await;
+            let a = publisher(on("raw"), raw_publish(&js, false), &stream).await;
+            (a, b, c)
+        };
         println!(
             "publish round {round}: raw {:.0}/s (stored {}), raw + Content-Type {:.0}/s (stored {}), nats-actors {:.0}/s (stored {})",
             a.rate, a.count, b.rate, b.count, c.rate, c.count

@@ -71,6 +71,7 @@ pub async fn buckets(js: &async_nats::jetstream::Context, names: &[&str]) {
 /// One measured round: its rate, what it counted (received, acked or stored), and the
 /// process's CPU time per message.
 #[allow(dead_code)] // not every bench counts this way
+#[derive(Default)]
 pub struct Run {
     pub rate: f64,
     pub count: u64,

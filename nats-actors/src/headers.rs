@@ -1,6 +1,13 @@
 //! Header helpers: case-tolerant lookup and values that are safe to send.
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderName};
+
+/// `Content-Type` as a header name made at compile time: inserting it copies no bytes, where
+/// a `&str` name is validated and copied for each message.
+pub(crate) const CONTENT_TYPE: HeaderName = HeaderName::from_static(crate::codec::CONTENT_TYPE);
+/// `Content-Encoding`, made at compile time as [`CONTENT_TYPE`] is.
+pub(crate) const CONTENT_ENCODING: HeaderName =
+    HeaderName::from_static(crate::compression::CONTENT_ENCODING);
 
 /// The error headers of the NATS Service API (ADR-32).
 pub(crate) const SERVICE_ERROR: &str = "Nats-Service-Error";
@@ -9,28 +16,25 @@ pub(crate) const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
 /// Trace context headers carried from an incoming message to what its handler sends.
 pub(crate) const TRACE_HEADERS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
-/// The value of `name`, matched exactly first, then ignoring ASCII case. A name NATS cannot carry
-/// matches nothing (async-nats would panic on it).
+/// The (first) value of `name`, matched exactly first, then ignoring ASCII case.
+///
+/// One pass over the few headers a message has, with nothing allocated: async-nats' own
+/// `get(&str)` copies the name into a new `HeaderName` to hash it.
 pub(crate) fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    if !valid_name(name) {
-        return None;
+    let mut folded = None;
+    for (key, values) in headers.iter() {
+        let key: &str = key.as_ref();
+        if key.len() != name.len() {
+            continue;
+        }
+        if key == name {
+            return values.first().map(|v| v.as_str());
+        }
+        if folded.is_none() && key.eq_ignore_ascii_case(name) {
+            folded = values.first();
+        }
     }
-    if let Some(v) = headers.get(name) {
-        return Some(v.as_str());
-    }
-    headers
-        .iter()
-        .find(|(k, _)| AsRef::<str>::as_ref(*k).eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.first())
-        .map(|v| v.as_str())
-}
-
-/// Whether async-nats accepts `name` as a header name.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii() && !b.is_ascii_control() && b != b':' && b != b' ')
+    folded.map(|v| v.as_str())
 }
 
 /// A header value that cannot break the protocol: no CR/LF, at most `max` bytes.

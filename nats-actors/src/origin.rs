@@ -57,7 +57,7 @@ impl<'a> Origin<'a> {
     /// baggage or tracestate is a corrupt one).
     pub(crate) fn headers(&self) -> HeaderMap {
         let mut out = HeaderMap::new();
-        out.insert(codec::CONTENT_TYPE, self.codec.content_type());
+        out.insert(headers::CONTENT_TYPE, self.codec.content_type());
         let Some(incoming) = self.incoming else {
             return out;
         };

@@ -29,7 +29,6 @@ pub static REQUEST: HandlerKind = HandlerKind {
     replies: true,
     at_most_once: true,
 };
-use crate::codec;
 use crate::context::Context;
 use crate::error::{Error, HandlerError};
 use crate::headers;
@@ -232,7 +231,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                 }
                 Some(reply) => {
                     let mut h = HeaderMap::new();
-                    h.insert(codec::CONTENT_TYPE, codec.content_type());
+                    h.insert(crate::headers::CONTENT_TYPE, codec.content_type());
                     match self
                         .client
                         .send(Some(span), SendKind::Reply, reply.clone(), h, payload)

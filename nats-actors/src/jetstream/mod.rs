@@ -46,6 +46,7 @@ pub(crate) mod consumer;
 pub(crate) mod dead_letter;
 pub(crate) mod delivery;
 mod idempotency;
+mod pipeline;
 mod publish;
 mod replay;
 mod streams;

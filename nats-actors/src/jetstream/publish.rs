@@ -4,10 +4,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::{HeaderMap, Subject};
+use async_nats::HeaderMap;
 use bytes::Bytes;
-use futures::StreamExt;
-use serde::Serialize;
 
 use crate::client::{self, Client};
 use crate::error::PublishError;
@@ -138,7 +136,7 @@ impl JsPublish {
     }
 
     /// The same options for headers that already carry the message id and expectations.
-    fn without_id(&self) -> Self {
+    pub(super) fn without_id(&self) -> Self {
         Self {
             msg_id: MsgId::None,
             expected_last_sequence: None,
@@ -219,7 +217,7 @@ fn derive_id(subject: &str, payload: &[u8]) -> String {
     )
 }
 
-fn retryable(kind: PublishErrorKind, has_id: bool) -> bool {
+pub(super) fn retryable(kind: PublishErrorKind, has_id: bool) -> bool {
     match kind {
         // No stream answered: nothing was stored.
         PublishErrorKind::StreamNotFound => true,
@@ -258,119 +256,6 @@ impl Origin<'_> {
             }
             _ => std::borrow::Cow::Borrowed(options),
         }
-    }
-
-    /// See [`Sender::js_publish_pipelined`](crate::Sender::js_publish_pipelined).
-    pub(crate) async fn js_publish_pipelined<S, T, I>(
-        self,
-        messages: I,
-        window: usize,
-        options: &JsPublish,
-    ) -> Vec<Result<Published, PublishError>>
-    where
-        I: Iterator<Item = (S, T)>,
-        S: AsRef<str>,
-        T: Serialize,
-    {
-        let options = &*self.in_turn(options);
-        let client = self.client;
-        let window = window.max(1);
-        let mut results = Vec::new();
-        // Sent one after the other (so the stream stores them in order), acks awaited in order
-        // with at most `window` outstanding. A message whose ack failed is sent again only when
-        // that is safe (see `retryable`); it may then land after later ones.
-        let mut pending = futures::stream::FuturesOrdered::new();
-        for (i, (subject, value)) in messages.enumerate() {
-            // Shared, not copied, by the send and the ack's future.
-            let subject = Subject::from(subject.as_ref());
-            let encoded = self.encode(&subject, &value);
-            drop(value);
-            let payload = match encoded {
-                Ok(p) => p,
-                Err(e) => {
-                    pending.push_back(futures::future::Either::Left(std::future::ready(Err(e))));
-                    continue;
-                }
-            };
-            let mut headers = self.headers();
-            let has_id = options.headers(&mut headers, &subject, &payload, i);
-            // A retry below starts again from `payload`, as it was before compression.
-            let packed = client.pack(&mut headers, payload.clone());
-            let (span, started) = client.begin(
-                self.parent,
-                SendKind::Publish,
-                &subject,
-                packed.len(),
-                &mut headers,
-            );
-            // The context's ack permits are held by the outstanding acks: keep them moving
-            // while this one waits to be sent, or a window over the permit count (or several
-            // pipelines at once) could wait forever. async-nats checks the size first.
-            let send = client.jetstream_for(&subject).publish_with_headers(
-                subject.clone(),
-                headers,
-                packed,
-            );
-            let mut send = std::pin::pin!(send);
-            let sent = loop {
-                tokio::select! {
-                    biased;
-                    sent = &mut send => break sent,
-                    Some(r) = pending.next(), if !pending.is_empty() => results.push(r),
-                }
-            };
-            pending.push_back(futures::future::Either::Right(async move {
-                let failed = match sent {
-                    Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                        Some(Err(client.oversize(&subject, &e)))
-                    }
-                    // Not sent at all: sending it again is safe.
-                    Err(_) => None,
-                    Ok(ack) => match ack.await {
-                        Ok(ack) => Some(Ok(Published {
-                            stream: ack.stream,
-                            sequence: ack.sequence,
-                            duplicate: ack.duplicate,
-                        })),
-                        Err(e) if retryable(e.kind(), has_id) => None,
-                        Err(source) => Some(Err(PublishError::JetStream {
-                            subject: subject.to_string(),
-                            attempts: 1,
-                            source,
-                        })),
-                    },
-                };
-                let result = match failed {
-                    Some(result) => result,
-                    None => {
-                        let mut h = self.headers();
-                        let _ = options.headers(&mut h, &subject, &payload, i);
-                        let again = options.without_id();
-                        Box::pin(client.js_send(
-                            Some(&span),
-                            &subject,
-                            h,
-                            payload,
-                            &again,
-                            usize::MAX,
-                        ))
-                        .await
-                    }
-                };
-                let error_type = result.as_ref().err().map(|_| "jetstream_publish");
-                client::finish(&span, started, Operation::Send, &result, error_type);
-                result
-            }));
-            while pending.len() >= window {
-                if let Some(r) = pending.next().await {
-                    results.push(r);
-                }
-            }
-        }
-        while let Some(r) = pending.next().await {
-            results.push(r);
-        }
-        results
     }
 }
 

@@ -144,7 +144,7 @@ impl KeyedRef {
             .map_err(|e| not_stored(format!("cannot subscribe to the answer's inbox: {e}")))?;
         let mut headers = HeaderMap::new();
         headers.insert(REPLY_TO, inbox.as_str());
-        headers.insert(codec::CONTENT_TYPE, self.codec.content_type());
+        headers.insert(crate::headers::CONTENT_TYPE, self.codec.content_type());
         let (span, started) = self.client.begin(
             None,
             SendKind::Request,

@@ -18,7 +18,7 @@ use super::outage::Outage;
 use super::spec::Keyed;
 use super::state::{self, Loaded, StateError};
 use crate::client::Client;
-use crate::codec::{self, Codec};
+use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::HandlerError;
 use crate::handler::{Turn, Worker};
@@ -196,7 +196,7 @@ impl<A: Send + Sync + 'static> Shared<A> {
             return;
         };
         let mut h = HeaderMap::new();
-        h.insert(codec::CONTENT_TYPE, codec.content_type());
+        h.insert(crate::headers::CONTENT_TYPE, codec.content_type());
         if let Err(e) = self
             .client
             .send(Some(ctx.frame()), SendKind::Reply, to, h, payload)
