@@ -416,3 +416,43 @@ async fn a_jetstream_publish_over_max_payload_fails_before_sending_and_the_rest_
     assert_eq!(stored.cached_info().state.messages, 2);
     runtime.shutdown().await;
 }
+
+/// async-nats holds one of its context's 5,000 ack permits per outstanding ack: a window over
+/// that, or two pipelines at once that together hold them all, must still finish (a send that
+/// waits for a permit lets the outstanding acks settle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_over_the_ack_permits_finish_and_store_everything() {
+    logs();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(stream("WIDE", "wide.>"))
+        .start()
+        .await
+        .unwrap();
+    let client = runtime.client();
+    let options = JsPublish::new();
+    let one = client.js_publish_pipelined((0..6000u32).map(|i| ("wide.one", i)), 10_000, &options);
+    let one = tokio::time::timeout(Duration::from_secs(60), one)
+        .await
+        .expect("a window of 10,000 finishes");
+    assert_eq!(one.iter().filter(|r| r.is_ok()).count(), 6000);
+    let seqs: Vec<u64> = one.iter().map(|r| r.as_ref().unwrap().sequence).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "stored in order");
+    let a = client.js_publish_pipelined((0..4000u32).map(|i| ("wide.a", i)), 4000, &options);
+    let b = client.js_publish_pipelined((0..4000u32).map(|i| ("wide.b", i)), 4000, &options);
+    let (a, b) = tokio::time::timeout(Duration::from_secs(60), futures::future::join(a, b))
+        .await
+        .expect("two pipelines of 4,000 at once finish");
+    assert_eq!(a.iter().chain(&b).filter(|r| r.is_ok()).count(), 8000);
+    let info = client
+        .jetstream()
+        .get_stream("WIDE")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(info.state.messages, 14_000);
+    runtime.shutdown().await;
+}
