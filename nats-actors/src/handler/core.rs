@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 use std::time::Duration;
 
-use async_nats::{HeaderMap, Message, Subscriber};
+use async_nats::{Message, Subscriber};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -230,8 +230,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     (None, None)
                 }
                 Some(reply) => {
-                    let mut h = HeaderMap::new();
-                    h.insert(crate::headers::CONTENT_TYPE, codec.content_type());
+                    let h = crate::headers::content_type(codec);
                     match self
                         .client
                         .send(Some(span), SendKind::Reply, reply.clone(), h, payload)

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use async_nats::{HeaderMap, StatusCode};
+use async_nats::StatusCode;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -142,9 +142,8 @@ impl KeyedRef {
             .subscribe(inbox.clone())
             .await
             .map_err(|e| not_stored(format!("cannot subscribe to the answer's inbox: {e}")))?;
-        let mut headers = HeaderMap::new();
+        let mut headers = crate::headers::content_type(self.codec);
         headers.insert(REPLY_TO, inbox.as_str());
-        headers.insert(crate::headers::CONTENT_TYPE, self.codec.content_type());
         let (span, started) = self.client.begin(
             None,
             SendKind::Request,
