@@ -205,10 +205,13 @@ impl Client {
     pub(crate) fn pack(&self, headers: &mut HeaderMap, payload: Bytes) -> Bytes {
         #[cfg(feature = "compression")]
         if let Some(c) = &self.inner.compression {
-            if headers.get(crate::headers::CONTENT_ENCODING).is_none() {
+            if headers
+                .get(crate::compression::CONTENT_ENCODING_NAME)
+                .is_none()
+            {
                 let (payload, encoding) = c.apply(payload);
                 if let Some(e) = encoding {
-                    headers.insert(crate::headers::CONTENT_ENCODING, e);
+                    headers.insert(crate::compression::CONTENT_ENCODING_NAME, e);
                 }
                 return payload;
             }

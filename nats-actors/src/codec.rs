@@ -1,5 +1,8 @@
 //! Codecs: JSON and MessagePack, chosen by the `Content-Type` header or a handler's default.
 
+use std::sync::LazyLock;
+
+use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -33,6 +36,24 @@ impl Codec {
             Codec::Json => "application/json",
             Codec::MsgPack => "application/msgpack",
         }
+    }
+
+    /// A new header map holding this codec's `Content-Type`: a copy of one made once per
+    /// codec, which spares each message hashing the name and checking the value.
+    pub(crate) fn headers(self) -> HeaderMap {
+        static MAPS: LazyLock<[HeaderMap; 2]> = LazyLock::new(|| {
+            [Codec::Json, Codec::MsgPack].map(|codec| {
+                let mut map = HeaderMap::new();
+                // Made at compile time: inserting it copies no bytes.
+                map.insert(HeaderName::from_static(CONTENT_TYPE), codec.content_type());
+                map
+            })
+        });
+        MAPS[match self {
+            Codec::Json => 0,
+            Codec::MsgPack => 1,
+        }]
+        .clone()
     }
 
     /// The codec of a `Content-Type` value (parameters and case ignored), if known.

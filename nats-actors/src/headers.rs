@@ -1,17 +1,6 @@
 //! Header helpers: case-tolerant lookup and values that are safe to send.
 
-use std::sync::LazyLock;
-
-use async_nats::{HeaderMap, HeaderName};
-
-use crate::codec::Codec;
-
-/// `Content-Type` as a header name made at compile time: inserting it copies no bytes, where
-/// a `&str` name is validated and copied for each message.
-pub(crate) const CONTENT_TYPE: HeaderName = HeaderName::from_static(crate::codec::CONTENT_TYPE);
-/// `Content-Encoding`, made at compile time as [`CONTENT_TYPE`] is.
-pub(crate) const CONTENT_ENCODING: HeaderName =
-    HeaderName::from_static(crate::compression::CONTENT_ENCODING);
+use async_nats::HeaderMap;
 
 /// The error headers of the NATS Service API (ADR-32).
 pub(crate) const SERVICE_ERROR: &str = "Nats-Service-Error";
@@ -19,23 +8,6 @@ pub(crate) const SERVICE_ERROR: &str = "Nats-Service-Error";
 pub(crate) const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
 /// Trace context headers carried from an incoming message to what its handler sends.
 pub(crate) const TRACE_HEADERS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
-
-/// A new header map holding `Content-Type` for `codec`: a copy of one made once per codec,
-/// which spares each message hashing the name and checking the value.
-pub(crate) fn content_type(codec: Codec) -> HeaderMap {
-    static MAPS: LazyLock<[HeaderMap; 2]> = LazyLock::new(|| {
-        [Codec::Json, Codec::MsgPack].map(|codec| {
-            let mut map = HeaderMap::new();
-            map.insert(CONTENT_TYPE, codec.content_type());
-            map
-        })
-    });
-    MAPS[match codec {
-        Codec::Json => 0,
-        Codec::MsgPack => 1,
-    }]
-    .clone()
-}
 
 /// The (first) value of `name`, matched exactly first, then ignoring ASCII case.
 ///

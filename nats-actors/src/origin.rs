@@ -56,7 +56,7 @@ impl<'a> Origin<'a> {
     /// `Content-Type`, and the incoming trace context passed on whole or not at all (a cut
     /// baggage or tracestate is a corrupt one).
     pub(crate) fn headers(&self) -> HeaderMap {
-        let mut out = headers::content_type(self.codec);
+        let mut out = self.codec.headers();
         let Some(incoming) = self.incoming else {
             return out;
         };

@@ -230,7 +230,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
                     (None, None)
                 }
                 Some(reply) => {
-                    let h = crate::headers::content_type(codec);
+                    let h = codec.headers();
                     match self
                         .client
                         .send(Some(span), SendKind::Reply, reply.clone(), h, payload)

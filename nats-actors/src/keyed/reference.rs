@@ -142,7 +142,7 @@ impl KeyedRef {
             .subscribe(inbox.clone())
             .await
             .map_err(|e| not_stored(format!("cannot subscribe to the answer's inbox: {e}")))?;
-        let mut headers = crate::headers::content_type(self.codec);
+        let mut headers = self.codec.headers();
         headers.insert(REPLY_TO, inbox.as_str());
         let (span, started) = self.client.begin(
             None,

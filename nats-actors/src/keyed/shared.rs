@@ -195,7 +195,7 @@ impl<A: Send + Sync + 'static> Shared<A> {
             tracing::warn!(actor = self.layout.actor, subject = %item.message.subject, "an ask without a {REPLY_TO} header; nothing to answer");
             return;
         };
-        let h = crate::headers::content_type(codec);
+        let h = codec.headers();
         if let Err(e) = self
             .client
             .send(Some(ctx.frame()), SendKind::Reply, to, h, payload)
