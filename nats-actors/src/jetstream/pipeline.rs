@@ -117,9 +117,6 @@ impl<'a> Origin<'a> {
                 span,
                 started,
             };
-            // The context's ack permits are held by the outstanding acks: keep them moving
-            // while this one waits to be sent, or a window over the permit count (or several
-            // pipelines at once) could wait forever. async-nats checks the size first.
             let send = client.jetstream_for(&sent.subject).publish_with_headers(
                 sent.subject.clone(),
                 headers,
@@ -153,12 +150,16 @@ impl<'a> Origin<'a> {
                     outstanding.push(Either::Left(Acking { sent, ack }));
                     None
                 }
+                // async-nats checks the size before it sends.
                 Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     let failed = Err(client.oversize(&sent.subject, &e));
                     Some(Done::Resent(sent, failed))
                 }
-                // Not sent at all: `settle` sends it again, which is safe.
-                Err(e) => Some(Done::Acked(sent, Err(e))),
+                // Not sent at all: sending it again is safe.
+                Err(_) => {
+                    outstanding.push(self.resend(sent, options));
+                    None
+                }
             };
             if let Some(done) = done {
                 self.settle(done, options, &mut outstanding, &mut results);
