@@ -136,14 +136,15 @@ pub async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> Ratios {
         same_decode: paired(&raw_dec),
         no_decode: paired(&raw),
     };
-    let lost: u64 = raw
-        .iter()
-        .chain(&raw_dec)
-        .chain(&fw)
-        .map(|r| PUBSUB_MESSAGES - r.received)
-        .sum();
+    let missed = |side: &[Run]| -> u64 { side.iter().map(|r| PUBSUB_MESSAGES - r.received).sum() };
+    let lost = format!(
+        "raw {}, raw+decode {}, nats-actors {}",
+        missed(&raw),
+        missed(&raw_dec),
+        missed(&fw)
+    );
     println!(
-        "{label}: pub/sub 128 B msgpack, medians: raw {:.0}/s, raw+decode {:.0}/s, nats-actors typed handler {:.0}/s\n  ratio (median of per-round ratios) vs raw+decode {:.3}, vs raw {:.3}; cpu/msg raw {:.2} us, raw+decode {:.2} us, nats-actors {:.2} us; messages not received: {lost}\n",
+        "{label}: pub/sub 128 B msgpack, medians: raw {:.0}/s, raw+decode {:.0}/s, nats-actors typed handler {:.0}/s\n  ratio (median of per-round ratios) vs raw+decode {:.3}, vs raw {:.3}; cpu/msg raw {:.2} us, raw+decode {:.2} us, nats-actors {:.2} us; messages not received, all rounds: {lost}\n",
         m(&raw, |r| r.rate),
         m(&raw_dec, |r| r.rate),
         m(&fw, |r| r.rate),
