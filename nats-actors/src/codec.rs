@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use async_nats::{HeaderMap, HeaderName};
+use async_nats::HeaderMap;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -44,8 +44,7 @@ impl Codec {
         static MAPS: LazyLock<[HeaderMap; 2]> = LazyLock::new(|| {
             [Codec::Json, Codec::MsgPack].map(|codec| {
                 let mut map = HeaderMap::new();
-                // Made at compile time: inserting it copies no bytes.
-                map.insert(HeaderName::from_static(CONTENT_TYPE), codec.content_type());
+                map.insert(CONTENT_TYPE, codec.content_type());
                 map
             })
         });
