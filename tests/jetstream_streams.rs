@@ -417,9 +417,9 @@ async fn a_jetstream_publish_over_max_payload_fails_before_sending_and_the_rest_
     runtime.shutdown().await;
 }
 
-/// async-nats holds one of its context's 5,000 ack permits per outstanding ack: a window over
-/// that, or two pipelines at once that together hold them all, must still finish (a send that
-/// waits for a permit lets the outstanding acks settle).
+/// A window wider than async-nats' 5,000 JetStream ack permits, and two pipelines at once that
+/// together would hold them all, finish: a pipeline awaits its acks on a subscription of its
+/// own, without those permits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelines_over_the_ack_permits_finish_and_store_everything() {
     logs();
@@ -454,5 +454,81 @@ async fn pipelines_over_the_ack_permits_finish_and_store_everything() {
         .await
         .unwrap();
     assert_eq!(info.state.messages, 14_000);
+    runtime.shutdown().await;
+}
+
+/// Each message of a pipeline ends with its own fate: stored in order; an ack that never comes
+/// times out (sent again only with a message id); an answer that is no ack fails that message
+/// alone; no stream listening is retried, then reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_message_of_a_pipeline_ends_with_its_own_fate() {
+    logs();
+    let server = server();
+    let runtime = Runtime::builder()
+        .connect(connect(&server))
+        .stream(stream("FATE", "fate.stored"))
+        .start()
+        .await
+        .unwrap();
+    let nats = nats(&server).await;
+    // A listener that never acks, and one that answers what no stream would.
+    let mut silent = nats.subscribe("fate.silent").await.unwrap();
+    let mut garbage = nats.subscribe("fate.garbage").await.unwrap();
+    let answerer = nats.clone();
+    let answering = tokio::spawn(async move {
+        while let Some(m) = garbage.next().await {
+            let reply = m.reply.expect("a reply subject");
+            answerer.publish(reply, "not an ack".into()).await.unwrap();
+        }
+    });
+    nats.flush().await.unwrap();
+    let client = runtime.client().with_timeout(Duration::from_millis(300));
+    let subjects = [
+        "fate.stored",
+        "fate.silent",
+        "fate.garbage",
+        "fate.nowhere",
+        "fate.stored",
+    ];
+    let started = std::time::Instant::now();
+    let results = client
+        .js_publish_pipelined(subjects.map(|s| (s, 1u8)), 8, &JsPublish::new().attempts(2))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let kind = |i: usize| match &results[i] {
+        Err(nats_actors::PublishError::JetStream { source, .. }) => Some(source.kind()),
+        _ => None,
+    };
+    use async_nats::jetstream::context::PublishErrorKind as Kind;
+    assert_eq!(results[0].as_ref().unwrap().sequence, 1);
+    assert_eq!(results[4].as_ref().unwrap().sequence, 2);
+    assert_eq!(kind(1), Some(Kind::TimedOut), "{:?}", results[1]);
+    assert_eq!(kind(2), Some(Kind::Other), "{:?}", results[2]);
+    assert_eq!(kind(3), Some(Kind::StreamNotFound), "{:?}", results[3]);
+    // Without a message id, the silent one was sent once: it may have been stored.
+    let once = tokio::time::timeout(Duration::from_millis(300), silent.next()).await;
+    assert!(once.is_ok());
+    let again = tokio::time::timeout(Duration::from_millis(300), silent.next()).await;
+    assert!(again.is_err(), "sent again without a message id");
+    // With one, sending it again is safe, and it is.
+    let with_id = JsPublish::new().msg_id("fate").attempts(2);
+    let results = client
+        .js_publish_pipelined([("fate.silent", 1u8)], 8, &with_id)
+        .await;
+    assert!(results[0].is_err());
+    for n in 0..2 {
+        let sent = tokio::time::timeout(Duration::from_secs(5), silent.next()).await;
+        let headers = sent.expect("sent again").unwrap().headers.unwrap();
+        assert_eq!(
+            headers.get("Nats-Msg-Id").unwrap().as_str(),
+            "fate-0",
+            "send {n}"
+        );
+    }
+    answering.abort();
     runtime.shutdown().await;
 }

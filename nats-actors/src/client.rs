@@ -121,9 +121,18 @@ impl Client {
     /// The connection what is sent to `subject` goes through.
     #[inline]
     pub(crate) fn route(&self, subject: &str) -> &async_nats::Client {
+        self.route_slot(subject).1
+    }
+
+    /// [`Client::route`], with the connection's place in the pool (0 without a pool).
+    #[inline]
+    pub(crate) fn route_slot(&self, subject: &str) -> (usize, &async_nats::Client) {
         match &self.inner.peers {
-            None => &self.inner.nats,
-            Some(p) => &p.nats[slot(subject, p.nats.len())],
+            None => (0, &self.inner.nats),
+            Some(p) => {
+                let i = slot(subject, p.nats.len());
+                (i, &p.nats[i])
+            }
         }
     }
 
@@ -157,7 +166,9 @@ impl Client {
         self.with(|i| i.codec = codec)
     }
 
-    /// The same connection, with another request timeout.
+    /// The same connection, with another timeout for requests and for the ack of a JetStream
+    /// publish (5 s by default; async-nats waits 5 s at most for the ack of a single
+    /// `js_publish`).
     pub fn with_timeout(&self, timeout: Duration) -> Self {
         self.with(|i| i.timeout = timeout)
     }

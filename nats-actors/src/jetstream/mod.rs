@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+mod acks;
 mod atomic;
 pub(crate) mod batch;
 pub(crate) mod consumer;

@@ -1,9 +1,10 @@
 //! Publishing to JetStream: wait for the ack, deduplicate with `Nats-Msg-Id`, retry only what is
 //! safe to retry, and pipeline many messages with a bounded window.
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::context::{PublishError as AckError, PublishErrorKind};
 use async_nats::HeaderMap;
 use bytes::Bytes;
 
@@ -288,7 +289,10 @@ impl Client {
                     .publish_with_headers(subject.to_owned(), headers.clone(), payload.clone())
                     .await
                 {
-                    Ok(ack) => ack.await,
+                    // async-nats waits 5 s at most; a shorter client timeout applies too.
+                    Ok(ack) => tokio::time::timeout(self.timeout(), ack.into_future())
+                        .await
+                        .unwrap_or_else(|_| Err(AckError::new(PublishErrorKind::TimedOut))),
                     Err(e) => Err(e),
                 };
                 match sent {
