@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nats_actors::jetstream::StreamConfig;
+use nats_actors::jetstream::{JsPublish, StreamConfig};
 use nats_actors::prelude::*;
 use nats_actors::{Error, Sender};
 use nats_actors_suite::{connect, eventually, logs, nats, NatsServer};
@@ -87,6 +87,11 @@ async fn four_connections_keep_order_per_subject_and_all_come_back_after_a_resta
             subjects: vec!["pool_kept.>".into()],
             ..Default::default()
         })
+        .stream(StreamConfig {
+            name: "POOL_PIPE".into(),
+            subjects: vec!["pool_pipe.>".into()],
+            ..Default::default()
+        })
         .actor(collector.clone())
         .start()
         .await
@@ -139,6 +144,23 @@ async fn four_connections_keep_order_per_subject_and_all_come_back_after_a_resta
     client.js_publish("pool_kept.a", &7u64).await.unwrap();
     let kept = || async { collector.stored.lock().unwrap().as_slice() == [7] };
     assert!(eventually(Duration::from_secs(10), kept).await);
+    // A pipelined publish over 10 subjects, so through several connections: each ack comes
+    // back on its own connection, and each subject is stored in order.
+    let batch = (0..1000u64).map(|n| (format!("pool_pipe.s{}", n % 10), n));
+    let results = client
+        .js_publish_pipelined(batch, 64, &JsPublish::new())
+        .await;
+    let sequences: Vec<u64> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().sequence)
+        .collect();
+    for s in 0..10 {
+        let of_subject: Vec<u64> = sequences.iter().skip(s).step_by(10).copied().collect();
+        assert!(of_subject.windows(2).all(|w| w[0] < w[1]), "order of s{s}");
+    }
+    let mut all = sequences.clone();
+    all.sort_unstable();
+    assert_eq!(all, (1..=1000).collect::<Vec<u64>>());
 
     // A server restart: every connection reconnects, and everything works again.
     server.restart().unwrap();
