@@ -196,7 +196,8 @@ pub trait Sender: HasOrigin + Sync {
         async move { origin.js_publish(subject, payload?, options).await }
     }
 
-    /// Publishes many messages to JetStream with up to `window` acks outstanding at once, and
+    /// Publishes many messages to JetStream with up to `window` (at most 65,536) acks
+    /// outstanding at once, and
     /// returns each one's result in order. A failure does not stop the others. Messages are
     /// sent in order; one sent again after a failed ack (only when safe: see [`JsPublish`]) may
     /// land after later ones. An ack that does not come within the client's timeout
