@@ -197,9 +197,8 @@ pub trait Sender: HasOrigin + Sync {
     }
 
     /// Publishes many messages to JetStream with up to `window` (at most 65,536) acks
-    /// outstanding at once, and
-    /// returns each one's result in order. A failure does not stop the others. Messages are
-    /// sent in order; one sent again after a failed ack (only when safe: see [`JsPublish`]) may
+    /// outstanding at once, and returns each one's result in order. A failure does not stop
+    /// the others. Messages are sent in order; one sent again after a failed ack (only when safe: see [`JsPublish`]) may
     /// land after later ones. An ack that does not come within the client's timeout
     /// ([`Client::with_timeout`](crate::Client::with_timeout), 5 s by default) is a timeout.
     ///
