@@ -59,11 +59,12 @@ use telemetry::{telemetry_child, telemetry_children, MODE_VAR};
 
 // Small enough that nats-server's 64 MB per-client pending limit is not reached when the
 // subscriber lags the publisher (the server would cut it off as a slow consumer).
-const PUBSUB_MESSAGES: u64 = 200_000;
+// (`BENCH_PUBSUB_MESSAGES`; fewer, with `BENCH_PUBSUB_ROUNDS`, for a run under callgrind).
+static PUBSUB_MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_PUBSUB_MESSAGES", 200_000));
 /// Pub/sub rounds are short (a fifth of a second): enough of them for a stable median on a
 /// machine whose speed drifts from round to round (with 15, the median of one run still moved
 /// by +-3% between runs on the 2-core development machine).
-const PUBSUB_ROUNDS: usize = 25;
+static PUBSUB_ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_PUBSUB_ROUNDS", 25));
 const ROUNDS: usize = 11;
 /// Messages drained from the subscription's buffer per drain round, after the one held
 /// (`BENCH_DRAIN_MESSAGES`, default 200,000), and drain rounds (`BENCH_DRAIN_ROUNDS`, 9): fewer
@@ -156,7 +157,7 @@ async fn main() {
         .expect("start nats-server");
     let url = server.url();
     let payload = event_128();
-    println!("nats-actors core bench: {PUBSUB_MESSAGES} x 128 B per pub/sub round, {PUBSUB_ROUNDS} pub/sub rounds, {ROUNDS} request/reply rounds, medians\n");
+    println!("nats-actors core bench: {} x 128 B per pub/sub round, {} pub/sub rounds, {ROUNDS} request/reply rounds, medians\n", *PUBSUB_MESSAGES, *PUBSUB_ROUNDS);
     let mut summary = vec![];
     if selected("pubsub") {
         let ratio = pubsub_rounds(&url, &payload, "(a) no telemetry").await;

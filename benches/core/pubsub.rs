@@ -35,7 +35,7 @@ async fn raw_pubsub(url: &str, payload: &Bytes, decode: bool) -> Run {
         let got = AtomicU64::new(0);
         // One timer around the whole loop (not a select! per message, which would slow raw).
         let _ = tokio::time::timeout(Duration::from_secs(60), async {
-            while got.load(Ordering::Relaxed) < PUBSUB_MESSAGES {
+            while got.load(Ordering::Relaxed) < *PUBSUB_MESSAGES {
                 let Some(m) = sub.next().await else { break };
                 if decode {
                     let e: Event = rmp_serde::from_slice(&m.payload).unwrap();
@@ -47,7 +47,7 @@ async fn raw_pubsub(url: &str, payload: &Bytes, decode: bool) -> Run {
         .await;
         got.into_inner()
     });
-    publish_all(&publisher, "bench.raw", payload, PUBSUB_MESSAGES).await;
+    publish_all(&publisher, "bench.raw", payload, *PUBSUB_MESSAGES).await;
     let received = consumer.await.unwrap();
     let (elapsed, cpu) = (t0.elapsed(), cpu_time() - cpu0);
     Run {
@@ -60,7 +60,7 @@ async fn raw_pubsub(url: &str, payload: &Bytes, decode: bool) -> Run {
 async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
     let counter = Counter {
         got: Arc::default(),
-        expect: Arc::new(AtomicU64::new(PUBSUB_MESSAGES)),
+        expect: Arc::new(AtomicU64::new(*PUBSUB_MESSAGES)),
         done: Arc::default(),
     };
     let runtime = Runtime::builder()
@@ -78,7 +78,7 @@ async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {
             .await
             .is_ok()
     });
-    publish_all(&publisher, "bench.fw", payload, PUBSUB_MESSAGES).await;
+    publish_all(&publisher, "bench.fw", payload, *PUBSUB_MESSAGES).await;
     let _ = waiter.await;
     // With every message sampled, the round ends when its spans (and the metrics) are exported,
     // not before: their export is the cost measured.
@@ -108,7 +108,7 @@ pub async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> Ratios {
     raw_pubsub(url, payload, false).await;
     raw_pubsub(url, payload, true).await;
     framework_pubsub(url, payload).await;
-    for round in 0..PUBSUB_ROUNDS {
+    for round in 0..*PUBSUB_ROUNDS {
         // Each side goes first, second and third in turn: no side always follows the same one.
         let (mut r, mut d, mut f) = (None, None, None);
         for side in (0..3).map(|k| (round + k) % 3) {
@@ -136,7 +136,7 @@ pub async fn pubsub_rounds(url: &str, payload: &Bytes, label: &str) -> Ratios {
         same_decode: paired(&raw_dec),
         no_decode: paired(&raw),
     };
-    let missed = |side: &[Run]| -> u64 { side.iter().map(|r| PUBSUB_MESSAGES - r.received).sum() };
+    let missed = |side: &[Run]| -> u64 { side.iter().map(|r| *PUBSUB_MESSAGES - r.received).sum() };
     let lost = format!(
         "raw {}, raw+decode {}, nats-actors {}",
         missed(&raw),

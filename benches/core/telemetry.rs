@@ -168,7 +168,7 @@ pub async fn telemetry_child(mode: &str) {
             let pubsub = ratios.iter().any(|(l, _)| l == label) as u64;
             let drain = drain.is_some() as u64;
             // Each round and each warm-up round: every message, and in a drain the held one.
-            pubsub * PUBSUB_MESSAGES * (PUBSUB_ROUNDS as u64 + 1)
+            pubsub * *PUBSUB_MESSAGES * (*PUBSUB_ROUNDS + 1)
                 + drain * (*DRAIN_MESSAGES + 1) * (*DRAIN_ROUNDS + 1)
         }
     };
