@@ -2,7 +2,7 @@
 //!
 //! async-nats' channel for the subscription is made large enough never to fill (the runtime
 //! connects with [`SUBSCRIPTION_CAPACITY`]); the handler's task moves what it holds into the
-//! inbox whenever the handler waits (and every few messages otherwise), up to the handler's
+//! inbox whenever the handler waits (and every millisecond otherwise), up to the handler's
 //! [`Buffer`], and drops past it. So every message the client received for the handler is
 //! handled, still held, or counted here as dropped: the count is exact.
 
@@ -23,9 +23,15 @@ use crate::stats::Tally;
 /// the handler's [`Buffer`], where drops are counted.
 pub(crate) const SUBSCRIPTION_CAPACITY: usize = 1 << 28;
 
-/// How many messages a busy handler takes straight from the subscription before the inbox
-/// moves the rest of the backlog in (and drops past the bound).
-const FILL_EVERY: u32 = 32;
+/// How many messages a busy handler takes straight from the subscription between two looks
+/// at the clock.
+const CHECK_EVERY: u32 = 32;
+
+/// How long a busy handler (one that takes its messages without waiting) goes on taking them
+/// straight from the subscription before the inbox moves the rest of the backlog in (and drops
+/// past the bound). Moving a message costs more than taking it, so this is not done more often
+/// than needed to hold the bound: what waits past it is at most this long's arrivals.
+const FILL_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The longest a run of drops goes unlogged.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -37,8 +43,10 @@ pub(crate) struct Inbox {
     buffer: Buffer,
     /// The subscription's stream ended (drained, or the connection closed).
     ended: bool,
-    /// Messages taken straight from the subscription since the last fill.
+    /// Messages taken straight from the subscription since the last look at the clock.
     direct: u32,
+    /// When the backlog was last moved in.
+    filled: Instant,
     drops: Drops,
 }
 
@@ -58,6 +66,7 @@ impl Inbox {
             buffer,
             ended: false,
             direct: 0,
+            filled: Instant::now(),
             drops: Drops {
                 handler,
                 unlogged: 0,
@@ -96,11 +105,14 @@ impl Inbox {
         match self.sub.poll_next_unpin(cx) {
             Poll::Ready(Some(m)) => {
                 self.direct += 1;
-                if self.direct >= FILL_EVERY {
-                    self.fill(
-                        &mut Context::from_waker(futures::task::noop_waker_ref()),
-                        tally,
-                    );
+                if self.direct >= CHECK_EVERY {
+                    self.direct = 0;
+                    if self.filled.elapsed() >= FILL_INTERVAL {
+                        self.fill(
+                            &mut Context::from_waker(futures::task::noop_waker_ref()),
+                            tally,
+                        );
+                    }
                 }
                 Poll::Ready(Some(m))
             }
@@ -116,6 +128,7 @@ impl Inbox {
     /// buffer, drops and counts. With a real waker, a new message wakes the task to do it again.
     pub(crate) fn fill(&mut self, cx: &mut Context<'_>, tally: &Tally) {
         self.direct = 0;
+        self.filled = Instant::now();
         while !self.ended {
             match self.sub.poll_next_unpin(cx) {
                 Poll::Ready(Some(m)) => self.hold(m, tally),
