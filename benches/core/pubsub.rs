@@ -30,31 +30,51 @@ async fn raw_pubsub(url: &str, payload: &Bytes, decode: bool) -> Run {
     let mut sub = sub_client.subscribe("bench.raw").await.unwrap();
     sub_client.flush().await.unwrap();
     let (cpu0, t0) = (cpu_time(), Instant::now());
+    // Counted as the typed handler counts: with an atomic add.
+    let got = Arc::new(AtomicU64::new(0));
+    let counted = got.clone();
     let consumer = tokio::spawn(async move {
-        // Counted as the typed handler counts: with an atomic add.
-        let got = AtomicU64::new(0);
         // One timer around the whole loop (not a select! per message, which would slow raw).
         let _ = tokio::time::timeout(Duration::from_secs(60), async {
-            while got.load(Ordering::Relaxed) < *PUBSUB_MESSAGES {
+            while counted.load(Ordering::Relaxed) < *PUBSUB_MESSAGES {
                 let Some(m) = sub.next().await else { break };
                 if decode {
                     let e: Event = rmp_serde::from_slice(&m.payload).unwrap();
                     std::hint::black_box(&e);
                 }
-                got.fetch_add(1, Ordering::Relaxed);
+                counted.fetch_add(1, Ordering::Relaxed);
             }
         })
         .await;
-        got.into_inner()
     });
     publish_all(&publisher, "bench.raw", payload, *PUBSUB_MESSAGES).await;
-    let received = consumer.await.unwrap();
+    let received = until_done_or_stalled(consumer, &got).await;
     let (elapsed, cpu) = (t0.elapsed(), cpu_time() - cpu0);
     Run {
         rate: received as f64 / elapsed.as_secs_f64(),
         received,
         cpu_per_msg_us: cpu.as_secs_f64() * 1e6 / received.max(1) as f64,
     }
+}
+
+/// Waits for `consumer` to count every message; one that has counted nothing new for a second
+/// lost the rest (raw async-nats, cut off by the server as a slow consumer): it is stopped
+/// there, not at its 60 s timeout. Returns the count.
+async fn until_done_or_stalled(mut consumer: tokio::task::JoinHandle<()>, got: &AtomicU64) -> u64 {
+    let (mut last, mut still) = (0, 0);
+    while still < 10 {
+        tokio::select! {
+            _ = &mut consumer => return got.load(Ordering::Relaxed),
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                let now = got.load(Ordering::Relaxed);
+                still = if now == last { still + 1 } else { 0 };
+                last = now;
+            }
+        }
+    }
+    consumer.abort();
+    let _ = consumer.await;
+    got.load(Ordering::Relaxed)
 }
 
 async fn framework_pubsub(url: &str, payload: &Bytes) -> (Run, u64) {

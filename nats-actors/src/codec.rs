@@ -80,6 +80,7 @@ impl Codec {
     }
 
     /// Decodes a value; an empty payload is [`DecodeError::EmptyPayload`].
+    #[inline]
     pub fn decode<T: DeserializeOwned>(self, payload: &[u8]) -> Result<T, DecodeError> {
         if payload.is_empty() {
             return Err(DecodeError::EmptyPayload);

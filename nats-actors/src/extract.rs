@@ -202,6 +202,7 @@ pub trait Payload: Sized {
 }
 
 impl<T: DeserializeOwned> Payload for T {
+    #[inline(always)]
     fn decode(ctx: &Context) -> Result<Self, HandlerError> {
         let codec = ctx.message_codec().map_err(rejected)?;
         let payload = crate::compression::payload(ctx.headers(), ctx.payload(), || {
