@@ -23,6 +23,12 @@ impl Sluggish {
         n
     }
 
+    /// Busy without ever waiting: its buffer is filled (and bounded) between messages.
+    #[subscribe("flood.busy", buffer = 1000)]
+    async fn crunch(&self, _n: u32) {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+
     #[subscribe("flood.bytes", buffer = "256KiB")]
     async fn take_bytes(&self, _body: nats_actors::Bytes) {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -122,6 +128,11 @@ async fn a_flooded_subscription_accounts_for_every_message_five_times_out_of_fiv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooded_request_handler_accounts_for_every_request_five_times_out_of_five() {
     five_floods("Sluggish::answer", "flood.req", b"7", 200_000, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_never_waits_holds_its_buffer_and_accounts_the_same() {
+    five_floods("Sluggish::crunch", "flood.busy", b"7", 20_000, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

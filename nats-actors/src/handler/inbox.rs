@@ -33,6 +33,9 @@ const CHECK_EVERY: u32 = 32;
 /// than needed to hold the bound: what waits past it is at most this long's arrivals.
 const FILL_INTERVAL: Duration = Duration::from_millis(1);
 
+/// The most messages one fill moves in.
+const MOVE_AT_MOST: u32 = 1 << 16;
+
 /// The longest a run of drops goes unlogged.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -126,16 +129,26 @@ impl Inbox {
 
     /// Moves what the subscription holds into the inbox, without waiting; past the handler's
     /// buffer, drops and counts. With a real waker, a new message wakes the task to do it again.
+    ///
+    /// Outside tokio's cooperative budget: with the budget spent, the subscription would say it
+    /// is empty while its backlog grows past the bound, neither held nor counted.
     pub(crate) fn fill(&mut self, cx: &mut Context<'_>, tally: &Tally) {
         self.direct = 0;
         self.filled = Instant::now();
-        while !self.ended {
-            match self.sub.poll_next_unpin(cx) {
-                Poll::Ready(Some(m)) => self.hold(m, tally),
-                Poll::Ready(None) => self.ended = true,
-                Poll::Pending => break,
+        let mut moved = 0;
+        let mut take = std::pin::pin!(tokio::task::unconstrained(std::future::poll_fn(|cx| {
+            // Bounded, in case the connection delivers as fast as this moves: the rest next time.
+            while !self.ended && moved < MOVE_AT_MOST {
+                match self.sub.poll_next_unpin(cx) {
+                    Poll::Ready(Some(m)) => self.hold(m, tally),
+                    Poll::Ready(None) => self.ended = true,
+                    Poll::Pending => break,
+                }
+                moved += 1;
             }
-        }
+            Poll::Ready(())
+        })));
+        let _ = take.as_mut().poll(cx);
         tally.buffered(self.held.len());
     }
 
