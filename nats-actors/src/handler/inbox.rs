@@ -146,6 +146,10 @@ impl Inbox {
                 }
                 moved += 1;
             }
+            if moved == MOVE_AT_MOST {
+                // Not registered with the subscription: come back for the rest.
+                cx.waker().wake_by_ref();
+            }
             Poll::Ready(())
         })));
         let _ = take.as_mut().poll(cx);
