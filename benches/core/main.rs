@@ -57,13 +57,14 @@ use pubsub::pubsub_rounds;
 use request_reply::request_reply;
 use telemetry::{telemetry_child, telemetry_children, MODE_VAR};
 
-// Small enough that nats-server's 64 MB per-client pending limit is not reached when the
-// subscriber lags the publisher (the server would cut it off as a slow consumer).
-// (`BENCH_PUBSUB_MESSAGES`; fewer, with `BENCH_PUBSUB_ROUNDS`, for a run under callgrind).
+/// Messages per pub/sub round (`BENCH_PUBSUB_MESSAGES`; fewer, with `BENCH_PUBSUB_ROUNDS`, for
+/// a run under callgrind). Small enough that nats-server's 64 MB per-client pending limit is not
+/// reached when the subscriber lags the publisher (the server would cut it off as a slow
+/// consumer).
 static PUBSUB_MESSAGES: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_PUBSUB_MESSAGES", 200_000));
 /// Pub/sub rounds are short (a fifth of a second): enough of them for a stable median on a
 /// machine whose speed drifts from round to round (with 15, the median of one run still moved
-/// by +-3% between runs on the 2-core development machine).
+/// by +-3% between runs on the 2-core development machine); `BENCH_PUBSUB_ROUNDS`.
 static PUBSUB_ROUNDS: LazyLock<u64> = LazyLock::new(|| env_or("BENCH_PUBSUB_ROUNDS", 25));
 const ROUNDS: usize = 11;
 /// Messages drained from the subscription's buffer per drain round, after the one held

@@ -48,7 +48,8 @@ pub(crate) struct Inbox {
     ended: bool,
     /// Messages taken straight from the subscription since the last look at the clock.
     direct: u32,
-    /// When the backlog was last moved in.
+    /// When a busy handler last moved the backlog in (a handler that waits does it then, without
+    /// a clock read).
     filled: Instant,
     drops: Drops,
 }
@@ -111,6 +112,7 @@ impl Inbox {
                 if self.direct >= CHECK_EVERY {
                     self.direct = 0;
                     if self.filled.elapsed() >= FILL_INTERVAL {
+                        self.filled = Instant::now();
                         self.fill(
                             &mut Context::from_waker(futures::task::noop_waker_ref()),
                             tally,
@@ -134,7 +136,6 @@ impl Inbox {
     /// is empty while its backlog grows past the bound, neither held nor counted.
     pub(crate) fn fill(&mut self, cx: &mut Context<'_>, tally: &Tally) {
         self.direct = 0;
-        self.filled = Instant::now();
         let mut moved = 0;
         let mut take = std::pin::pin!(tokio::task::unconstrained(std::future::poll_fn(|cx| {
             // Bounded, in case the connection delivers as fast as this moves: the rest next time.
