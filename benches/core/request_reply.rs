@@ -143,8 +143,9 @@ pub async fn request_reply(url: &str, payload: &Bytes) {
             median(cpu[1].clone()),
             median(cpu[2].clone()),
         );
+        let cpu_over = median(cpu[2].iter().zip(&cpu[1]).map(|(f, b)| f - b).collect());
         println!(
-            "  ratios (median of per-round ratios): p50 latency vs raw same work {:.3}, vs raw echo {:.3}; {IN_FLIGHT} in flight vs raw same work {:.3}, vs raw echo {:.3}",
+            "  ratios (median of per-round ratios): p50 latency vs raw same work {:.3}, vs raw echo {:.3}; {IN_FLIGHT} in flight vs raw same work {:.3}, vs raw echo {:.3}; cpu/request over raw same work's (median of per-round differences) {cpu_over:+.2} us",
             per_round(&p50, 1),
             per_round(&p50, 0),
             per_round(&par, 1),

@@ -148,12 +148,18 @@ impl Context {
         self.turn.as_deref()
     }
 
-    /// Takes the next message into this context, for a serial handler that reuses one context
-    /// from message to message (no client clone per message). The previous message is freed
-    /// here; its span already ended in [`Context::end`].
+    /// Where the next message goes, for a serial handler that reuses one context from message
+    /// to message (no client clone per message); its span then comes with
+    /// [`Context::begin`]. The previous message is freed when it is overwritten; its span
+    /// already ended in [`Context::end`].
     #[inline(always)]
-    pub(crate) fn renew(&mut self, (span, frame): (tracing::Span, Frame), message: Message) {
-        self.message = message;
+    pub(crate) fn message_slot(&mut self) -> &mut Message {
+        &mut self.message
+    }
+
+    /// Starts the span of the message now in the context.
+    #[inline(always)]
+    pub(crate) fn begin(&mut self, (span, frame): (tracing::Span, Frame)) {
         self.span = span;
         self.frame = frame;
     }
@@ -204,6 +210,7 @@ impl Context {
     }
 
     /// The message headers, if any.
+    #[inline]
     pub fn headers(&self) -> Option<&HeaderMap> {
         self.message.headers.as_ref()
     }
@@ -214,6 +221,7 @@ impl Context {
     }
 
     /// The raw payload.
+    #[inline]
     pub fn payload(&self) -> &Bytes {
         &self.message.payload
     }
@@ -303,6 +311,7 @@ impl Context {
     }
 
     /// The handler's codec, which what it sends is encoded with.
+    #[inline]
     pub(crate) fn handler_codec(&self) -> Codec {
         self.default_codec
     }

@@ -204,13 +204,24 @@ pub trait Payload: Sized {
 impl<T: DeserializeOwned> Payload for T {
     #[inline(always)]
     fn decode(ctx: &Context) -> Result<Self, HandlerError> {
-        let codec = ctx.message_codec().map_err(rejected)?;
-        let payload = crate::compression::payload(ctx.headers(), ctx.payload(), || {
-            crate::compression::inflate_limit(ctx.client().nats().server_info().max_payload)
-        })
-        .map_err(rejected)?;
-        codec.decode(&payload).map_err(rejected)
+        match ctx.headers() {
+            // The common case: no headers, so no `Content-Type` and no `Content-Encoding`.
+            None => ctx.handler_codec().decode(ctx.payload()).map_err(rejected),
+            Some(_) => decode_with_headers(ctx),
+        }
     }
+}
+
+/// [`Payload::decode`] of a message with headers: the codec its `Content-Type` names, the
+/// payload inflated as its `Content-Encoding` says.
+#[inline(never)]
+fn decode_with_headers<T: DeserializeOwned>(ctx: &Context) -> Result<T, HandlerError> {
+    let codec = ctx.message_codec().map_err(rejected)?;
+    let payload = crate::compression::payload(ctx.headers(), ctx.payload(), || {
+        crate::compression::inflate_limit(ctx.client().nats().server_info().max_payload)
+    })
+    .map_err(rejected)?;
+    codec.decode(&payload).map_err(rejected)
 }
 
 /// A payload that does not decode: bad input (400), or a compressed one that inflates past

@@ -104,10 +104,21 @@ impl<A: Send + Sync + 'static> Worker<A> {
             if self.limit == 1 {
                 let next = {
                     let mut noop = std::task::Context::from_waker(futures::task::noop_waker_ref());
-                    inbox.poll_next(&mut noop, tally)
+                    match reused.as_mut() {
+                        Some(ctx) => inbox.poll_into(&mut noop, tally, ctx.message_slot()),
+                        None => match inbox.poll_next(&mut noop, tally) {
+                            Poll::Ready(Some(msg)) => {
+                                let idle = (tracing::Span::none(), Frame::none());
+                                reused = Some(self.context(idle, msg, None));
+                                Poll::Ready(true)
+                            }
+                            Poll::Ready(None) => Poll::Ready(false),
+                            Poll::Pending => Poll::Pending,
+                        },
+                    }
                 };
-                if let Poll::Ready(Some(msg)) = next {
-                    let (ctx, started) = self.prepare_reused(&mut reused, msg);
+                if let (Poll::Ready(true), Some(ctx)) = (next, reused.as_mut()) {
+                    let started = self.prepare_in(ctx);
                     let outcome = inbox.while_running(self.call::<I>(ctx), tally).await;
                     if let Some(outcome) = self.settle(ctx, started, outcome) {
                         let concluded = self.conclude(ctx, started, outcome);

@@ -90,35 +90,21 @@ impl Inbox {
     }
 
     /// The oldest message held, else the subscription's next.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
         tally: &Tally,
     ) -> Poll<Option<Message>> {
-        if let Some(m) = self.held.pop_front() {
-            self.held_bytes -= m.length;
-            if self.held.is_empty() {
-                tally.buffered(0);
-            }
-            return Poll::Ready(Some(m));
+        if !self.held.is_empty() {
+            return Poll::Ready(self.pop_held(tally));
         }
         if self.ended {
             return Poll::Ready(None);
         }
         match self.sub.poll_next_unpin(cx) {
             Poll::Ready(Some(m)) => {
-                self.direct += 1;
-                if self.direct >= CHECK_EVERY {
-                    self.direct = 0;
-                    if self.filled.elapsed() >= FILL_INTERVAL {
-                        self.filled = Instant::now();
-                        self.fill(
-                            &mut Context::from_waker(futures::task::noop_waker_ref()),
-                            tally,
-                        );
-                    }
-                }
+                self.took_direct(tally);
                 Poll::Ready(Some(m))
             }
             Poll::Ready(None) => {
@@ -126,6 +112,74 @@ impl Inbox {
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// [`Inbox::poll_next`] into `slot` (which drops the message it held): `Ready(true)` when
+    /// a message is there, `Ready(false)` when the stream ended. The message moves once, from
+    /// the subscription into the slot (a serial handler's context).
+    #[inline(always)]
+    pub(crate) fn poll_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        tally: &Tally,
+        slot: &mut Message,
+    ) -> Poll<bool> {
+        if !self.held.is_empty() {
+            return Poll::Ready(match self.pop_held(tally) {
+                Some(m) => {
+                    *slot = m;
+                    true
+                }
+                None => false,
+            });
+        }
+        if self.ended {
+            return Poll::Ready(false);
+        }
+        match self.sub.poll_next_unpin(cx) {
+            Poll::Ready(Some(m)) => {
+                *slot = m;
+                self.took_direct(tally);
+                Poll::Ready(true)
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(false)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    #[inline]
+    fn pop_held(&mut self, tally: &Tally) -> Option<Message> {
+        let m = self.held.pop_front()?;
+        self.held_bytes -= m.length;
+        if self.held.is_empty() {
+            tally.buffered(0);
+        }
+        Some(m)
+    }
+
+    /// Counts a message taken straight from the subscription; every [`CHECK_EVERY`] of them,
+    /// moves the backlog in if the last move is [`FILL_INTERVAL`] old.
+    #[inline(always)]
+    fn took_direct(&mut self, tally: &Tally) {
+        self.direct += 1;
+        if self.direct >= CHECK_EVERY {
+            self.check_clock(tally);
+        }
+    }
+
+    #[inline(never)]
+    fn check_clock(&mut self, tally: &Tally) {
+        self.direct = 0;
+        if self.filled.elapsed() >= FILL_INTERVAL {
+            self.filled = Instant::now();
+            self.fill(
+                &mut Context::from_waker(futures::task::noop_waker_ref()),
+                tally,
+            );
         }
     }
 

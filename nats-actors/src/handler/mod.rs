@@ -164,6 +164,8 @@ pub struct Worker<A> {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) meta: &'static ProcessMeta,
     pub(crate) metrics: Option<HandlerMetrics>,
+    /// Whether each message's processing is timed (for its stats or its metric).
+    pub(crate) timed: bool,
     /// What a panic leads to beyond its count (`None`: nothing, the default).
     pub(crate) supervisor: Option<Arc<crate::supervision::Supervisor>>,
 }
@@ -186,22 +188,13 @@ impl<A: Send + Sync + 'static> Worker<A> {
         (self.context(span, msg, delivery), started)
     }
 
-    /// [`Worker::prepare`] into the context a serial handler reuses (made on first use).
+    /// Counts the message `ctx` now holds (a serial handler's reused context) and opens its
+    /// span; returns when its processing started, when that is timed.
     #[inline(always)]
-    fn prepare_reused<'c>(
-        &self,
-        slot: &'c mut Option<Context>,
-        msg: Message,
-    ) -> (&'c mut Context, Option<quanta::Instant>) {
-        let (span, started) = self.open(&msg);
-        let ctx = match slot {
-            Some(ctx) => {
-                ctx.renew(span, msg);
-                ctx
-            }
-            None => slot.insert(self.context(span, msg, None)),
-        };
-        (ctx, started)
+    fn prepare_in(&self, ctx: &mut Context) -> Option<quanta::Instant> {
+        let (span, started) = self.open(ctx.message());
+        ctx.begin(span);
+        started
     }
 
     #[inline(always)]
@@ -227,7 +220,7 @@ impl<A: Send + Sync + 'static> Worker<A> {
     fn open(&self, msg: &Message) -> ((tracing::Span, Frame), Option<quanta::Instant>) {
         self.tally.received();
         let span = spans::process(self.meta, msg);
-        let started = (self.counters.timed || self.metrics.is_some()).then(crate::clock::now);
+        let started = self.timed.then(crate::clock::now);
         (span, started)
     }
 

@@ -93,6 +93,7 @@ pub(crate) fn worker<A: Actor>(
             .at_most_once(spec.kind.at_most_once),
     );
     let (client, link) = env.connection();
+    let metrics = HandlerMetrics::new(spec.template, queue);
     let worker = Worker {
         spec: *spec,
         cell: cell.clone(),
@@ -117,7 +118,8 @@ pub(crate) fn worker<A: Actor>(
             },
             Server::of(client.nats()),
         ),
-        metrics: HandlerMetrics::new(spec.template, queue),
+        timed: timed || metrics.is_some(),
+        metrics,
         supervisor,
     };
     (worker, counters)
