@@ -6,10 +6,10 @@
 //! 2. drain: the same messages wait in the subscription's buffer (published while the first one
 //!    is held), then each side drains them: the handler path alone, without the publisher and
 //!    the server competing for the machine;
-//! 3. sequential request/reply p50, and throughput with 64 requests in flight: a typed
-//!    `#[request]` handler vs a raw async-nats responder that does the same work (decodes,
-//!    encodes, replies with a `Content-Type` header), and vs one that echoes the bytes; with
-//!    the process's CPU per request (requester and responder);
+//! 3. sequential request/reply p50 (the sides taking turns every 50 requests), and throughput
+//!    with 64 requests in flight: a typed `#[request]` handler vs a raw async-nats responder
+//!    that does the same work (decodes, encodes, replies with a `Content-Type` header), and vs
+//!    one that echoes the bytes; with the process's CPU per request (requester and responder);
 //! 4. pub/sub and drain again with telemetry: (b) tracing installed, nothing sampled; (b+) the
 //!    same with metrics exported; (c) every message sampled and exported over OTLP/gRPC, then
 //!    OTLP/HTTP, then both over TLS (https, the receiver's CA from

@@ -12,23 +12,38 @@ use nats_actors::ConnectOptions;
 use crate::common::{cpu_time, median};
 use crate::{Counter, Event, IN_FLIGHT, PARALLEL_REQUESTS, REQUEST_ROUNDS, SEQUENTIAL_REQUESTS};
 
-async fn sequential_p50(
+/// Requests in a row to one side before the next side takes over, in the sequential phase.
+const BLOCK: usize = 50;
+
+/// Sequential requests to every one of `subjects`, `SEQUENTIAL_REQUESTS` each, the sides taking
+/// turns every [`BLOCK`] requests (so that they share the machine's state, which drifts within
+/// a round); returns the p50 latency of each.
+async fn sequential_p50s(
     requester: &async_nats::Client,
-    subject: &str,
+    subjects: &[&str],
     payload: &Bytes,
-) -> Duration {
-    let mut lat = Vec::with_capacity(*SEQUENTIAL_REQUESTS as usize);
-    for _ in 0..*SEQUENTIAL_REQUESTS {
-        let t = Instant::now();
-        let reply = requester
-            .request(subject.to_string(), payload.clone())
-            .await
-            .unwrap();
-        lat.push(t.elapsed());
-        assert!(!reply.payload.is_empty());
+) -> Vec<Duration> {
+    let n = *SEQUENTIAL_REQUESTS as usize;
+    let mut lat: Vec<Vec<Duration>> = subjects.iter().map(|_| Vec::with_capacity(n)).collect();
+    for start in (0..n).step_by(BLOCK) {
+        for (side, subject) in subjects.iter().enumerate() {
+            for _ in start..(start + BLOCK).min(n) {
+                let t = Instant::now();
+                let reply = requester
+                    .request(subject.to_string(), payload.clone())
+                    .await
+                    .unwrap();
+                lat[side].push(t.elapsed());
+                assert!(!reply.payload.is_empty());
+            }
+        }
     }
-    lat.sort();
-    lat[lat.len() / 2]
+    lat.into_iter()
+        .map(|mut l| {
+            l.sort();
+            l[l.len() / 2]
+        })
+        .collect()
 }
 
 async fn parallel_rate(
@@ -113,9 +128,13 @@ pub async fn request_reply(url: &str, payload: &Bytes) {
     for round in 0..*REQUEST_ROUNDS as usize {
         let mut line = format!("round {round}:");
         // Each side goes first, second and third in turn: no side always follows the same one.
-        for i in (0..sides.len()).map(|k| sides[(round + k) % sides.len()]) {
+        let order: Vec<usize> = (0..sides.len())
+            .map(|k| sides[(round + k) % sides.len()])
+            .collect();
+        let chosen: Vec<&str> = order.iter().map(|&i| subjects[i]).collect();
+        let latencies = sequential_p50s(&requester, &chosen, payload).await;
+        for (&i, lat) in order.iter().zip(latencies) {
             let subject = subjects[i];
-            let lat = sequential_p50(&requester, subject, payload).await;
             let (rate, ok, cpu_us) = parallel_rate(&requester, subject, payload).await;
             line += &format!(
                 " {subject}: p50 {:.1} us, {IN_FLIGHT} in flight {rate:.0}/s (ok {ok}, {cpu_us:.2} us cpu/req) |",
