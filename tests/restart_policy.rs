@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nats_actors::prelude::*;
 use nats_actors::{Error, HandlerState, RequestError};
-use nats_actors_suite::{connect, logs, server};
+use nats_actors_suite::{connect, logged, logs, server};
 
 /// Adds to a total; 13 panics half-way through the update.
 macro_rules! counter {
@@ -118,6 +118,15 @@ async fn past_max_restarts_the_runtime_stops_itself_with_the_reason() {
         }
         other => panic!("expected a supervision stop, got {other:?}"),
     }
+    // The log says which panics the actor went on after, and which one stopped it.
+    let of_fragile = |what: &str| {
+        logged(what)
+            .into_iter()
+            .filter(|l| l.contains("Fragile::add"))
+            .count()
+    };
+    assert_eq!(of_fragile("handler panicked; the actor goes on"), 2);
+    assert_eq!(of_fragile("handler panicked past its restart limit"), 1);
 }
 
 counter!(

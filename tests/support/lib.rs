@@ -51,14 +51,47 @@ where
     }
 }
 
-/// Logs to stderr at `RUST_LOG` (default `warn`), once per process.
+/// Logs to stderr at `RUST_LOG` (default `warn`), once per process; [`logged`] searches what
+/// was logged.
 pub fn logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
-        .with_test_writer()
+        .with_ansi(false)
+        .with_writer(|| Tee)
         .try_init();
+}
+
+/// Every line logged in this process since [`logs`], in order.
+static LOGGED: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// The lines logged so far (after [`logs`]) that contain `needle`.
+pub fn logged(needle: &str) -> Vec<String> {
+    let all = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    all.lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Writes a log line to the test's captured stderr and to [`LOGGED`].
+struct Tee;
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        eprint!("{text}");
+        LOGGED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_str(&text);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 pub mod http;
 pub mod ledger;

@@ -308,6 +308,10 @@ impl<A: Send + Sync + 'static> Worker<A> {
             return;
         };
         match t {
+            // Past its `max_restarts`, supervision has stopped the instance or the runtime.
+            "panic" if self.counters.stopped_by.lock().is_ok_and(|w| w.is_some()) => {
+                tracing::error!(handler = %self.name(), panic = %err.description(), "handler panicked past its restart limit; stopping")
+            }
             "panic" => {
                 tracing::error!(handler = %self.name(), panic = %err.description(), "handler panicked; the actor goes on")
             }
