@@ -96,23 +96,7 @@ impl Inbox {
         cx: &mut Context<'_>,
         tally: &Tally,
     ) -> Poll<Option<Message>> {
-        if !self.held.is_empty() {
-            return Poll::Ready(self.pop_held(tally));
-        }
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        match self.sub.poll_next_unpin(cx) {
-            Poll::Ready(Some(m)) => {
-                self.took_direct(tally);
-                Poll::Ready(Some(m))
-            }
-            Poll::Ready(None) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        self.poll_with(cx, tally, |m| m)
     }
 
     /// [`Inbox::poll_next`] into `slot` (which drops the message it held): `Ready(true)` when
@@ -125,27 +109,33 @@ impl Inbox {
         tally: &Tally,
         slot: &mut Message,
     ) -> Poll<bool> {
+        self.poll_with(cx, tally, |m| *slot = m)
+            .map(|taken| taken.is_some())
+    }
+
+    /// The next message, handed to `take`.
+    #[inline(always)]
+    fn poll_with<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        tally: &Tally,
+        take: impl FnOnce(Message) -> R,
+    ) -> Poll<Option<R>> {
         if !self.held.is_empty() {
-            return Poll::Ready(match self.pop_held(tally) {
-                Some(m) => {
-                    *slot = m;
-                    true
-                }
-                None => false,
-            });
+            return Poll::Ready(self.pop_held(tally).map(take));
         }
         if self.ended {
-            return Poll::Ready(false);
+            return Poll::Ready(None);
         }
         match self.sub.poll_next_unpin(cx) {
             Poll::Ready(Some(m)) => {
-                *slot = m;
+                let taken = take(m);
                 self.took_direct(tally);
-                Poll::Ready(true)
+                Poll::Ready(Some(taken))
             }
             Poll::Ready(None) => {
                 self.ended = true;
-                Poll::Ready(false)
+                Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,
         }

@@ -309,7 +309,14 @@ impl<A: Send + Sync + 'static> Worker<A> {
         };
         match t {
             // Past its `max_restarts`, supervision has stopped the instance or the runtime.
-            "panic" if self.counters.stopped_by.lock().is_ok_and(|w| w.is_some()) => {
+            "panic"
+                if self
+                    .counters
+                    .stopped_by
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_some() =>
+            {
                 tracing::error!(handler = %self.name(), panic = %err.description(), "handler panicked past its restart limit; stopping")
             }
             "panic" => {
